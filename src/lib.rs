@@ -1,0 +1,17 @@
+//! shardflow: a timely dataflow engine that turns a video splitting-pipeline output into
+//! training-ready webdataset shards with T5 caption embeddings.
+//!
+//! Module map (data flows one way):
+//! - [`config`]: command-line options → a validated [`config::ShardPlan`].
+//! - [`spec`]: pure rules of the shard job (listing order, bins, greedy tar grouping, names).
+//! - [`formats`]: byte-exact writers: Python `json.dumps`, numpy pickles, `wdinfo` files.
+//! - [`model`]: the T5 text encoder in Burn, its loader and tokenizer.
+//! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
+//! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
+//! - [`report`]: counts, stage timings and rejects; the JSON job report.
+
+pub mod error;
+pub mod formats;
+pub mod model;
+pub mod record;
+pub mod spec;

@@ -1,0 +1,1 @@
+//! Records flowing on the dataflow streams.
