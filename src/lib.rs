@@ -15,3 +15,8 @@ pub mod formats;
 pub mod model;
 pub mod record;
 pub mod spec;
+pub mod config;
+#[path = "../dataflows/mod.rs"]
+pub mod dataflows;
+pub mod ops;
+pub mod report;

@@ -1,0 +1,153 @@
+//! The `shard` job: `list → read_meta → assign_tars → batch → encode → exchange_by_bin →
+//! write_tar → finalize`, on `workers` threads.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use burn::tensor::backend::Backend;
+
+use crate::config::ShardConfig;
+use crate::error::ShardError;
+use crate::model::TextEncoder;
+use crate::ops::assign_tars::{AssignTars, PlanSummary, Planner};
+use crate::ops::batch::Batch;
+use crate::ops::encode::{Encode, SampleEncoder};
+use crate::ops::exchange_by_bin::ExchangeByBin;
+use crate::ops::finalize::{BinWritten, CollectDone, Finalizer};
+use crate::ops::list::{list_metas, Lister};
+use crate::ops::read_meta::{MetaReader, ReadMeta};
+use crate::ops::write_tar::{TarWriters, WriteTar};
+use crate::ops::StageClock;
+use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress};
+use crate::spec::BinSpec;
+
+/// Name of the job's own folder under `<output>/<version>`.
+pub const JOB_DIR: &str = "_shardflow";
+
+/// What worker 0 brings back.
+struct LeaderResult {
+    plan: PlanSummary,
+    bins: Result<Vec<BinWritten>, ShardError>,
+    done: Vec<crate::record::TarDone>,
+}
+
+/// Checks that the job can start: metadata directory present, output version empty.
+pub fn preflight(cfg: &ShardConfig) -> Result<(), ShardError> {
+    let meta_dir = cfg.meta_dir();
+    if !meta_dir.is_dir() {
+        return Err(ShardError::NoMetaDir(meta_dir));
+    }
+    let version_dir = cfg.version_dir();
+    if let Ok(mut entries) = std::fs::read_dir(&version_dir) {
+        if entries.next().is_some() {
+            return Err(ShardError::OutputNotEmpty(version_dir));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the job with a loaded encoder. Writes the dataset, `report.json` and `rejects.jsonl`
+/// and returns the report (also when a fatal error stopped the job: then `ok` is false).
+pub fn run<B: Backend>(
+    cfg: &ShardConfig,
+    encoder: TextEncoder<B>,
+    progress: Arc<Progress>,
+    started: Instant,
+) -> Result<JobReport, ShardError> {
+    preflight(cfg)?;
+    let version_dir = cfg.version_dir();
+    let job_dir = version_dir.join(JOB_DIR);
+    std::fs::create_dir_all(&job_dir).map_err(|e| ShardError::io(&job_dir, e))?;
+
+    let lister = Lister::new(cfg.meta_dir());
+    let reader = MetaReader {
+        meta_dir: cfg.meta_dir(),
+        input_root: cfg.input.clone(),
+        remaps: cfg.remaps.clone(),
+        caption_field: format!("{}_caption", cfg.captioning_algorithm),
+        bins: BinSpec::Frames,
+    };
+    let planner = Planner {
+        target_tar_bytes: cfg.target_tar_bytes(),
+        max_tars_per_part: cfg.max_tars_per_part,
+    };
+    let finalizer = Finalizer {
+        version_dir: version_dir.clone(),
+        display_version_dir: cfg.display_version_dir(),
+        max_tars_per_part: cfg.max_tars_per_part,
+    };
+    let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let batch_size = cfg.batch_size;
+    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let encoder = Mutex::new(encoder);
+    let worker_failure = failure.clone();
+    let worker_progress = progress.clone();
+
+    let guards = timely::execute(timely::Config::process(cfg.workers), move |worker| {
+        let clock = StageClock::default();
+        let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
+        let done = Rc::default();
+        let encoder = encoder.lock().expect("not poisoned").clone();
+        let tokenizer = encoder.clone();
+        worker.dataflow::<u64, _, _>(|scope| {
+            list_metas(scope, lister.clone(), clock.clone())
+                .read_meta(reader.clone(), clock.clone())
+                .assign_tars(planner, summary.clone(), worker_progress.clone(), clock.clone())
+                .batch(batch_size, move |c| tokenizer.tokenize(c), clock.clone())
+                .encode(SampleEncoder::new(encoder), clock.clone())
+                .exchange_by_bin()
+                .write_tar(
+                    TarWriters::new(finalizer.version_dir.clone(), mtime),
+                    worker_failure.clone(),
+                    worker_progress.clone(),
+                    clock.clone(),
+                )
+                .collect_done(Rc::clone(&done));
+        });
+        while worker.step_or_park(None) {}
+        let leader = summary.take().map(|plan| {
+            let done: Vec<crate::record::TarDone> = done.take();
+            let bins = {
+                let _t = clock.time("finalize");
+                finalizer.finish(&plan.bins, &done)
+            };
+            LeaderResult { plan, bins, done }
+        });
+        (leader, clock.seconds())
+    })
+    .map_err(ShardError::Dataflow)?;
+
+    let mut stage_seconds = std::collections::BTreeMap::new();
+    let mut leader = None;
+    for result in guards.join() {
+        let (l, secs) = result.map_err(ShardError::Dataflow)?;
+        for (k, v) in secs {
+            *stage_seconds.entry(k).or_insert(0.0) += v;
+        }
+        leader = leader.or(l);
+    }
+    let leader = leader.ok_or_else(|| ShardError::Dataflow("worker 0 returned no plan".into()))?;
+    let (counts, rejects) = build_counts(&leader.plan, &leader.done);
+    let mut error = failure.lock().expect("not poisoned").take();
+    let bins = match leader.bins {
+        Ok(b) => b,
+        Err(e) => {
+            error.get_or_insert(e.to_string());
+            vec![]
+        }
+    };
+    let report = JobReport {
+        job: "shard".into(),
+        ok: error.is_none(),
+        error,
+        counts,
+        stage_seconds,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        workers: cfg.workers,
+        bins: bin_reports(&bins),
+    };
+    write_report(&job_dir, &report, &rejects)?;
+    Ok(report)
+}

@@ -1,0 +1,182 @@
+//! `assign_tars`: the one global step over metadata. Drops duplicates and clips without a
+//! bin, then gives every clip its tar triple and position (SPEC §2.5–§4). Runs on worker 0
+//! once all metadata has arrived; clips and embeddings never pass through it.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::ops::StageClock;
+use crate::report::Progress;
+use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId, WarningKind};
+use crate::spec::group_tars;
+
+/// What the planner decided, besides the clips themselves.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanSummary {
+    /// Files listed.
+    pub listed: u64,
+    /// Clips with `valid: false` in their metadata.
+    pub invalid: u64,
+    /// Clips that fall in no bin.
+    pub dropped_no_bin: u64,
+    /// Rejected inputs, in listing order.
+    pub rejects: Vec<Reject>,
+    /// Warnings over the planned clips.
+    pub warnings: BTreeMap<WarningKind, u64>,
+    /// Bins in order of first appearance, with their tars in order.
+    pub bins: Vec<(String, Vec<TarId>)>,
+    /// Clips planned for writing.
+    pub planned: u64,
+}
+
+/// Tar grouping parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Planner {
+    /// Target tar size in bytes (metadata `num_bytes` summed).
+    pub target_tar_bytes: u64,
+    /// Tars per part.
+    pub max_tars_per_part: u32,
+}
+
+impl Planner {
+    /// Plans all outcomes (any order) into clips in output order and a summary.
+    pub fn plan(&self, mut outcomes: Vec<MetaOutcome>) -> (Vec<PlannedClip>, PlanSummary) {
+        outcomes.sort_by_key(seq_of);
+        let mut summary = PlanSummary {
+            listed: outcomes.len() as u64,
+            ..Default::default()
+        };
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut bin_order: HashMap<String, usize> = HashMap::new();
+        let mut bins: Vec<(String, Vec<Box<ClipMeta>>)> = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                MetaOutcome::Reject(r) => summary.rejects.push(r),
+                MetaOutcome::Invalid { .. } => summary.invalid += 1,
+                MetaOutcome::Clip(clip) => {
+                    let Some(bin) = clip.bin.clone() else {
+                        summary.dropped_no_bin += 1;
+                        continue;
+                    };
+                    if let Some(first) = seen.get(&clip.span_uuid) {
+                        summary.rejects.push(Reject {
+                            meta: clip.rel_path.clone(),
+                            span_uuid: Some(clip.span_uuid.clone()),
+                            kind: RejectKind::DuplicateSpanUuid,
+                            message: format!("span_uuid {} already used by {first}", clip.span_uuid),
+                        });
+                        continue;
+                    }
+                    seen.insert(clip.span_uuid.clone(), clip.rel_path.clone());
+                    for w in &clip.warnings {
+                        *summary.warnings.entry(*w).or_default() += 1;
+                    }
+                    let i = *bin_order.entry(bin.clone()).or_insert_with(|| {
+                        bins.push((bin, Vec::new()));
+                        bins.len() - 1
+                    });
+                    bins[i].1.push(clip);
+                }
+            }
+        }
+        let mut planned = Vec::new();
+        for (order, (bin, clips)) in bins.into_iter().enumerate() {
+            let sizes: Vec<u64> = clips.iter().map(|c| c.num_bytes).collect();
+            let groups = group_tars(&sizes, self.target_tar_bytes, self.max_tars_per_part);
+            let mut clips = clips.into_iter();
+            let mut tars = Vec::with_capacity(groups.len());
+            for g in groups {
+                let tar = TarId {
+                    bin_order: order as u32,
+                    bin: bin.clone(),
+                    part: g.part,
+                    tar: g.tar,
+                };
+                let len = g.members.len() as u32;
+                for index in 0..len {
+                    let meta = clips.next().expect("groups cover every clip");
+                    planned.push(PlannedClip {
+                        rank: planned.len() as u64,
+                        tar: tar.clone(),
+                        index,
+                        tar_len: len,
+                        meta,
+                    });
+                }
+                tars.push(tar);
+            }
+            summary.bins.push((bin, tars));
+        }
+        summary.planned = planned.len() as u64;
+        // listing order is byte order of the relative path
+        summary.rejects.sort_by(|a, b| a.meta.as_bytes().cmp(b.meta.as_bytes()));
+        (planned, summary)
+    }
+}
+
+fn seq_of(o: &MetaOutcome) -> u64 {
+    match o {
+        MetaOutcome::Clip(c) => c.seq,
+        MetaOutcome::Invalid { seq } => *seq,
+        // rejects carry no seq; listing order of their path is the same order
+        MetaOutcome::Reject(_) => u64::MAX,
+    }
+}
+
+/// The `assign_tars` operator.
+pub trait AssignTars<'scope> {
+    /// Gathers every outcome on worker 0, plans once the input is complete, stores the summary
+    /// in `summary` and emits the planned clips in rank order.
+    fn assign_tars(
+        self,
+        planner: Planner,
+        summary: Rc<RefCell<Option<PlanSummary>>>,
+        progress: Arc<Progress>,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<PlannedClip>>;
+}
+
+impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
+    fn assign_tars(
+        self,
+        planner: Planner,
+        summary: Rc<RefCell<Option<PlanSummary>>>,
+        progress: Arc<Progress>,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<PlannedClip>> {
+        let leader = self.scope().index() == 0;
+        self.unary_frontier(Exchange::new(|_: &MetaOutcome| 0), "AssignTars", move |_cap, _info| {
+            let mut stash: Vec<MetaOutcome> = Vec::new();
+            let mut cap = None;
+            let mut done = !leader;
+            move |(input, frontier), output| {
+                input.for_each(|c, data| {
+                    if cap.is_none() {
+                        cap = c.retain_least(output.output_index());
+                    }
+                    stash.append(data);
+                });
+                if !done && frontier.is_empty() {
+                    done = true;
+                    let _t = clock.time("assign_tars");
+                    let (planned, s) = planner.plan(std::mem::take(&mut stash));
+                    progress.planned.store(s.planned, Ordering::Relaxed);
+                    *summary.borrow_mut() = Some(s);
+                    if let Some(cap) = cap.take() {
+                        output.session(&cap).give_iterator(planned.into_iter());
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

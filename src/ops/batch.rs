@@ -1,0 +1,204 @@
+//! `batch`: tokenizes captions and groups clips into encoder batches. A clip's windows never
+//! straddle two batches, so `encode` can finish every clip of a batch on its own.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use crate::ops::StageClock;
+use crate::record::PlannedClip;
+
+/// Clips to encode together, with the token ids of each clip's captioned windows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncodeBatch {
+    /// The clips, in rank order.
+    pub clips: Vec<PlannedClip>,
+    /// Per clip, the token ids of each window that has a caption, in window order.
+    pub ids: Vec<Vec<Vec<u32>>>,
+}
+
+impl EncodeBatch {
+    /// Number of sequences to encode.
+    pub fn windows(&self) -> usize {
+        self.ids.iter().map(Vec::len).sum()
+    }
+}
+
+/// Queues clips in arrival (rank) order and cuts them into batches of at most `max_windows`
+/// captioned windows (a clip with more windows than that forms a batch of its own).
+#[derive(Debug)]
+pub struct Batcher {
+    max_windows: usize,
+    queue: VecDeque<PlannedClip>,
+}
+
+impl Batcher {
+    /// A batcher of at most `max_windows` windows per batch (at least 1).
+    pub fn new(max_windows: usize) -> Self {
+        Batcher {
+            max_windows: max_windows.max(1),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Queues a clip.
+    pub fn push(&mut self, clip: PlannedClip) {
+        self.queue.push_back(clip);
+    }
+
+    /// Whether no clip is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Cuts the next batch, tokenizing its captions with `tokenize`.
+    pub fn next_batch(&mut self, tokenize: &dyn Fn(&str) -> Vec<u32>) -> Option<EncodeBatch> {
+        let mut batch = EncodeBatch {
+            clips: Vec::new(),
+            ids: Vec::new(),
+        };
+        let mut windows = 0;
+        while let Some(clip) = self.queue.front() {
+            let n = clip.meta.captions.iter().flatten().count();
+            if !batch.clips.is_empty() && windows + n > self.max_windows {
+                break;
+            }
+            let clip = self.queue.pop_front().expect("front exists");
+            windows += n;
+            batch.ids.push(clip.meta.captions.iter().flatten().map(|c| tokenize(c)).collect());
+            batch.clips.push(clip);
+        }
+        (!batch.clips.is_empty()).then_some(batch)
+    }
+}
+
+/// The `batch` operator.
+pub trait Batch<'scope> {
+    /// Spreads clips over workers by rank and emits one batch per activation, so that
+    /// encoding and writing keep pace with each other instead of queueing everything.
+    fn batch<F>(self, max_windows: usize, tokenize: F, clock: StageClock) -> Stream<'scope, u64, Vec<EncodeBatch>>
+    where
+        F: Fn(&str) -> Vec<u32> + 'static;
+}
+
+impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
+    fn batch<F>(self, max_windows: usize, tokenize: F, clock: StageClock) -> Stream<'scope, u64, Vec<EncodeBatch>>
+    where
+        F: Fn(&str) -> Vec<u32> + 'static,
+    {
+        let scope = self.scope();
+        self.unary(Exchange::new(|c: &PlannedClip| c.rank), "Batch", move |_cap, info| {
+            let activator = scope.activator_for(info.address);
+            let mut batcher = Batcher::new(max_windows);
+            let mut cap: Option<Capability<u64>> = None;
+            move |input, output| {
+                input.for_each(|c, data| {
+                    if cap.is_none() {
+                        cap = c.retain_least(output.output_index());
+                    }
+                    for clip in data.drain(..) {
+                        batcher.push(clip);
+                    }
+                });
+                let batch = {
+                    let _t = clock.time("batch");
+                    batcher.next_batch(&tokenize)
+                };
+                if let (Some(batch), Some(cap)) = (batch, cap.as_ref()) {
+                    output.session(cap).give(batch);
+                }
+                if batcher.is_empty() {
+                    cap = None;
+                } else {
+                    activator.activate();
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::pyjson::PyValue;
+    use crate::record::{ClipMeta, TarId};
+
+    pub(crate) fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
+        PlannedClip {
+            rank,
+            tar: TarId {
+                bin_order: 0,
+                bin: "b".into(),
+                part: 0,
+                tar: 0,
+            },
+            index: rank as u32,
+            tar_len: 100,
+            meta: Box::new(ClipMeta {
+                seq: rank,
+                rel_path: format!("{rank}.json"),
+                span_uuid: format!("u{rank}"),
+                bin: Some("b".into()),
+                num_bytes: 1,
+                clip_path: String::new(),
+                captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
+                json: PyValue::Object(vec![]),
+                warnings: vec![],
+            }),
+        }
+    }
+
+    fn tok(s: &str) -> Vec<u32> {
+        s.bytes().map(u32::from).chain([1]).collect()
+    }
+
+    #[test]
+    fn batches_respect_window_budget_and_keep_clips_whole() {
+        let mut b = Batcher::new(3);
+        b.push(clip(0, &[Some("a"), Some("b")]));
+        b.push(clip(1, &[Some("c"), None, Some("d")]));
+        b.push(clip(2, &[Some("e")]));
+        b.push(clip(3, &[Some("f"), Some("g"), Some("h"), Some("i")]));
+        b.push(clip(4, &[]));
+        let sizes: Vec<(Vec<u64>, usize)> = std::iter::from_fn(|| b.next_batch(&tok))
+            .map(|batch| (batch.clips.iter().map(|c| c.rank).collect(), batch.windows()))
+            .collect();
+        assert_eq!(sizes, vec![(vec![0], 2), (vec![1, 2], 3), (vec![3, 4], 4)]);
+    }
+
+    #[test]
+    fn ids_follow_captioned_windows() {
+        let mut b = Batcher::new(8);
+        b.push(clip(0, &[Some("ab"), None, Some("c")]));
+        let batch = b.next_batch(&tok).unwrap();
+        assert_eq!(batch.ids, vec![vec![vec![97, 98, 1], vec![99, 1]]]);
+        assert!(b.next_batch(&tok).is_none());
+    }
+
+    #[test]
+    fn dataflow_batches_every_clip_once() {
+        use std::sync::{Arc, Mutex};
+        use timely::dataflow::operators::{Inspect, ToStream};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        timely::execute(timely::Config::process(3), move |worker| {
+            let seen = seen2.clone();
+            let leader = worker.index() == 0;
+            worker.dataflow::<u64, _, _>(|scope| {
+                let clips: Vec<PlannedClip> = if leader { (0..20).map(|r| clip(r, &[Some("x")])).collect() } else { vec![] };
+                clips
+                    .to_stream(scope)
+                    .batch(4, tok, StageClock::default())
+                    .inspect(move |b| seen.lock().unwrap().extend(b.clips.iter().map(|c| c.rank)));
+            });
+        })
+        .unwrap();
+        let mut v = seen.lock().unwrap().clone();
+        v.sort();
+        assert_eq!(v, (0..20).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,65 @@
+//! One timely operator per file. Each is an extension trait (or a source function) over a
+//! plain struct that holds the logic and is unit-tested without a dataflow.
+//!
+//! `list → read_meta → assign_tars → batch → encode → exchange_by_bin → write_tar → finalize`
+
+pub mod assign_tars;
+pub mod batch;
+pub mod encode;
+pub mod exchange_by_bin;
+pub mod finalize;
+pub mod list;
+pub mod read_meta;
+pub mod write_tar;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Time spent in each operator's logic on one worker.
+#[derive(Clone, Default)]
+pub struct StageClock(Rc<RefCell<BTreeMap<&'static str, Duration>>>);
+
+impl StageClock {
+    /// Starts timing `stage`; the time is added when the guard drops.
+    pub fn time(&self, stage: &'static str) -> StageTimer {
+        StageTimer {
+            clock: self.clone(),
+            stage,
+            start: Instant::now(),
+        }
+    }
+
+    /// Seconds per stage so far.
+    pub fn seconds(&self) -> BTreeMap<String, f64> {
+        self.0
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_secs_f64()))
+            .collect()
+    }
+}
+
+/// Adds the time since its creation to a stage when dropped.
+pub struct StageTimer {
+    clock: StageClock,
+    stage: &'static str,
+    start: Instant,
+}
+
+impl Drop for StageTimer {
+    fn drop(&mut self) {
+        *self.clock.0.borrow_mut().entry(self.stage).or_default() += self.start.elapsed();
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a) used to route records; the same on every process and run.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}

@@ -1,0 +1,246 @@
+//! `read_meta`: read, parse and validate one metadata file (SPEC §1, §2, §9).
+
+use std::path::{Path, PathBuf};
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::formats::pyjson::{self, PyValue};
+use crate::ops::StageClock;
+use crate::record::{ClipMeta, ListedFile, MetaOutcome, Reject, RejectKind, WarningKind};
+use crate::spec::{check_key, BinSpec, ClipDims};
+
+/// Reads metadata files and turns each into a [`MetaOutcome`].
+#[derive(Clone, Debug)]
+pub struct MetaReader {
+    /// `<input>/metas/<version>`.
+    pub meta_dir: PathBuf,
+    /// `<input>`: relative `clip_location`s are resolved against it.
+    pub input_root: PathBuf,
+    /// `clip_location` prefix rewrites, applied first match wins.
+    pub remaps: Vec<(String, String)>,
+    /// The window key holding the caption, e.g. `qwen_caption`.
+    pub caption_field: String,
+    /// Binning rules.
+    pub bins: BinSpec,
+}
+
+type Check<T> = Result<T, (RejectKind, String)>;
+
+impl MetaReader {
+    /// Reads and validates one listed file.
+    pub fn read(&self, file: &ListedFile) -> MetaOutcome {
+        let reject = |kind, message: String, uuid: Option<String>| {
+            MetaOutcome::Reject(Reject {
+                meta: file.rel_path.clone(),
+                span_uuid: uuid,
+                kind,
+                message,
+            })
+        };
+        if let Some(err) = &file.error {
+            return reject(RejectKind::UnreadableMeta, err.clone(), None);
+        }
+        let path = self.meta_dir.join(&file.rel_path);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return reject(RejectKind::UnreadableMeta, format!("cannot read: {e}"), None),
+        };
+        let json = match pyjson::parse(&bytes) {
+            Ok(v) => v,
+            Err(e) => return reject(RejectKind::InvalidJson, format!("not valid JSON: {e}"), None),
+        };
+        if !matches!(json, PyValue::Object(_)) {
+            let t = json.type_name();
+            return reject(RejectKind::InvalidJson, format!("top level is a {t}, not an object"), None);
+        }
+        let uuid = match get_str(&json, "span_uuid") {
+            Ok(u) => u,
+            Err((k, m)) => return reject(k, m, None),
+        };
+        if let Err(why) = check_key(&uuid) {
+            return reject(
+                RejectKind::UnsafeSpanUuid,
+                format!("span_uuid {uuid:?} {why}; it cannot be a sample key"),
+                Some(uuid),
+            );
+        }
+        match self.validate(file, json, &uuid) {
+            Ok(outcome) => outcome,
+            Err((k, m)) => reject(k, m, Some(uuid)),
+        }
+    }
+
+    fn validate(&self, file: &ListedFile, mut json: PyValue, uuid: &str) -> Check<MetaOutcome> {
+        if !get_bool(&json, "valid")? {
+            return Ok(MetaOutcome::Invalid { seq: file.seq });
+        }
+        let width = get_int(&json, "width")?;
+        let height = get_int(&json, "height")?;
+        let num_frames = get_int(&json, "num_frames")?;
+        let num_bytes = get_int(&json, "num_bytes")?;
+        let framerate = get_number(&json, "framerate")?;
+        let clip_location = get_str(&json, "clip_location")?;
+        for (key, v) in [("width", width), ("height", height)] {
+            if v <= 0 {
+                return Err((RejectKind::WrongType, format!("key \"{key}\" is {v}; it must be positive")));
+            }
+        }
+        if num_bytes < 0 {
+            return Err((RejectKind::WrongType, format!("key \"num_bytes\" is {num_bytes}; it must not be negative")));
+        }
+        let captions = self.captions(&json)?;
+        let mut warnings = Vec::new();
+        if captions.iter().any(Option::is_none) {
+            // SPEC §5: the reference marks such a clip invalid and still writes it
+            json.set("valid", PyValue::Bool(false));
+            warnings.push(WarningKind::MissingCaption);
+        }
+        let bin = self.bins.bin_of(&ClipDims {
+            width,
+            height,
+            num_frames,
+            framerate,
+        });
+        let clip_path = self.resolve_location(&clip_location);
+        if bin.is_some() {
+            let real = check_clip(&clip_path)?;
+            if real != num_bytes as u64 {
+                warnings.push(WarningKind::NumBytesMismatch);
+                tracing::warn!(
+                    "{}: num_bytes {num_bytes} differs from the size of {clip_path} ({real} bytes); grouping uses num_bytes",
+                    file.rel_path
+                );
+            }
+        }
+        Ok(MetaOutcome::Clip(Box::new(ClipMeta {
+            seq: file.seq,
+            rel_path: file.rel_path.clone(),
+            span_uuid: uuid.to_string(),
+            bin,
+            num_bytes: num_bytes as u64,
+            clip_path,
+            captions,
+            json,
+            warnings,
+        })))
+    }
+
+    fn captions(&self, json: &PyValue) -> Check<Vec<Option<String>>> {
+        let windows = json
+            .get("windows")
+            .ok_or_else(|| (RejectKind::MissingKey, "missing key \"windows\"".to_string()))?;
+        let windows = windows.as_array().ok_or_else(|| {
+            (RejectKind::WrongType, format!("key \"windows\" is a {}, not a list", windows.type_name()))
+        })?;
+        let field = &self.caption_field;
+        windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                if !matches!(w, PyValue::Object(_)) {
+                    return Err((RejectKind::WrongType, format!("windows[{i}] is a {}, not an object", w.type_name())));
+                }
+                match w.get(field) {
+                    None => Ok(None),
+                    Some(PyValue::Str(s)) => Ok(Some(s.clone())),
+                    Some(other) => Err((
+                        RejectKind::CaptionNotString,
+                        format!("windows[{i}].{field} is a {}, not a string", other.type_name()),
+                    )),
+                }
+            })
+            .collect()
+    }
+
+    /// Applies the remaps, then resolves a relative location against the input root.
+    pub fn resolve_location(&self, loc: &str) -> String {
+        let mut loc = loc.to_string();
+        if let Some((from, to)) = self.remaps.iter().find(|(from, _)| loc.starts_with(from.as_str())) {
+            loc = format!("{to}{}", &loc[from.len()..]);
+        }
+        if loc.contains("://") || Path::new(&loc).is_absolute() {
+            loc
+        } else {
+            self.input_root.join(loc).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Checks that a clip can be read and returns its size.
+fn check_clip(path: &str) -> Check<u64> {
+    if path.contains("://") {
+        return Err((RejectKind::ClipUnreadable, format!("clip_location {path}: only local paths are supported")));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            RejectKind::ClipMissing
+        } else {
+            RejectKind::ClipUnreadable
+        };
+        (kind, format!("clip {path}: {e}"))
+    })?;
+    if !meta.is_file() {
+        return Err((RejectKind::ClipUnreadable, format!("clip {path}: not a regular file")));
+    }
+    std::fs::File::open(path).map_err(|e| (RejectKind::ClipUnreadable, format!("clip {path}: {e}")))?;
+    Ok(meta.len())
+}
+
+fn get<'a>(json: &'a PyValue, key: &str) -> Check<&'a PyValue> {
+    json.get(key).ok_or_else(|| (RejectKind::MissingKey, format!("missing key \"{key}\"")))
+}
+
+fn wrong(key: &str, v: &PyValue, want: &str) -> (RejectKind, String) {
+    (RejectKind::WrongType, format!("key \"{key}\" is a {}, not {want}", v.type_name()))
+}
+
+fn get_str(json: &PyValue, key: &str) -> Check<String> {
+    let v = get(json, key)?;
+    v.as_str().map(str::to_string).ok_or_else(|| wrong(key, v, "a string"))
+}
+
+fn get_bool(json: &PyValue, key: &str) -> Check<bool> {
+    let v = get(json, key)?;
+    v.as_bool().ok_or_else(|| wrong(key, v, "a boolean"))
+}
+
+fn get_int(json: &PyValue, key: &str) -> Check<i64> {
+    let v = get(json, key)?;
+    match v {
+        PyValue::Int(_) => v.as_i64().ok_or_else(|| (RejectKind::WrongType, format!("key \"{key}\" is out of range"))),
+        _ => Err(wrong(key, v, "an integer")),
+    }
+}
+
+fn get_number(json: &PyValue, key: &str) -> Check<f64> {
+    let v = get(json, key)?;
+    match v {
+        PyValue::Int(_) | PyValue::Float(_) => v.as_f64().ok_or_else(|| wrong(key, v, "a number")),
+        _ => Err(wrong(key, v, "a number")),
+    }
+}
+
+/// The `read_meta` operator.
+pub trait ReadMeta<'scope> {
+    /// Reads every listed file, spreading files over workers by listing position.
+    fn read_meta(self, reader: MetaReader, clock: StageClock) -> Stream<'scope, u64, Vec<MetaOutcome>>;
+}
+
+impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
+    fn read_meta(self, reader: MetaReader, clock: StageClock) -> Stream<'scope, u64, Vec<MetaOutcome>> {
+        self.unary(Exchange::new(|f: &ListedFile| f.seq), "ReadMeta", move |_cap, _info| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let _t = clock.time("read_meta");
+                    let out: Vec<MetaOutcome> = data.iter().map(|f| reader.read(f)).collect();
+                    output.session(&cap).give_iterator(out.into_iter());
+                });
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+use super::*;
+use std::io::Read;
+
+fn tar_id(t: u32) -> TarId {
+    TarId {
+        bin_order: 0,
+        bin: "resolution_720/aspect_ratio_16_9/frames_0_120".into(),
+        part: 0,
+        tar: t,
+    }
+}
+
+fn sample(dir: &Path, t: u32, index: u32, len: u32, clip: Option<&[u8]>) -> EncodedSample {
+    let clip_path = dir.join(format!("clip{t}_{index}.mp4"));
+    if let Some(bytes) = clip {
+        std::fs::write(&clip_path, bytes).unwrap();
+    }
+    EncodedSample {
+        tar: tar_id(t),
+        index,
+        tar_len: len,
+        key: format!("k{t}_{index}"),
+        meta_rel_path: format!("k{t}_{index}.json"),
+        clip_path: clip_path.to_string_lossy().into_owned(),
+        json: format!("{{\"i\": {index}}}").into_bytes(),
+        pickle: vec![index as u8; 3],
+        windows_embedded: 1,
+        tokens_embedded: 5,
+    }
+}
+
+fn members(path: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    let mut a = tar::Archive::new(std::fs::File::open(path).unwrap());
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            assert_eq!(e.header().entry_type(), tar::EntryType::Regular);
+            let mode = e.header().mode().unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            (name, mode, data)
+        })
+        .collect()
+}
+
+#[test]
+fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete() {
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let mut w = TarWriters::new(out.path(), 1_700_000_000);
+    let final_video = TarWriters::tar_path(out.path(), &tar_id(0), "video");
+    assert!(w.push(sample(clips.path(), 0, 2, 3, Some(b"two"))).unwrap().is_none());
+    assert!(w.push(sample(clips.path(), 0, 0, 3, Some(b"zero"))).unwrap().is_none());
+    assert!(!final_video.exists(), "tar visible before it is complete");
+    let done = w.push(sample(clips.path(), 0, 1, 3, Some(b"one"))).unwrap().unwrap();
+    assert_eq!(done.samples, 3);
+    assert_eq!(done.windows_embedded, 3);
+    assert_eq!(done.tokens_embedded, 15);
+    assert!(w.unfinished().is_empty());
+    let video = members(&final_video);
+    let names: Vec<&str> = video.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(names, ["k0_0.mp4", "k0_1.mp4", "k0_2.mp4"]);
+    assert_eq!(video[1].2, b"one");
+    assert!(video.iter().all(|m| m.1 == 0o444));
+    let metas = members(&TarWriters::tar_path(out.path(), &tar_id(0), "metas"));
+    assert_eq!(metas[2], ("k0_2.json".to_string(), 0o444, b"{\"i\": 2}".to_vec()));
+    let pickles = members(&TarWriters::tar_path(out.path(), &tar_id(0), "t5_xxl"));
+    assert_eq!(pickles[0].0, "k0_0.pickle");
+    let total: u64 = KINDS
+        .iter()
+        .map(|(k, _)| std::fs::metadata(TarWriters::tar_path(out.path(), &tar_id(0), k)).unwrap().len())
+        .sum();
+    assert_eq!(done.bytes, total);
+    // no temporary file left behind
+    let dir = final_video.parent().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+#[test]
+fn unreadable_clip_is_skipped_in_all_three_tars() {
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let mut w = TarWriters::new(out.path(), 0);
+    assert!(w.push(sample(clips.path(), 1, 0, 2, None)).unwrap().is_none());
+    let done = w.push(sample(clips.path(), 1, 1, 2, Some(b"ok"))).unwrap().unwrap();
+    assert_eq!(done.samples, 1);
+    assert_eq!(done.rejects.len(), 1);
+    assert_eq!(done.rejects[0].kind, RejectKind::ClipUnreadable);
+    for (kind, ext) in KINDS {
+        let m = members(&TarWriters::tar_path(out.path(), &tar_id(1), kind));
+        assert_eq!(m.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), [format!("k1_1.{ext}")]);
+    }
+}
+
+#[test]
+fn python_tarfile_reads_our_tars() {
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let mut w = TarWriters::new(out.path(), 1_700_000_000);
+    for i in 0..2 {
+        w.push(sample(clips.path(), 2, i, 2, Some(&vec![i as u8; 1000 + i as usize]))).unwrap();
+    }
+    let path = TarWriters::tar_path(out.path(), &tar_id(2), "video");
+    let script = "import sys, tarfile\n\
+        t = tarfile.open(sys.argv[1])\n\
+        for m in t.getmembers():\n\
+        \x20   assert m.isreg() and m.mode == 0o444, m\n\
+        \x20   print(m.name, len(t.extractfile(m).read()))\n";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "k2_0.mp4 1000\nk2_1.mp4 1001\n");
+}

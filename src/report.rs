@@ -1,0 +1,149 @@
+//! The job report: counts that reconcile, stage timings, and the rejects file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::error::ShardError;
+use crate::ops::assign_tars::PlanSummary;
+use crate::ops::finalize::{write_atomic, BinWritten};
+use crate::record::{Reject, TarDone};
+
+/// Live counters shared with the progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Clips planned for writing (0 until planning is done).
+    pub planned: AtomicU64,
+    /// Samples handed to the writers.
+    pub written: AtomicU64,
+}
+
+impl Progress {
+    /// (written, planned) now.
+    pub fn get(&self) -> (u64, u64) {
+        (self.written.load(Ordering::Relaxed), self.planned.load(Ordering::Relaxed))
+    }
+}
+
+/// Counts of the report. `listed = written + invalid + dropped_no_bin + Σ rejected`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Counts {
+    /// Metadata files listed.
+    pub listed: u64,
+    /// Samples written.
+    pub written: u64,
+    /// Clips with `valid: false` in their metadata.
+    pub invalid: u64,
+    /// Clips in no bin.
+    pub dropped_no_bin: u64,
+    /// Rejected inputs per reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Warnings per kind.
+    pub warnings: BTreeMap<String, u64>,
+    /// Caption windows embedded.
+    pub windows_embedded: u64,
+    /// Tokens embedded (`</s>` included).
+    pub tokens_embedded: u64,
+    /// Tar triples written.
+    pub tars: u64,
+    /// Bytes of all tars written.
+    pub bytes: u64,
+}
+
+impl Counts {
+    /// Whether the counts add up.
+    pub fn reconciles(&self) -> bool {
+        self.listed == self.written + self.invalid + self.dropped_no_bin + self.rejected.values().sum::<u64>()
+    }
+}
+
+/// One bin in the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BinReport {
+    /// Bin path.
+    pub bin: String,
+    /// Tar triples.
+    pub tars: u64,
+    /// Samples.
+    pub samples: u64,
+}
+
+/// `report.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobReport {
+    /// The job: `shard`.
+    pub job: String,
+    /// Whether the job finished without a fatal error.
+    pub ok: bool,
+    /// The fatal error, if any.
+    pub error: Option<String>,
+    /// Counts.
+    pub counts: Counts,
+    /// Seconds spent in each operator, summed over workers.
+    pub stage_seconds: BTreeMap<String, f64>,
+    /// Wall-clock seconds of the whole job, model loading included.
+    pub wall_seconds: f64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Bins written, in `wdinfo_list.csv` order.
+    pub bins: Vec<BinReport>,
+}
+
+/// Everything the report is made from, with the rejects in listing order.
+pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject>) {
+    let mut rejects = plan.rejects.clone();
+    let mut sorted: Vec<&TarDone> = done.iter().collect();
+    sorted.sort_by(|a, b| a.tar.cmp(&b.tar));
+    for d in sorted {
+        rejects.extend(d.rejects.iter().cloned());
+    }
+    let mut counts = Counts {
+        listed: plan.listed,
+        invalid: plan.invalid,
+        dropped_no_bin: plan.dropped_no_bin,
+        warnings: plan.warnings.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+        ..Default::default()
+    };
+    for r in &rejects {
+        *counts.rejected.entry(r.kind.as_str().to_string()).or_default() += 1;
+    }
+    for d in done {
+        counts.written += d.samples;
+        counts.windows_embedded += d.windows_embedded;
+        counts.tokens_embedded += d.tokens_embedded;
+        counts.tars += 1;
+        counts.bytes += d.bytes;
+    }
+    (counts, rejects)
+}
+
+/// Bins for the report.
+pub fn bin_reports(bins: &[BinWritten]) -> Vec<BinReport> {
+    bins.iter()
+        .map(|b| BinReport {
+            bin: b.bin.clone(),
+            tars: b.tars.len() as u64,
+            samples: b.samples,
+        })
+        .collect()
+}
+
+/// Writes `report.json` and `rejects.jsonl` into `dir` (atomically, each).
+pub fn write_report(dir: &Path, report: &JobReport, rejects: &[Reject]) -> Result<(), ShardError> {
+    let mut lines = String::new();
+    for r in rejects {
+        let line = serde_json::json!({
+            "meta": r.meta,
+            "span_uuid": r.span_uuid,
+            "reason": r.kind.as_str(),
+            "message": r.message,
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    write_atomic(&dir.join("rejects.jsonl"), lines.as_bytes())?;
+    let json = serde_json::to_string_pretty(report).expect("report serialises");
+    write_atomic(&dir.join("report.json"), format!("{json}\n").as_bytes())
+}

@@ -1,0 +1,33 @@
+//! Sample keys: a `span_uuid` becomes tar member names `<key>.<ext>`, so it must be safe.
+
+/// Checks that `key` can name tar members and files: not empty, not `..`, and free of `/`,
+/// `.` and NUL (webdataset splits a member name at its first `.`). Returns why not.
+pub fn check_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        Err("is empty")
+    } else if key.contains('/') {
+        Err("contains '/'")
+    } else if key.contains('.') {
+        Err("contains '.'")
+    } else if key.contains('\0') {
+        Err("contains NUL")
+    } else if key.contains('\\') {
+        Err("contains '\\'")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_key;
+
+    #[test]
+    fn safe_and_unsafe_keys() {
+        assert!(check_key("22756df8-ac7e-5b10-bbe1-b392e219c386").is_ok());
+        assert!(check_key("clip_01").is_ok());
+        for bad in ["", "..", ".", "a/b", "a.b", "a\0b", "../x", "a\\b"] {
+            assert!(check_key(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! End-to-end tests: the real `shardflow` binary in fresh temp dirs.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn sample_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&data("sample-dataset"), &dir.path().join("sample-dataset"));
+    dir
+}
+
+/// The sample dataset equals the reference's output, strictly, for 1 and 3 workers.
+#[test]
+fn sample_dataset_matches_reference_output() {
+    for workers in ["1", "3"] {
+        let dir = sample_copy();
+        let input = dir.path().join("sample-dataset");
+        let out = shard(dir.path(), &input, "out", &["--workers", workers]);
+        assert_ok(&out);
+        let line = compare_strict(&data("sample-dataset-expected"), &dir.path().join("out"));
+        assert!(line.ends_with("OK"), "workers {workers}: {line}");
+        let c = reconciled_counts(&dir.path().join("out/v0"));
+        assert_eq!(c["listed"], 28);
+        assert_eq!(c["written"], 23);
+        assert_eq!(c["invalid"], 2);
+        assert_eq!(c["dropped_no_bin"], 2);
+        assert_eq!(c["rejected"]["invalid_json"], 1);
+        assert_eq!(c["warnings"]["missing_caption"], 2);
+        assert_eq!(c["windows_embedded"], 29);
+        // the wdinfo root is the output path as given
+        let wd = std::fs::read_to_string(dir.path().join("out/v0/resolution_720/aspect_ratio_9_16/frames_0_120/wdinfo.json")).unwrap();
+        assert!(wd.contains("\"root\": \"out/v0/resolution_720/aspect_ratio_9_16/frames_0_120\""), "{wd}");
+        let rejects = std::fs::read_to_string(dir.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
+        assert_eq!(rejects.lines().count(), 1);
+        assert!(rejects.contains("9a5dca49-2522-5aa3-91d7-d6c1298844ce.json"), "{rejects}");
+    }
+}
+
+/// Python's tarfile, pickle + numpy and webdataset read every sample back.
+#[test]
+fn python_readers_open_every_sample() {
+    let dir = sample_copy();
+    let input = dir.path().join("sample-dataset");
+    assert_ok(&shard(dir.path(), &input, "out", &["--workers", "2"]));
+    let script = r#"
+import sys, json, pickle, tarfile, glob, os
+import numpy as np
+import webdataset as wds
+root = sys.argv[1]
+n = 0
+for info in sorted(glob.glob(os.path.join(root, "**/wdinfo.json"), recursive=True)):
+    bindir = os.path.dirname(info)
+    wd = json.load(open(info))
+    count = 0
+    for rel in wd["data_list"]:
+        urls = [os.path.join(bindir, k, rel) for k in wd["data_keys"]]
+        names = None
+        for u in urls:
+            with tarfile.open(u) as t:
+                ms = [m.name.split(".")[0] for m in t.getmembers()]
+                assert names is None or names == ms, (u, names, ms)
+                names = ms
+        for s in wds.WebDataset(urls[1], shardshuffle=False, empty_check=False):
+            arrs = pickle.loads(s["pickle"])
+            assert all(a.dtype == np.float16 and a.ndim == 2 and a.shape[1] == 16 for a in arrs)
+            count += 1
+        for s in wds.WebDataset(urls[2], shardshuffle=False, empty_check=False):
+            meta = json.loads(s["json"])
+            assert meta["span_uuid"] == s["__key__"]
+        for s in wds.WebDataset(urls[0], shardshuffle=False, empty_check=False):
+            assert s["mp4"][4:8] == b"ftyp"
+    assert count == wd["total_key_count"], (info, count)
+    n += count
+print(n)
+"#;
+    let n = python(script, &[dir.path().join("out/v0").to_str().unwrap()]);
+    assert_eq!(n.trim(), "23");
+}
+
+/// A non-empty output version is refused before any work; a missing model is a clear error.
+#[test]
+fn refuses_non_empty_output_and_bad_model() {
+    let dir = sample_copy();
+    let input = dir.path().join("sample-dataset");
+    std::fs::create_dir_all(dir.path().join("out/v0")).unwrap();
+    std::fs::write(dir.path().join("out/v0/keep.txt"), b"x").unwrap();
+    let out = shard(dir.path(), &input, "out", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not empty") && err.contains("out/v0"), "{err}");
+
+    let out = shardflow(
+        dir.path(),
+        &[
+            "shard",
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            "fresh",
+            "--t5-model",
+            "no-such-model",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-model"), "{err}");
+    assert!(!dir.path().join("fresh").exists(), "output created before the model was checked");
+}
+
+/// `--check` validates without running; invalid options are all reported at once.
+#[test]
+fn check_and_option_validation() {
+    let dir = sample_copy();
+    let input = dir.path().join("sample-dataset");
+    let out = shard(dir.path(), &input, "out", &["--check"]);
+    assert_ok(&out);
+    assert!(!dir.path().join("out").exists());
+    let out = shard(dir.path(), &input, "out", &["--workers", "0", "--batch-size", "0", "--max-tars-per-part", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for opt in ["--workers", "--batch-size", "--max-tars-per-part"] {
+        assert!(err.contains(opt), "{opt} not reported: {err}");
+    }
+}
+
+fn write_meta(input: &Path, name: &str, text: &str) {
+    let p = input.join("metas/v0").join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Bad inputs are rejected with reasons, the rest is written, and the counts add up.
+#[test]
+fn bad_inputs_are_reported_and_the_rest_written() {
+    let dir = sample_copy();
+    let input = dir.path().join("sample-dataset");
+    let good = std::fs::read_to_string(input.join("metas/v0/7af5e99a-2a9f-5924-8d03-e1decf7f6f38.json")).unwrap();
+    let edit = |from: &str, to: &str| {
+        assert!(good.contains(from), "{from}");
+        good.replace(from, to)
+    };
+    write_meta(&input, "bad-dup.json", &good);
+    write_meta(&input, "bad-slash.json", &edit("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"x/7af5e99a"));
+    write_meta(&input, "bad-dot.json", &edit("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"x.7af5e99a"));
+    write_meta(&input, "bad-type.json", &edit("\"width\": 1280", "\"width\": \"1280\"").replace("7af5e99a", "aaaaaaaa"));
+    write_meta(&input, "bad-missing.json", &edit("\"num_frames\": 72,", "").replace("7af5e99a", "bbbbbbbb"));
+    write_meta(&input, "bad-clip.json", &edit("7af5e99a-2a9f-5924-8d03-e1decf7f6f38.mp4", "nope.mp4").replace("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"cccccccc"));
+    write_meta(&input, "bad-caption.json", &edit("\"qwen_caption\": ", "\"qwen_caption\": 3, \"x\": ").replace("7af5e99a", "dddddddd"));
+    write_meta(&input, "bad-bytes.json", &edit("\"num_bytes\": 18376", "\"num_bytes\": 1").replace("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"eeeeeeee"));
+    write_meta(&input, "notes.txt", "not json at all");
+    let out = shard(dir.path(), &input, "out", &["--workers", "2"]);
+    assert_ok(&out);
+    let c = reconciled_counts(&dir.path().join("out/v0"));
+    assert_eq!(c["listed"], 28 + 9);
+    assert_eq!(c["written"], 23 + 1, "{c}");
+    let r = &c["rejected"];
+    assert_eq!(r["invalid_json"], 2, "{c}");
+    assert_eq!(r["duplicate_span_uuid"], 1, "{c}");
+    assert_eq!(r["unsafe_span_uuid"], 2, "{c}");
+    assert_eq!(r["wrong_type"], 1, "{c}");
+    assert_eq!(r["missing_key"], 1, "{c}");
+    assert_eq!(r["clip_missing"], 1, "{c}");
+    assert_eq!(r["caption_not_string"], 1, "{c}");
+    assert_eq!(c["warnings"]["num_bytes_mismatch"], 1, "{c}");
+    let rejects = std::fs::read_to_string(dir.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 9);
+    for l in &lines {
+        assert!(l["meta"].as_str().unwrap().ends_with(".json") || l["meta"] == "notes.txt", "{l}");
+        assert!(!l["message"].as_str().unwrap().is_empty());
+    }
+    // the duplicate is the later file in listing order: "bad-dup.json" < "7af..."? no: '7' < 'b'
+    let dup = lines.iter().find(|l| l["reason"] == "duplicate_span_uuid").unwrap();
+    assert_eq!(dup["meta"], "bad-dup.json");
+    // no partial files anywhere
+    let partial = walk(&dir.path().join("out")).into_iter().filter(|p| p.contains(".partial")).count();
+    assert_eq!(partial, 0);
+}
+
+fn walk(p: &Path) -> Vec<String> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(p).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
