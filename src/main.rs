@@ -101,7 +101,19 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         target_tar_size_mb: args.target_tar_size_mb,
         max_tars_per_part: args.max_tars_per_part,
         captioning_algorithm: args.captioning_algorithm,
-        remaps: args.remaps,
+        // a relative remap target means the user's working directory, not the input root
+        remaps: args
+            .remaps
+            .into_iter()
+            .map(|(from, to)| {
+                if to.contains("://") || std::path::Path::new(&to).is_absolute() || to.is_empty() {
+                    Ok((from, to))
+                } else {
+                    std::path::absolute(&to).map(|abs| (from, abs.to_string_lossy().into_owned()))
+                }
+            })
+            .collect::<Result<_, _>>()
+            .context("resolving --remap-clip-location")?,
     };
     if let Err(errors) = cfg.validate() {
         anyhow::bail!("invalid options:\n  {}", errors.join("\n  "));

@@ -1,1 +1,195 @@
-//! Text encoders.
+//! Text encoders: the T5 encoder the shard job uses to embed captions (SPEC §5).
+//!
+//! [`TextEncoder`] is the high-level API: load a Hugging Face model directory once, then
+//! tokenize captions and encode batches of token ids into per-caption `(len × d_model)` rows.
+//! The building blocks (config, Burn modules, checkpoint loader, tokenizer) live in [`t5`].
+
+mod error;
+pub mod t5;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::prelude::*;
+
+pub use error::ModelError;
+use t5::{load_encoder, SequenceRun, T5Config, T5Encoder, T5Tokenizer, Weights};
+
+/// The CPU backend (pure Rust, fp32).
+pub type CpuBackend = burn::backend::NdArray<f32>;
+
+/// Everything loaded from a model directory; shared by all clones of a [`TextEncoder`].
+#[derive(Debug)]
+struct Loaded<B: Backend> {
+    config: T5Config,
+    model: T5Encoder<B>,
+    tokenizer: T5Tokenizer,
+    device: B::Device,
+}
+
+/// A T5 text encoder with its tokenizer, loaded from a Hugging Face model directory.
+///
+/// Cloning is cheap (the weights are shared), and the encoder is `Send + Sync`, so each
+/// worker thread can hold a clone.
+#[derive(Debug)]
+pub struct TextEncoder<B: Backend> {
+    loaded: Arc<Loaded<B>>,
+}
+
+impl<B: Backend> Clone for TextEncoder<B> {
+    fn clone(&self) -> Self {
+        Self {
+            loaded: Arc::clone(&self.loaded),
+        }
+    }
+}
+
+impl<B: Backend> TextEncoder<B> {
+    /// Loads `config.json`, `tokenizer.json` and the weights of `model_dir` onto `device`.
+    ///
+    /// Weights come from `model.safetensors`, sharded `model-*.safetensors` with
+    /// `model.safetensors.index.json`, or PyTorch `pytorch_model.bin[.reduced]`. Everything
+    /// is validated here (files, config values, every tensor's presence, shape and type), so
+    /// encoding cannot fail afterwards.
+    pub fn load(model_dir: &Path, device: &B::Device) -> Result<Self, ModelError> {
+        if !model_dir.is_dir() {
+            return Err(ModelError::MissingFile {
+                what: "model directory",
+                path: model_dir.to_owned(),
+            });
+        }
+        let config = T5Config::load(&model_dir.join("config.json"))?;
+        let tokenizer_path = model_dir.join("tokenizer.json");
+        let tokenizer = T5Tokenizer::load(&tokenizer_path)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(ModelError::Tokenizer {
+                path: tokenizer_path,
+                message: format!(
+                    "{} tokens, more than the model's vocab_size {}",
+                    tokenizer.vocab_size(),
+                    config.vocab_size
+                ),
+            });
+        }
+        let weights = Weights::open_dir(model_dir)?;
+        let model = load_encoder(&config, &weights, device)?;
+        tracing::debug!(
+            dir = %model_dir.display(),
+            weights = %weights.origin().display(),
+            layers = config.num_layers,
+            d_model = config.d_model,
+            "loaded T5 encoder"
+        );
+        Ok(Self {
+            loaded: Arc::new(Loaded {
+                config,
+                model,
+                tokenizer,
+                device: device.clone(),
+            }),
+        })
+    }
+
+    /// Width of each output row.
+    pub fn d_model(&self) -> usize {
+        self.loaded.config.d_model
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &T5Config {
+        &self.loaded.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &T5Tokenizer {
+        &self.loaded.tokenizer
+    }
+
+    /// The Burn module.
+    pub fn model(&self) -> &T5Encoder<B> {
+        &self.loaded.model
+    }
+
+    /// Token ids of a raw caption (see [`T5Tokenizer::encode`]): stripped, `</s>` appended,
+    /// at most 512 ids.
+    pub fn tokenize(&self, caption: &str) -> Vec<u32> {
+        self.loaded.tokenizer.encode(caption)
+    }
+
+    /// Encodes a batch of token id sequences (any lengths; the reference never exceeds 512).
+    ///
+    /// Returns, per sequence, its `len × d_model` fp32 rows, row-major (an empty sequence
+    /// gives an empty vector). Each result equals encoding that sequence alone: the batch is
+    /// packed without padding (sorted by length, attention per group of equal lengths; see
+    /// [`T5Encoder::forward_packed`]), so no compute goes to padding, and on the CPU backend
+    /// the result is bit-identical whatever else is in the batch.
+    ///
+    /// # Panics
+    /// If an id is not below the model's `vocab_size` (ids from [`TextEncoder::tokenize`]
+    /// always are; this is checked at load).
+    pub fn encode_batch(&self, batch: &[&[u32]]) -> Vec<Vec<f32>> {
+        let mut order: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].is_empty()).collect();
+        let mut out = vec![Vec::new(); batch.len()];
+        if order.is_empty() {
+            return out;
+        }
+        order.sort_by_key(|&i| batch[i].len());
+        let runs = SequenceRun::from_lengths(order.iter().map(|&i| batch[i].len()));
+        let vocab = self.loaded.config.vocab_size;
+        let ids: Vec<i64> = order
+            .iter()
+            .flat_map(|&i| batch[i].iter())
+            .map(|&id| {
+                assert!((id as usize) < vocab, "token id {id} ≥ vocab_size {vocab}");
+                i64::from(id)
+            })
+            .collect();
+        let total = ids.len();
+        let input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, total]), &self.loaded.device);
+        let hidden = self.loaded.model.forward_packed(input, &runs);
+        let values = hidden
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("converted to f32");
+        let d = self.d_model();
+        let mut start = 0;
+        for &i in &order {
+            let end = start + batch[i].len() * d;
+            out[i] = values[start..end].to_vec();
+            start = end;
+        }
+        out
+    }
+}
+
+/// Rounds fp32 values to fp16 with round-to-nearest-even, like numpy's `astype(np.float16)`
+/// (overflow gives ±inf, NaN stays NaN).
+pub fn to_f16(rows: &[f32]) -> Vec<half::f16> {
+    rows.iter().map(|&x| half::f16::from_f32(x)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn text_encoder_is_send_and_sync() {
+        assert_send_sync::<TextEncoder<CpuBackend>>();
+    }
+
+    #[test]
+    fn f16_rounding_is_nearest_even() {
+        // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties go to the even mantissa (1).
+        let halfway = 1.0 + f32::powi(2.0, -11);
+        let above = 1.0 + 3.0 * f32::powi(2.0, -11); // halfway between 1+2^-10 and 1+2^-9
+        let got = to_f16(&[halfway, above, 65520.0, -0.0, f32::NAN]);
+        assert_eq!(got[0].to_f32(), 1.0);
+        assert_eq!(got[1].to_f32(), 1.0 + f32::powi(2.0, -9));
+        assert!(got[2].is_infinite());
+        assert!(got[3].is_sign_negative() && got[3].to_f32() == 0.0);
+        assert!(got[4].is_nan());
+    }
+}

@@ -64,7 +64,7 @@ impl Batcher {
         let mut windows = 0;
         while let Some(clip) = self.queue.front() {
             let n = clip.meta.captions.iter().flatten().count();
-            if !batch.clips.is_empty() && windows + n > self.max_windows {
+            if !batch.clips.is_empty() && n > 0 && windows + n > self.max_windows {
                 break;
             }
             let clip = self.queue.pop_front().expect("front exists");

@@ -1,0 +1,247 @@
+//! T5 self-attention with relative position bias (Hugging Face `T5Attention`, encoder side).
+//!
+//! Differences from textbook attention, all as in T5: no `1/sqrt(d_kv)` scaling, no biases in
+//! the projections, and a learned per-head bias indexed by a bucketed relative distance,
+//! computed once by the first layer and shared by all layers.
+
+use burn::nn::{Embedding, Linear};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::encoder::SequenceRun;
+
+/// Multi-head self-attention of one T5 layer.
+#[derive(Module, Debug)]
+pub struct T5Attention<B: Backend> {
+    /// Query projection, `d_model → num_heads*d_kv`.
+    pub q: Linear<B>,
+    /// Key projection, `d_model → num_heads*d_kv`.
+    pub k: Linear<B>,
+    /// Value projection, `d_model → num_heads*d_kv`.
+    pub v: Linear<B>,
+    /// Output projection, `num_heads*d_kv → d_model`.
+    pub o: Linear<B>,
+    /// `[num_buckets, num_heads]` bias table; only the first layer has one.
+    pub relative_attention_bias: Option<Embedding<B>>,
+    /// Number of heads.
+    pub num_heads: usize,
+    /// Width of one head.
+    pub d_kv: usize,
+    /// Relative-position buckets (both directions).
+    pub num_buckets: usize,
+    /// Distance from which on relative positions share the outermost bucket.
+    pub max_distance: usize,
+}
+
+/// Hugging Face `T5Attention._relative_position_bucket` for the bidirectional (encoder) case.
+///
+/// `relative_position` is `key_position - query_position`. Half of the buckets are for
+/// positive distances; within each half, distances below `num_buckets/4` get a bucket each,
+/// larger ones share logarithmically wider buckets up to `max_distance`, and everything beyond
+/// falls into the last one. The logarithm is taken in `f32` and truncated, like PyTorch does.
+pub fn relative_position_bucket(
+    relative_position: i64,
+    num_buckets: usize,
+    max_distance: usize,
+) -> usize {
+    let half = num_buckets / 2;
+    let mut bucket = if relative_position > 0 { half } else { 0 };
+    let distance = relative_position.unsigned_abs() as usize;
+    let max_exact = half / 2;
+    if distance < max_exact {
+        bucket += distance;
+    } else {
+        // torch: max_exact + (log(d.float() / max_exact) / math.log(max_distance / max_exact)
+        //        * (num_buckets - max_exact)).to(long), with float32 tensor arithmetic.
+        let ratio = distance as f32 / max_exact as f32;
+        let denominator = (max_distance as f64 / max_exact as f64).ln() as f32;
+        let scaled = ratio.ln() / denominator * (half - max_exact) as f32;
+        let large = max_exact + scaled as usize;
+        bucket += large.min(half - 1);
+    }
+    bucket
+}
+
+/// Buckets of every `(query, key)` pair of a sequence of `len` tokens, row-major `[len, len]`.
+pub fn relative_position_buckets(len: usize, num_buckets: usize, max_distance: usize) -> Vec<i64> {
+    // A bucket depends only on key - query, so compute each of the 2*len-1 distances once.
+    let by_distance: Vec<i64> = (0..(2 * len).saturating_sub(1))
+        .map(|i| relative_position_bucket(i as i64 - (len as i64 - 1), num_buckets, max_distance))
+        .map(|b| b as i64)
+        .collect();
+    let mut out = Vec::with_capacity(len * len);
+    for query in 0..len {
+        // distance = key - query; index = distance + len - 1.
+        let start = len - 1 - query;
+        out.extend_from_slice(&by_distance[start..start + len]);
+    }
+    out
+}
+
+impl<B: Backend> T5Attention<B> {
+    /// Relative position bias `[1, num_heads, len, len]` for a sequence of `len` tokens.
+    ///
+    /// # Panics
+    /// If this layer has no bias table (only the first layer of a T5 stack has one).
+    pub fn compute_bias(&self, len: usize, device: &B::Device) -> Tensor<B, 4> {
+        let table = self
+            .relative_attention_bias
+            .as_ref()
+            .expect("compute_bias is called on the first layer, which has the bias table");
+        let buckets = relative_position_buckets(len, self.num_buckets, self.max_distance);
+        let buckets = Tensor::<B, 2, Int>::from_data(TensorData::new(buckets, [1, len * len]), device);
+        table
+            .forward(buckets) // [1, len*len, heads]
+            .reshape([len, len, self.num_heads])
+            .permute([2, 0, 1])
+            .unsqueeze_dim(0)
+    }
+
+    /// Attends each sequence of a padded batch `hidden` (`[batch, len, d_model]`) to itself.
+    ///
+    /// `bias` is the position bias plus the additive padding mask, broadcastable to
+    /// `[batch, num_heads, len, len]`.
+    pub fn forward(&self, hidden: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let q = self.q.forward(hidden.clone());
+        let k = self.k.forward(hidden.clone());
+        let v = self.v.forward(hidden);
+        self.o.forward(self.attend(q, k, v, bias))
+    }
+
+    /// Attends packed sequences to themselves: `hidden` is `[1, total, d_model]`, the rows of
+    /// `runs` one after another; `biases[i]` is the position bias of `runs[i]`'s length.
+    ///
+    /// The projections run on all rows at once; the attention itself runs per run, so no
+    /// sequence ever sees another, and there is no padding to mask.
+    pub fn forward_packed(
+        &self,
+        hidden: Tensor<B, 3>,
+        runs: &[SequenceRun],
+        biases: &[Tensor<B, 4>],
+    ) -> Tensor<B, 3> {
+        let inner = self.num_heads * self.d_kv;
+        let q = self.q.forward(hidden.clone());
+        let k = self.k.forward(hidden.clone());
+        let v = self.v.forward(hidden);
+        let mut contexts = Vec::with_capacity(runs.len());
+        let mut start = 0;
+        for (run, bias) in runs.iter().zip(biases) {
+            let end = start + run.len * run.count;
+            let take = |t: &Tensor<B, 3>| {
+                t.clone()
+                    .slice([0..1, start..end, 0..inner])
+                    .reshape([run.count, run.len, inner])
+            };
+            let context = self.attend(take(&q), take(&k), take(&v), bias.clone());
+            contexts.push(context.reshape([1, run.len * run.count, inner]));
+            start = end;
+        }
+        let context = if contexts.len() == 1 {
+            contexts.pop().expect("one run")
+        } else {
+            Tensor::cat(contexts, 1)
+        };
+        self.o.forward(context)
+    }
+
+    /// `softmax(q·kᵀ + bias)·v` per head, for `q`, `k`, `v` of shape `[batch, len, inner]`;
+    /// returns `[batch, len, inner]`.
+    fn attend(
+        &self,
+        q: Tensor<B, 3>,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        bias: Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        let [batch, len, _] = q.dims();
+        let heads = |t: Tensor<B, 3>| {
+            t.reshape([batch, len, self.num_heads, self.d_kv])
+                .swap_dims(1, 2)
+        };
+        let scores = heads(q).matmul(heads(k).swap_dims(2, 3)) + bias;
+        let weights = softmax(scores, 3);
+        weights
+            .matmul(heads(v))
+            .swap_dims(1, 2)
+            .reshape([batch, len, self.num_heads * self.d_kv])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Buckets for the t5-11b setting (32 buckets, max distance 128), worked out by hand from
+    /// HF's formula: half = 16, max_exact = 8, large = 8 + trunc(ln(d/8)/ln(16) * 8), ≤ 15.
+    #[test]
+    fn buckets_match_hf_formula() {
+        let cases: &[(i64, usize)] = &[
+            (0, 0),
+            (-1, 1),
+            (1, 17),
+            (-7, 7),
+            (7, 23),
+            (-8, 8),   // ln(1) = 0
+            (8, 24),
+            (-11, 8),  // ln(11/8)/ln16*8 = 0.918
+            (-12, 9),  // 1.170
+            (-15, 9),  // 1.814
+            (-16, 10), // exactly 2
+            (16, 26),
+            (-22, 10), // 2.919
+            (-23, 11), // 3.047
+            (-32, 12), // exactly 4
+            (-45, 12), // 4.984
+            (-46, 13), // 5.047
+            (-64, 14), // exactly 6
+            (64, 30),
+            (-90, 14),   // 6.984
+            (-91, 15),   // 7.016
+            (-127, 15),  // 7.977
+            (-128, 15),  // 8 → clamped to 15
+            (128, 31),
+            (-129, 15),  // beyond max_distance
+            (-511, 15),
+            (511, 31),
+            (100_000, 31),
+            (-100_000, 15),
+        ];
+        for &(rp, want) in cases {
+            assert_eq!(relative_position_bucket(rp, 32, 128), want, "relative position {rp}");
+        }
+    }
+
+    /// Another configuration: 16 buckets, max distance 20 (half 8, max_exact 4).
+    #[test]
+    fn buckets_small_config() {
+        // large = 4 + trunc(ln(d/4)/ln(5) * 4), capped at 7.
+        let cases: &[(i64, usize)] = &[
+            (3, 11),
+            (-3, 3),
+            (4, 12),   // 0
+            (-7, 5),   // ln(1.75)/ln5*4 = 1.391
+            (-9, 6),   // 2.016
+            (-14, 7),  // 3.114
+            (-19, 7),  // 3.873
+            (-20, 7),  // 4 → 8 → capped 7
+            (25, 15),
+        ];
+        for &(rp, want) in cases {
+            assert_eq!(relative_position_bucket(rp, 16, 20), want, "relative position {rp}");
+        }
+    }
+
+    #[test]
+    fn bucket_matrix_is_key_minus_query() {
+        let len = 5;
+        let m = relative_position_buckets(len, 32, 128);
+        for q in 0..len {
+            for k in 0..len {
+                let want = relative_position_bucket(k as i64 - q as i64, 32, 128) as i64;
+                assert_eq!(m[q * len + k], want);
+            }
+        }
+        assert!(relative_position_buckets(0, 32, 128).is_empty());
+        assert_eq!(relative_position_buckets(1, 32, 128), vec![0]);
+    }
+}
