@@ -89,3 +89,86 @@ impl<'scope> Encode<'scope> for Stream<'scope, u64, Vec<EncodeBatch>> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::npy_pickle::read_array_list;
+    use crate::formats::pyjson::PyValue;
+    use crate::model::CpuBackend;
+    use crate::record::{ClipMeta, PlannedClip, TarId};
+
+    fn encoder() -> TextEncoder<CpuBackend> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/t5-tiny");
+        TextEncoder::load(&dir, &Default::default()).unwrap()
+    }
+
+    fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
+        PlannedClip {
+            rank,
+            tar: TarId { bin_order: 0, bin: "b".into(), part: 0, tar: 0 },
+            index: rank as u32,
+            tar_len: 9,
+            meta: Box::new(ClipMeta {
+                seq: rank,
+                rel_path: format!("{rank}.json"),
+                span_uuid: format!("u{rank}"),
+                bin: Some("b".into()),
+                num_bytes: 1,
+                clip_path: "c.mp4".into(),
+                captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
+                json: PyValue::Object(vec![("caption".into(), PyValue::Str("é".into())), ("valid".into(), PyValue::Bool(false))]),
+                warnings: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn batch_encoding_equals_one_at_a_time_and_members_are_exact() {
+        let enc = encoder();
+        let captions = ["A red car at night.", "  Two dogs play in the snow, chasing a ball  ", "short"];
+        let clips = vec![clip(0, &[Some(captions[0]), None, Some(captions[1])]), clip(1, &[]), clip(2, &[Some(captions[2])])];
+        let ids: Vec<Vec<Vec<u32>>> =
+            clips.iter().map(|c| c.meta.captions.iter().flatten().map(|t| enc.tokenize(t)).collect()).collect();
+        let samples = SampleEncoder::new(enc.clone()).encode(EncodeBatch { clips, ids: ids.clone() });
+        assert_eq!(samples.len(), 3);
+        assert_eq!(samples[0].json, "{\"caption\": \"\\u00e9\", \"valid\": false}".as_bytes());
+        assert_eq!(samples[1].pickle, npy_pickle::write_array_list::<F16Array>(&[]));
+        assert_eq!(samples[1].windows_embedded, 0);
+        for (s, seqs) in samples.iter().zip(&ids) {
+            let arrays = read_array_list(&s.pickle).unwrap();
+            assert_eq!(arrays.len(), seqs.len());
+            assert_eq!(s.tokens_embedded, seqs.iter().map(|q| q.len() as u64).sum::<u64>());
+            for (a, seq) in arrays.iter().zip(seqs) {
+                let alone = to_f16(&enc.encode_batch(&[seq.as_slice()])[0]);
+                assert_eq!(a.shape, (seq.len(), 16));
+                assert_eq!(a.data, alone, "{}", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn dataflow_encodes_every_batch() {
+        use std::sync::{Arc, Mutex};
+        use timely::dataflow::operators::{Inspect, ToStream};
+        let enc = Mutex::new(encoder());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        timely::execute(timely::Config::process(2), move |worker| {
+            let enc = enc.lock().unwrap().clone();
+            let seen = seen2.clone();
+            let me = worker.index() as u64;
+            worker.dataflow::<u64, _, _>(|scope| {
+                let batch = EncodeBatch { clips: vec![clip(me, &[Some("x")])], ids: vec![vec![enc.tokenize("x")]] };
+                vec![batch]
+                    .to_stream(scope)
+                    .encode(SampleEncoder::new(enc), StageClock::default())
+                    .inspect(move |s| seen.lock().unwrap().push(s.key.clone()));
+            });
+        })
+        .unwrap();
+        let mut v = seen.lock().unwrap().clone();
+        v.sort();
+        assert_eq!(v, ["u0", "u1"]);
+    }
+}

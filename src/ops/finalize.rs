@@ -97,3 +97,67 @@ impl CollectDone for Stream<'_, u64, Vec<TarDone>> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar(bin: &str, order: u32, part: u32, t: u32) -> TarId {
+        TarId { bin_order: order, bin: bin.into(), part, tar: t }
+    }
+
+    fn done(t: TarId, samples: u64) -> TarDone {
+        TarDone { tar: t, samples, bytes: 10, windows_embedded: 0, tokens_embedded: 0, rejects: vec![] }
+    }
+
+    #[test]
+    fn writes_wdinfo_per_bin_in_plan_order_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Finalizer {
+            version_dir: dir.path().join("v0"),
+            display_version_dir: "out/v0".into(),
+            max_tars_per_part: 2,
+        };
+        let plan = vec![
+            ("B/x".to_string(), vec![tar("B/x", 0, 0, 0), tar("B/x", 0, 0, 1), tar("B/x", 0, 1, 0)]),
+            ("A/y".to_string(), vec![tar("A/y", 1, 0, 0)]),
+            ("C/z".to_string(), vec![tar("C/z", 2, 0, 0)]),
+        ];
+        // given in any order; C/z never finished (all its samples failed): no wdinfo for it
+        let finished = vec![done(tar("B/x", 0, 1, 0), 1), done(tar("A/y", 1, 0, 0), 4), done(tar("B/x", 0, 0, 0), 2), done(tar("B/x", 0, 0, 1), 3)];
+        let bins = f.finish(&plan, &finished).unwrap();
+        assert_eq!(bins.iter().map(|b| (b.bin.as_str(), b.samples)).collect::<Vec<_>>(), [("B/x", 6), ("A/y", 4)]);
+        let wd = std::fs::read_to_string(dir.path().join("v0/B/x/wdinfo.json")).unwrap();
+        let expect = WdInfo {
+            chunk_size: 2,
+            data_list: vec!["part_000000/000000.tar".into(), "part_000000/000001.tar".into(), "part_000001/000000.tar".into()],
+            root: "out/v0/B/x".into(),
+            total_key_count: 6,
+        };
+        assert_eq!(wd, expect.to_json());
+        let csv = std::fs::read_to_string(dir.path().join("v0/wdinfo_list.csv")).unwrap();
+        assert_eq!(csv, "out/v0/B/x/wdinfo.json\r\nout/v0/A/y/wdinfo.json\r\n");
+        assert!(!dir.path().join("v0/C/z/wdinfo.json").exists());
+    }
+
+    #[test]
+    fn dataflow_collects_on_worker_zero() {
+        use std::sync::{Arc, Mutex};
+        use timely::dataflow::operators::ToStream;
+        let counts = Arc::new(Mutex::new(Vec::new()));
+        let counts2 = counts.clone();
+        timely::execute(timely::Config::process(3), move |worker| {
+            let sink: Rc<RefCell<Vec<TarDone>>> = Rc::default();
+            let me = worker.index() as u32;
+            worker.dataflow::<u64, _, _>(|scope| {
+                vec![done(tar("b", 0, 0, me), 1)].to_stream(scope).collect_done(sink.clone());
+            });
+            while worker.step_or_park(None) {}
+            counts2.lock().unwrap().push((me, sink.borrow().len()));
+        })
+        .unwrap();
+        let mut c = counts.lock().unwrap().clone();
+        c.sort();
+        assert_eq!(c, [(0, 3), (1, 0), (2, 0)]);
+    }
+}

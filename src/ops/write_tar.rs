@@ -26,10 +26,17 @@ pub struct TarWriters {
     open: HashMap<TarId, OpenTar>,
 }
 
+/// One member tar being written: its builder, temporary path and final path.
+struct PartialTar {
+    builder: tar::Builder<BufWriter<File>>,
+    tmp: PathBuf,
+    fin: PathBuf,
+}
+
 struct OpenTar {
     next: u32,
     pending: BTreeMap<u32, EncodedSample>,
-    files: Option<Vec<(tar::Builder<BufWriter<File>>, PathBuf, PathBuf)>>,
+    files: Option<Vec<PartialTar>>,
     done: TarDone,
 }
 
@@ -81,7 +88,7 @@ impl TarWriters {
         if open.files.is_none() {
             open.files = Some(create_files(&self.version_dir, &id)?);
         }
-        for (builder, tmp, fin) in open.files.take().expect("created") {
+        for PartialTar { builder, tmp, fin } in open.files.take().expect("created") {
             let mut w = builder.into_inner().map_err(|e| ShardError::io(&tmp, e))?;
             w.flush().map_err(|e| ShardError::io(&tmp, e))?;
             let f = w.into_inner().map_err(|e| ShardError::io(&tmp, e.into_error()))?;
@@ -98,7 +105,7 @@ impl TarWriters {
     }
 }
 
-fn create_files(version_dir: &Path, id: &TarId) -> Result<Vec<(tar::Builder<BufWriter<File>>, PathBuf, PathBuf)>, ShardError> {
+fn create_files(version_dir: &Path, id: &TarId) -> Result<Vec<PartialTar>, ShardError> {
     KINDS
         .iter()
         .map(|(kind, _)| {
@@ -108,7 +115,11 @@ fn create_files(version_dir: &Path, id: &TarId) -> Result<Vec<(tar::Builder<BufW
             let name = fin.file_name().expect("file name").to_string_lossy();
             let tmp = dir.join(format!(".{name}.partial"));
             let f = File::create(&tmp).map_err(|e| ShardError::io(&tmp, e))?;
-            Ok((tar::Builder::new(BufWriter::with_capacity(1 << 20, f)), tmp, fin))
+            Ok(PartialTar {
+                builder: tar::Builder::new(BufWriter::with_capacity(1 << 20, f)),
+                tmp,
+                fin,
+            })
         })
         .collect()
 }
@@ -129,7 +140,7 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, mtime: u64) -> Result<(), 
         }
     };
     let files = open.files.as_mut().expect("files created");
-    for ((builder, tmp, _), (data, ext)) in files
+    for (PartialTar { builder, tmp, .. }, (data, ext)) in files
         .iter_mut()
         .zip([(&video, "mp4"), (&s.pickle, "pickle"), (&s.json, "json")])
     {

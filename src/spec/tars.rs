@@ -113,10 +113,7 @@ mod tests {
             let mut expect: Vec<Vec<usize>> = Vec::new();
             let mut cur = 0u64;
             for (i, &s) in sizes.iter().enumerate() {
-                if expect.is_empty() {
-                    expect.push(vec![i]);
-                    cur = s;
-                } else if cur + s > target {
+                if expect.is_empty() || cur + s > target {
                     expect.push(vec![i]);
                     cur = s;
                 } else {

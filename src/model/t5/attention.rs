@@ -62,24 +62,20 @@ pub fn relative_position_bucket(
     bucket
 }
 
-/// Buckets of every `(query, key)` pair of a sequence of `len` tokens, row-major `[len, len]`.
-pub fn relative_position_buckets(len: usize, num_buckets: usize, max_distance: usize) -> Vec<i64> {
-    // A bucket depends only on key - query, so compute each of the 2*len-1 distances once.
-    let by_distance: Vec<i64> = (0..(2 * len).saturating_sub(1))
+/// Bucket of each relative position `key - query` of a sequence of `len` tokens, indexed by
+/// `key - query + len - 1` (so `2*len - 1` entries, from `-(len-1)` to `len-1`).
+pub fn buckets_by_distance(len: usize, num_buckets: usize, max_distance: usize) -> Vec<usize> {
+    (0..(2 * len).saturating_sub(1))
         .map(|i| relative_position_bucket(i as i64 - (len as i64 - 1), num_buckets, max_distance))
-        .map(|b| b as i64)
-        .collect();
-    let mut out = Vec::with_capacity(len * len);
-    for query in 0..len {
-        // distance = key - query; index = distance + len - 1.
-        let start = len - 1 - query;
-        out.extend_from_slice(&by_distance[start..start + len]);
-    }
-    out
+        .collect()
 }
 
 impl<B: Backend> T5Attention<B> {
-    /// Relative position bias `[1, num_heads, len, len]` for a sequence of `len` tokens.
+    /// Relative position bias `[1, num_heads, len, len]` for a sequence of `len` tokens:
+    /// `bias[h, q, k] = table[bucket(k - q), h]`.
+    ///
+    /// Built on the host from the (small) bias table: each row is a slice of one vector over
+    /// the `2*len - 1` distances, which is much cheaper than a gather of `len²` indices.
     ///
     /// # Panics
     /// If this layer has no bias table (only the first layer of a T5 stack has one).
@@ -88,13 +84,24 @@ impl<B: Backend> T5Attention<B> {
             .relative_attention_bias
             .as_ref()
             .expect("compute_bias is called on the first layer, which has the bias table");
-        let buckets = relative_position_buckets(len, self.num_buckets, self.max_distance);
-        let buckets = Tensor::<B, 2, Int>::from_data(TensorData::new(buckets, [1, len * len]), device);
-        table
-            .forward(buckets) // [1, len*len, heads]
-            .reshape([len, len, self.num_heads])
-            .permute([2, 0, 1])
-            .unsqueeze_dim(0)
+        let table = table
+            .weight
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("converted to f32");
+        let heads = self.num_heads;
+        let buckets = buckets_by_distance(len, self.num_buckets, self.max_distance);
+        let mut bias = Vec::with_capacity(heads * len * len);
+        for head in 0..heads {
+            let by_distance: Vec<f32> = buckets.iter().map(|&b| table[b * heads + head]).collect();
+            for query in 0..len {
+                // key - query + len - 1 runs from len-1-query to 2*len-2-query.
+                bias.extend_from_slice(&by_distance[len - 1 - query..][..len]);
+            }
+        }
+        Tensor::from_data(TensorData::new(bias, [1, heads, len, len]), device)
     }
 
     /// Attends each sequence of a padded batch `hidden` (`[batch, len, d_model]`) to itself.
@@ -232,16 +239,51 @@ mod tests {
     }
 
     #[test]
-    fn bucket_matrix_is_key_minus_query() {
+    fn buckets_by_distance_are_indexed_from_most_negative() {
         let len = 5;
-        let m = relative_position_buckets(len, 32, 128);
-        for q in 0..len {
-            for k in 0..len {
-                let want = relative_position_bucket(k as i64 - q as i64, 32, 128) as i64;
-                assert_eq!(m[q * len + k], want);
+        let by_distance = buckets_by_distance(len, 32, 128);
+        assert_eq!(by_distance.len(), 2 * len - 1);
+        for (i, &bucket) in by_distance.iter().enumerate() {
+            let distance = i as i64 - (len as i64 - 1);
+            assert_eq!(bucket, relative_position_bucket(distance, 32, 128));
+        }
+        assert!(buckets_by_distance(0, 32, 128).is_empty());
+        assert_eq!(buckets_by_distance(1, 32, 128), vec![0]);
+    }
+
+    #[test]
+    fn bias_is_table_at_bucket_of_key_minus_query() {
+        use crate::model::t5::{FeedForwardProj, T5Config};
+        use crate::model::CpuBackend;
+        let config = T5Config {
+            d_model: 4,
+            d_kv: 2,
+            d_ff: 4,
+            num_heads: 2,
+            num_layers: 1,
+            relative_attention_num_buckets: 8,
+            relative_attention_max_distance: 6,
+            layer_norm_epsilon: 1e-6,
+            feed_forward_proj: FeedForwardProj::Relu,
+            vocab_size: 4,
+        };
+        let device = Default::default();
+        let encoder = config.init::<CpuBackend>(&device);
+        let attention = &encoder.blocks[0].attention;
+        let table = attention.relative_attention_bias.as_ref().unwrap().weight.val();
+        let table = table.into_data().to_vec::<f32>().unwrap(); // [8 buckets, 2 heads]
+        let len = 9;
+        let bias = attention.compute_bias(len, &device);
+        assert_eq!(bias.dims(), [1, 2, len, len]);
+        let bias = bias.into_data().to_vec::<f32>().unwrap();
+        for head in 0..2 {
+            for q in 0..len {
+                for k in 0..len {
+                    let bucket = relative_position_bucket(k as i64 - q as i64, 8, 6);
+                    let got = bias[(head * len + q) * len + k];
+                    assert_eq!(got, table[bucket * 2 + head], "head {head} q {q} k {k}");
+                }
             }
         }
-        assert!(relative_position_buckets(0, 32, 128).is_empty());
-        assert_eq!(relative_position_buckets(1, 32, 128), vec![0]);
     }
 }

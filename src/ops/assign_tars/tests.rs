@@ -103,3 +103,37 @@ fn plan_is_independent_of_arrival_order() {
         assert_eq!(s, s0, "seed {seed}");
     }
 }
+
+#[test]
+fn dataflow_plans_once_on_worker_zero() {
+    use std::sync::{Arc, Mutex};
+    use timely::dataflow::operators::{Inspect, ToStream};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let summaries = Arc::new(Mutex::new(Vec::new()));
+    let (seen2, summaries2) = (seen.clone(), summaries.clone());
+    timely::execute(timely::Config::process(3), move |worker| {
+        let seen = seen2.clone();
+        let me = worker.index() as u64;
+        let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
+        let progress = Arc::new(Progress::default());
+        worker.dataflow::<u64, _, _>(|scope| {
+            // every worker contributes outcomes, as read_meta does
+            let outcomes: Vec<MetaOutcome> = (0..4).map(|i| clip(me * 4 + i, &format!("u{}", me * 4 + i), Some("B"), 4)).collect();
+            outcomes
+                .to_stream(scope)
+                .assign_tars(Planner { target_tar_bytes: 8, max_tars_per_part: 100 }, summary.clone(), progress.clone(), StageClock::default())
+                .inspect(move |p| seen.lock().unwrap().push((me, p.rank, p.tar.tar, p.index)));
+        });
+        while worker.step_or_park(None) {}
+        if let Some(s) = summary.take() {
+            summaries2.lock().unwrap().push((me, s.planned, progress.planned.load(Ordering::Relaxed)));
+        }
+    })
+    .unwrap();
+    assert_eq!(*summaries.lock().unwrap(), vec![(0, 12, 12)]);
+    let mut v = seen.lock().unwrap().clone();
+    v.sort_by_key(|x| x.1);
+    assert_eq!(v.len(), 12);
+    assert!(v.iter().all(|x| x.0 == 0));
+    assert_eq!(v.iter().map(|x| (x.2, x.3)).collect::<Vec<_>>()[..4], [(0, 0), (0, 1), (1, 0), (1, 1)]);
+}

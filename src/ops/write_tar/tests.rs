@@ -113,3 +113,35 @@ fn python_tarfile_reads_our_tars() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "k2_0.mp4 1000\nk2_1.mp4 1001\n");
 }
+
+#[test]
+fn dataflow_writes_each_tar_once() {
+    use crate::ops::exchange_by_bin::ExchangeByBin;
+    use std::sync::{Arc, Mutex};
+    use timely::dataflow::operators::{Inspect, ToStream};
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let samples: Vec<EncodedSample> = (0..12).map(|i| sample(clips.path(), i % 3, i / 3, 4, Some(b"v"))).collect();
+    let done = Arc::new(Mutex::new(Vec::new()));
+    let (done2, out_dir) = (done.clone(), out.path().to_path_buf());
+    let progress = Arc::new(crate::report::Progress::default());
+    let progress2 = progress.clone();
+    timely::execute(timely::Config::process(2), move |worker| {
+        let done = done2.clone();
+        let mine: Vec<EncodedSample> = samples.iter().filter(|s| s.index as usize % 2 == worker.index()).cloned().collect();
+        let writers = TarWriters::new(out_dir.clone(), 0);
+        worker.dataflow::<u64, _, _>(|scope| {
+            mine.to_stream(scope)
+                .exchange_by_bin()
+                .write_tar(writers, Arc::default(), progress2.clone(), StageClock::default())
+                .inspect(move |d| done.lock().unwrap().push((d.tar.tar, d.samples)));
+        });
+    })
+    .unwrap();
+    let mut d = done.lock().unwrap().clone();
+    d.sort();
+    assert_eq!(d, [(0, 4), (1, 4), (2, 4)]);
+    assert_eq!(progress.written.load(std::sync::atomic::Ordering::Relaxed), 12);
+    let m = members(&TarWriters::tar_path(out.path(), &tar_id(1), "metas"));
+    assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["k1_0.json", "k1_1.json", "k1_2.json", "k1_3.json"]);
+}
