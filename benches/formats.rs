@@ -7,9 +7,17 @@ use shardflow::formats::pyjson;
 
 fn bench_pickle(c: &mut Criterion) {
     // one window of a t5-11b embedding: 124 tokens × 1024
-    let a = F16Array::new((124, 1024), (0..124 * 1024).map(|i| f16::from_f32((i % 97) as f32 * 0.01)).collect()).unwrap();
+    let a = F16Array::new(
+        (124, 1024),
+        (0..124 * 1024)
+            .map(|i| f16::from_f32((i % 97) as f32 * 0.01))
+            .collect(),
+    )
+    .unwrap();
     let views: Vec<F16ArrayRef> = vec![a.view()];
-    c.bench_function("pickle_124x1024_f16", |b| b.iter(|| write_array_list(std::hint::black_box(&views))));
+    c.bench_function("pickle_124x1024_f16", |b| {
+        b.iter(|| write_array_list(std::hint::black_box(&views)))
+    });
 }
 
 fn bench_json(c: &mut Criterion) {
@@ -19,8 +27,12 @@ fn bench_json(c: &mut Criterion) {
     ))
     .unwrap();
     let v = pyjson::parse(&text).unwrap();
-    c.bench_function("pyjson_parse_meta", |b| b.iter(|| pyjson::parse(std::hint::black_box(&text)).unwrap()));
-    c.bench_function("pyjson_dumps_meta", |b| b.iter(|| pyjson::dumps(std::hint::black_box(&v))));
+    c.bench_function("pyjson_parse_meta", |b| {
+        b.iter(|| pyjson::parse(std::hint::black_box(&text)).unwrap())
+    });
+    c.bench_function("pyjson_dumps_meta", |b| {
+        b.iter(|| pyjson::dumps(std::hint::black_box(&v)))
+    });
 }
 
 criterion_group!(benches, bench_pickle, bench_json);

@@ -78,7 +78,10 @@ pub fn run<B: Backend>(
         display_version_dir: cfg.display_version_dir(),
         max_tars_per_part: cfg.max_tars_per_part,
     };
-    let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mtime = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let batch_size = cfg.batch_size;
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let encoder = Mutex::new(encoder);
@@ -94,7 +97,12 @@ pub fn run<B: Backend>(
         worker.dataflow::<u64, _, _>(|scope| {
             list_metas(scope, lister.clone(), clock.clone())
                 .read_meta(reader.clone(), clock.clone())
-                .assign_tars(planner, summary.clone(), worker_progress.clone(), clock.clone())
+                .assign_tars(
+                    planner,
+                    summary.clone(),
+                    worker_progress.clone(),
+                    clock.clone(),
+                )
                 .batch(batch_size, move |c| tokenizer.tokenize(c), clock.clone())
                 .encode(SampleEncoder::new(encoder), clock.clone())
                 .exchange_by_bin()

@@ -39,13 +39,23 @@ impl ShardConfig {
             errors.push("--batch-size: must be at least 1".to_string());
         }
         if !(self.target_tar_size_mb.is_finite() && self.target_tar_size_mb > 0.0) {
-            errors.push(format!("--target-tar-size-mb: must be a positive number, got {}", self.target_tar_size_mb));
+            errors.push(format!(
+                "--target-tar-size-mb: must be a positive number, got {}",
+                self.target_tar_size_mb
+            ));
         }
         if self.max_tars_per_part == 0 {
             errors.push("--max-tars-per-part: must be at least 1".to_string());
         }
-        if self.version.is_empty() || self.version.contains('/') || self.version == ".." || self.version == "." {
-            errors.push(format!("--annotation-version: {:?} is not a directory name", self.version));
+        if self.version.is_empty()
+            || self.version.contains('/')
+            || self.version == ".."
+            || self.version == "."
+        {
+            errors.push(format!(
+                "--annotation-version: {:?} is not a directory name",
+                self.version
+            ));
         }
         if self.captioning_algorithm.is_empty() {
             errors.push("--captioning-algorithm: must not be empty".to_string());
@@ -127,15 +137,30 @@ mod tests {
         c.version = "a/b".into();
         let errs = c.validate().unwrap_err();
         assert_eq!(errs.len(), 5, "{errs:?}");
-        for opt in ["--workers", "--batch-size", "--target-tar-size-mb", "--max-tars-per-part", "--annotation-version"] {
-            assert!(errs.iter().any(|e| e.starts_with(opt)), "{opt} missing in {errs:?}");
+        for opt in [
+            "--workers",
+            "--batch-size",
+            "--target-tar-size-mb",
+            "--max-tars-per-part",
+            "--annotation-version",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(opt)),
+                "{opt} missing in {errs:?}"
+            );
         }
     }
 
     #[test]
     fn remap_parsing() {
-        assert_eq!(parse_remap("/a=/b").unwrap(), ("/a".to_string(), "/b".to_string()));
-        assert_eq!(parse_remap("/a=").unwrap(), ("/a".to_string(), String::new()));
+        assert_eq!(
+            parse_remap("/a=/b").unwrap(),
+            ("/a".to_string(), "/b".to_string())
+        );
+        assert_eq!(
+            parse_remap("/a=").unwrap(),
+            ("/a".to_string(), String::new())
+        );
         assert!(parse_remap("=/b").is_err());
         assert!(parse_remap("nope").is_err());
     }

@@ -19,7 +19,9 @@ pub enum ShardError {
     #[error("{0}: output directory is not empty; choose another --output-dataset-path or --annotation-version, or remove it")]
     OutputNotEmpty(PathBuf),
     /// The input has no `metas/<version>` directory.
-    #[error("{0}: no such metadata directory (expected <input-clip-path>/metas/<annotation-version>)")]
+    #[error(
+        "{0}: no such metadata directory (expected <input-clip-path>/metas/<annotation-version>)"
+    )]
     NoMetaDir(PathBuf),
     /// The T5 model could not be loaded.
     #[error(transparent)]

@@ -10,13 +10,13 @@
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
 //! - [`report`]: counts, stage timings and rejects; the JSON job report.
 
-pub mod error;
-pub mod formats;
-pub mod model;
-pub mod record;
-pub mod spec;
 pub mod config;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
+pub mod error;
+pub mod formats;
+pub mod model;
 pub mod ops;
+pub mod record;
 pub mod report;
+pub mod spec;

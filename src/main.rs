@@ -15,7 +15,11 @@ use shardflow::model::{CpuBackend, TextEncoder};
 use shardflow::report::Progress;
 
 #[derive(Parser)]
-#[command(name = "shardflow", version, about = "Shard video clips and T5 caption embeddings into webdataset tars")]
+#[command(
+    name = "shardflow",
+    version,
+    about = "Shard video clips and T5 caption embeddings into webdataset tars"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,9 +92,11 @@ fn main() -> ExitCode {
 
 fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let cfg = ShardConfig {
         input: args.input_clip_path,
         output: args.output_dataset_path,
@@ -122,7 +128,11 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
     let device = Default::default();
     let encoder = TextEncoder::<CpuBackend>::load(&cfg.model_dir, &device)
         .with_context(|| format!("loading the T5 model from {}", cfg.model_dir.display()))?;
-    tracing::info!("loaded T5 model from {} (d_model {})", cfg.model_dir.display(), encoder.d_model());
+    tracing::info!(
+        "loaded T5 model from {} (d_model {})",
+        cfg.model_dir.display(),
+        encoder.d_model()
+    );
     if args.check {
         println!("ok: options, input and model are valid");
         return Ok(ExitCode::SUCCESS);
@@ -164,8 +174,10 @@ fn spawn_progress(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread
         let bar = indicatif::ProgressBar::new(0);
         if tty {
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} clips {per_sec} eta {eta}")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:40}] {pos}/{len} clips {per_sec} eta {eta}",
+                )
+                .expect("valid template"),
             );
             bar.set_message("planning");
         } else {

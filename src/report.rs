@@ -23,7 +23,10 @@ pub struct Progress {
 impl Progress {
     /// (written, planned) now.
     pub fn get(&self) -> (u64, u64) {
-        (self.written.load(Ordering::Relaxed), self.planned.load(Ordering::Relaxed))
+        (
+            self.written.load(Ordering::Relaxed),
+            self.planned.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -55,7 +58,11 @@ pub struct Counts {
 impl Counts {
     /// Whether the counts add up.
     pub fn reconciles(&self) -> bool {
-        self.listed == self.written + self.invalid + self.dropped_no_bin + self.rejected.values().sum::<u64>()
+        self.listed
+            == self.written
+                + self.invalid
+                + self.dropped_no_bin
+                + self.rejected.values().sum::<u64>()
     }
 }
 
@@ -103,11 +110,18 @@ pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject
         listed: plan.listed,
         invalid: plan.invalid,
         dropped_no_bin: plan.dropped_no_bin,
-        warnings: plan.warnings.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect(),
+        warnings: plan
+            .warnings
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), *v))
+            .collect(),
         ..Default::default()
     };
     for r in &rejects {
-        *counts.rejected.entry(r.kind.as_str().to_string()).or_default() += 1;
+        *counts
+            .rejected
+            .entry(r.kind.as_str().to_string())
+            .or_default() += 1;
     }
     for d in done {
         counts.written += d.samples;

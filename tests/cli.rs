@@ -33,11 +33,22 @@ fn sample_dataset_matches_reference_output() {
         assert_eq!(c["windows_embedded"], 31);
         assert_eq!(c["tokens_embedded"], 2186);
         // the wdinfo root is the output path as given
-        let wd = std::fs::read_to_string(dir.path().join("out/v0/resolution_720/aspect_ratio_9_16/frames_0_120/wdinfo.json")).unwrap();
-        assert!(wd.contains("\"root\": \"out/v0/resolution_720/aspect_ratio_9_16/frames_0_120\""), "{wd}");
-        let rejects = std::fs::read_to_string(dir.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
+        let wd = std::fs::read_to_string(
+            dir.path()
+                .join("out/v0/resolution_720/aspect_ratio_9_16/frames_0_120/wdinfo.json"),
+        )
+        .unwrap();
+        assert!(
+            wd.contains("\"root\": \"out/v0/resolution_720/aspect_ratio_9_16/frames_0_120\""),
+            "{wd}"
+        );
+        let rejects =
+            std::fs::read_to_string(dir.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
         assert_eq!(rejects.lines().count(), 1);
-        assert!(rejects.contains("9a5dca49-2522-5aa3-91d7-d6c1298844ce.json"), "{rejects}");
+        assert!(
+            rejects.contains("9a5dca49-2522-5aa3-91d7-d6c1298844ce.json"),
+            "{rejects}"
+        );
     }
 }
 
@@ -109,7 +120,10 @@ fn refuses_non_empty_output_and_bad_model() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-model"), "{err}");
-    assert!(!dir.path().join("fresh").exists(), "output created before the model was checked");
+    assert!(
+        !dir.path().join("fresh").exists(),
+        "output created before the model was checked"
+    );
 }
 
 /// `--check` validates without running; invalid options are all reported at once.
@@ -120,7 +134,19 @@ fn check_and_option_validation() {
     let out = shard(dir.path(), &input, "out", &["--check"]);
     assert_ok(&out);
     assert!(!dir.path().join("out").exists());
-    let out = shard(dir.path(), &input, "out", &["--workers", "0", "--batch-size", "0", "--max-tars-per-part", "0"]);
+    let out = shard(
+        dir.path(),
+        &input,
+        "out",
+        &[
+            "--workers",
+            "0",
+            "--batch-size",
+            "0",
+            "--max-tars-per-part",
+            "0",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     for opt in ["--workers", "--batch-size", "--max-tars-per-part"] {
@@ -139,19 +165,51 @@ fn write_meta(input: &Path, name: &str, text: &str) {
 fn bad_inputs_are_reported_and_the_rest_written() {
     let dir = sample_copy();
     let input = dir.path().join("sample-dataset");
-    let good = std::fs::read_to_string(input.join("metas/v0/7af5e99a-2a9f-5924-8d03-e1decf7f6f38.json")).unwrap();
+    let good =
+        std::fs::read_to_string(input.join("metas/v0/7af5e99a-2a9f-5924-8d03-e1decf7f6f38.json"))
+            .unwrap();
     let edit = |from: &str, to: &str| {
         assert!(good.contains(from), "{from}");
         good.replace(from, to)
     };
     write_meta(&input, "bad-dup.json", &good);
-    write_meta(&input, "bad-slash.json", &edit("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"x/7af5e99a"));
-    write_meta(&input, "bad-dot.json", &edit("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"x.7af5e99a"));
-    write_meta(&input, "bad-type.json", &edit("\"width\": 1280", "\"width\": \"1280\"").replace("7af5e99a", "aaaaaaaa"));
-    write_meta(&input, "bad-missing.json", &edit("\"num_frames\": 72,", "").replace("7af5e99a", "bbbbbbbb"));
-    write_meta(&input, "bad-clip.json", &edit("7af5e99a-2a9f-5924-8d03-e1decf7f6f38.mp4", "nope.mp4").replace("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"cccccccc"));
-    write_meta(&input, "bad-caption.json", &edit("\"qwen_caption\": ", "\"qwen_caption\": 3, \"x\": ").replace("7af5e99a", "dddddddd"));
-    write_meta(&input, "bad-bytes.json", &edit("\"num_bytes\": 18376", "\"num_bytes\": 1").replace("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"eeeeeeee"));
+    write_meta(
+        &input,
+        "bad-slash.json",
+        &edit("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"x/7af5e99a"),
+    );
+    write_meta(
+        &input,
+        "bad-dot.json",
+        &edit("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"x.7af5e99a"),
+    );
+    write_meta(
+        &input,
+        "bad-type.json",
+        &edit("\"width\": 1280", "\"width\": \"1280\"").replace("7af5e99a", "aaaaaaaa"),
+    );
+    write_meta(
+        &input,
+        "bad-missing.json",
+        &edit("\"num_frames\": 72,", "").replace("7af5e99a", "bbbbbbbb"),
+    );
+    write_meta(
+        &input,
+        "bad-clip.json",
+        &edit("7af5e99a-2a9f-5924-8d03-e1decf7f6f38.mp4", "nope.mp4")
+            .replace("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"cccccccc"),
+    );
+    write_meta(
+        &input,
+        "bad-caption.json",
+        &edit("\"qwen_caption\": ", "\"qwen_caption\": 3, \"x\": ").replace("7af5e99a", "dddddddd"),
+    );
+    write_meta(
+        &input,
+        "bad-bytes.json",
+        &edit("\"num_bytes\": 18376", "\"num_bytes\": 1")
+            .replace("\"span_uuid\": \"7af5e99a", "\"span_uuid\": \"eeeeeeee"),
+    );
     write_meta(&input, "notes.txt", "not json at all");
     let out = shard(dir.path(), &input, "out", &["--workers", "2"]);
     assert_ok(&out);
@@ -167,18 +225,31 @@ fn bad_inputs_are_reported_and_the_rest_written() {
     assert_eq!(r["clip_missing"], 1, "{c}");
     assert_eq!(r["caption_not_string"], 1, "{c}");
     assert_eq!(c["warnings"]["num_bytes_mismatch"], 2 + 1, "{c}");
-    let rejects = std::fs::read_to_string(dir.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = rejects.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rejects =
+        std::fs::read_to_string(dir.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = rejects
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 9);
     for l in &lines {
-        assert!(l["meta"].as_str().unwrap().ends_with(".json") || l["meta"] == "notes.txt", "{l}");
+        assert!(
+            l["meta"].as_str().unwrap().ends_with(".json") || l["meta"] == "notes.txt",
+            "{l}"
+        );
         assert!(!l["message"].as_str().unwrap().is_empty());
     }
     // the duplicate is the later file in listing order: "bad-dup.json" < "7af..."? no: '7' < 'b'
-    let dup = lines.iter().find(|l| l["reason"] == "duplicate_span_uuid").unwrap();
+    let dup = lines
+        .iter()
+        .find(|l| l["reason"] == "duplicate_span_uuid")
+        .unwrap();
     assert_eq!(dup["meta"], "bad-dup.json");
     // no partial files anywhere
-    let partial = walk(&dir.path().join("out")).into_iter().filter(|p| p.contains(".partial")).count();
+    let partial = walk(&dir.path().join("out"))
+        .into_iter()
+        .filter(|p| p.contains(".partial"))
+        .count();
     assert_eq!(partial, 0);
 }
 

@@ -145,7 +145,8 @@ impl<B: Backend> TextEncoder<B> {
             })
             .collect();
         let total = ids.len();
-        let input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, total]), &self.loaded.device);
+        let input =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, total]), &self.loaded.device);
         let hidden = self.loaded.model.forward_packed(input, &runs);
         let values = hidden
             .into_data()

@@ -13,8 +13,8 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::ops::StageClock;
-use crate::report::Progress;
 use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId, WarningKind};
+use crate::report::Progress;
 use crate::spec::group_tars;
 
 /// What the planner decided, besides the clips themselves.
@@ -70,7 +70,10 @@ impl Planner {
                             meta: clip.rel_path.clone(),
                             span_uuid: Some(clip.span_uuid.clone()),
                             kind: RejectKind::DuplicateSpanUuid,
-                            message: format!("span_uuid {} already used by {first}", clip.span_uuid),
+                            message: format!(
+                                "span_uuid {} already used by {first}",
+                                clip.span_uuid
+                            ),
                         });
                         continue;
                     }
@@ -116,7 +119,9 @@ impl Planner {
         }
         summary.planned = planned.len() as u64;
         // listing order is byte order of the relative path
-        summary.rejects.sort_by(|a, b| a.meta.as_bytes().cmp(b.meta.as_bytes()));
+        summary
+            .rejects
+            .sort_by(|a, b| a.meta.as_bytes().cmp(b.meta.as_bytes()));
         (planned, summary)
     }
 }
@@ -152,29 +157,33 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
         clock: StageClock,
     ) -> Stream<'scope, u64, Vec<PlannedClip>> {
         let leader = self.scope().index() == 0;
-        self.unary_frontier(Exchange::new(|_: &MetaOutcome| 0), "AssignTars", move |_cap, _info| {
-            let mut stash: Vec<MetaOutcome> = Vec::new();
-            let mut cap = None;
-            let mut done = !leader;
-            move |(input, frontier), output| {
-                input.for_each(|c, data| {
-                    if cap.is_none() {
-                        cap = c.retain_least(output.output_index());
-                    }
-                    stash.append(data);
-                });
-                if !done && frontier.is_empty() {
-                    done = true;
-                    let _t = clock.time("assign_tars");
-                    let (planned, s) = planner.plan(std::mem::take(&mut stash));
-                    progress.planned.store(s.planned, Ordering::Relaxed);
-                    *summary.borrow_mut() = Some(s);
-                    if let Some(cap) = cap.take() {
-                        output.session(&cap).give_iterator(planned.into_iter());
+        self.unary_frontier(
+            Exchange::new(|_: &MetaOutcome| 0),
+            "AssignTars",
+            move |_cap, _info| {
+                let mut stash: Vec<MetaOutcome> = Vec::new();
+                let mut cap = None;
+                let mut done = !leader;
+                move |(input, frontier), output| {
+                    input.for_each(|c, data| {
+                        if cap.is_none() {
+                            cap = c.retain_least(output.output_index());
+                        }
+                        stash.append(data);
+                    });
+                    if !done && frontier.is_empty() {
+                        done = true;
+                        let _t = clock.time("assign_tars");
+                        let (planned, s) = planner.plan(std::mem::take(&mut stash));
+                        progress.planned.store(s.planned, Ordering::Relaxed);
+                        *summary.borrow_mut() = Some(s);
+                        if let Some(cap) = cap.take() {
+                            output.session(&cap).give_iterator(planned.into_iter());
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     }
 }
 

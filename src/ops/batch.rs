@@ -69,7 +69,14 @@ impl Batcher {
             }
             let clip = self.queue.pop_front().expect("front exists");
             windows += n;
-            batch.ids.push(clip.meta.captions.iter().flatten().map(|c| tokenize(c)).collect());
+            batch.ids.push(
+                clip.meta
+                    .captions
+                    .iter()
+                    .flatten()
+                    .map(|c| tokenize(c))
+                    .collect(),
+            );
             batch.clips.push(clip);
         }
         (!batch.clips.is_empty()).then_some(batch)
@@ -80,44 +87,58 @@ impl Batcher {
 pub trait Batch<'scope> {
     /// Spreads clips over workers by rank and emits one batch per activation, so that
     /// encoding and writing keep pace with each other instead of queueing everything.
-    fn batch<F>(self, max_windows: usize, tokenize: F, clock: StageClock) -> Stream<'scope, u64, Vec<EncodeBatch>>
+    fn batch<F>(
+        self,
+        max_windows: usize,
+        tokenize: F,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<EncodeBatch>>
     where
         F: Fn(&str) -> Vec<u32> + 'static;
 }
 
 impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
-    fn batch<F>(self, max_windows: usize, tokenize: F, clock: StageClock) -> Stream<'scope, u64, Vec<EncodeBatch>>
+    fn batch<F>(
+        self,
+        max_windows: usize,
+        tokenize: F,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<EncodeBatch>>
     where
         F: Fn(&str) -> Vec<u32> + 'static,
     {
         let scope = self.scope();
-        self.unary(Exchange::new(|c: &PlannedClip| c.rank), "Batch", move |_cap, info| {
-            let activator = scope.activator_for(info.address);
-            let mut batcher = Batcher::new(max_windows);
-            let mut cap: Option<Capability<u64>> = None;
-            move |input, output| {
-                input.for_each(|c, data| {
-                    if cap.is_none() {
-                        cap = c.retain_least(output.output_index());
+        self.unary(
+            Exchange::new(|c: &PlannedClip| c.rank),
+            "Batch",
+            move |_cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut batcher = Batcher::new(max_windows);
+                let mut cap: Option<Capability<u64>> = None;
+                move |input, output| {
+                    input.for_each(|c, data| {
+                        if cap.is_none() {
+                            cap = c.retain_least(output.output_index());
+                        }
+                        for clip in data.drain(..) {
+                            batcher.push(clip);
+                        }
+                    });
+                    let batch = {
+                        let _t = clock.time("batch");
+                        batcher.next_batch(&tokenize)
+                    };
+                    if let (Some(batch), Some(cap)) = (batch, cap.as_ref()) {
+                        output.session(cap).give(batch);
                     }
-                    for clip in data.drain(..) {
-                        batcher.push(clip);
+                    if batcher.is_empty() {
+                        cap = None;
+                    } else {
+                        activator.activate();
                     }
-                });
-                let batch = {
-                    let _t = clock.time("batch");
-                    batcher.next_batch(&tokenize)
-                };
-                if let (Some(batch), Some(cap)) = (batch, cap.as_ref()) {
-                    output.session(cap).give(batch);
                 }
-                if batcher.is_empty() {
-                    cap = None;
-                } else {
-                    activator.activate();
-                }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -165,7 +186,12 @@ mod tests {
         b.push(clip(3, &[Some("f"), Some("g"), Some("h"), Some("i")]));
         b.push(clip(4, &[]));
         let sizes: Vec<(Vec<u64>, usize)> = std::iter::from_fn(|| b.next_batch(&tok))
-            .map(|batch| (batch.clips.iter().map(|c| c.rank).collect(), batch.windows()))
+            .map(|batch| {
+                (
+                    batch.clips.iter().map(|c| c.rank).collect(),
+                    batch.windows(),
+                )
+            })
             .collect();
         assert_eq!(sizes, vec![(vec![0], 2), (vec![1, 2], 3), (vec![3, 4], 4)]);
     }
@@ -189,7 +215,11 @@ mod tests {
             let seen = seen2.clone();
             let leader = worker.index() == 0;
             worker.dataflow::<u64, _, _>(|scope| {
-                let clips: Vec<PlannedClip> = if leader { (0..20).map(|r| clip(r, &[Some("x")])).collect() } else { vec![] };
+                let clips: Vec<PlannedClip> = if leader {
+                    (0..20).map(|r| clip(r, &[Some("x")])).collect()
+                } else {
+                    vec![]
+                };
                 clips
                     .to_stream(scope)
                     .batch(4, tok, StageClock::default())

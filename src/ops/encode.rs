@@ -6,8 +6,8 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use crate::formats::npy_pickle::{self, F16Array};
 use crate::formats::npy_pickle::F16ArrayRef;
+use crate::formats::npy_pickle::{self, F16Array};
 use crate::formats::pyjson;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
@@ -46,7 +46,8 @@ impl<B: Backend> SampleEncoder<B> {
                     .map(|seq| {
                         let rows = outputs.next().expect("one output per sequence");
                         debug_assert_eq!(rows.len(), seq.len() * d_model);
-                        F16Array::new((seq.len(), d_model), to_f16(&rows)).expect("encoder returns len × d_model rows")
+                        F16Array::new((seq.len(), d_model), to_f16(&rows))
+                            .expect("encoder returns len × d_model rows")
                     })
                     .collect();
                 EncodedSample {
@@ -56,7 +57,12 @@ impl<B: Backend> SampleEncoder<B> {
                     meta_rel_path: clip.meta.rel_path.clone(),
                     clip_path: clip.meta.clip_path.clone(),
                     json: pyjson::dumps(&clip.meta.json).into_bytes(),
-                    pickle: npy_pickle::write_array_list(&arrays.iter().map(F16Array::view).collect::<Vec<F16ArrayRef>>()),
+                    pickle: npy_pickle::write_array_list(
+                        &arrays
+                            .iter()
+                            .map(F16Array::view)
+                            .collect::<Vec<F16ArrayRef>>(),
+                    ),
                     windows_embedded: arrays.len() as u32,
                     tokens_embedded: ids.iter().map(|s| s.len() as u64).sum(),
                     tar: clip.tar,
@@ -69,11 +75,19 @@ impl<B: Backend> SampleEncoder<B> {
 /// The `encode` operator.
 pub trait Encode<'scope> {
     /// Encodes each batch on the worker that cut it.
-    fn encode<B: Backend>(self, encoder: SampleEncoder<B>, clock: StageClock) -> Stream<'scope, u64, Vec<EncodedSample>>;
+    fn encode<B: Backend>(
+        self,
+        encoder: SampleEncoder<B>,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<EncodedSample>>;
 }
 
 impl<'scope> Encode<'scope> for Stream<'scope, u64, Vec<EncodeBatch>> {
-    fn encode<B: Backend>(self, encoder: SampleEncoder<B>, clock: StageClock) -> Stream<'scope, u64, Vec<EncodedSample>> {
+    fn encode<B: Backend>(
+        self,
+        encoder: SampleEncoder<B>,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<EncodedSample>> {
         self.unary(Pipeline, "Encode", move |_cap, _info| {
             move |input, output| {
                 input.for_each(|cap, data| {
@@ -106,7 +120,12 @@ mod tests {
     fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
         PlannedClip {
             rank,
-            tar: TarId { bin_order: 0, bin: "b".into(), part: 0, tar: 0 },
+            tar: TarId {
+                bin_order: 0,
+                bin: "b".into(),
+                part: 0,
+                tar: 0,
+            },
             index: rank as u32,
             tar_len: 9,
             meta: Box::new(ClipMeta {
@@ -117,7 +136,10 @@ mod tests {
                 num_bytes: 1,
                 clip_path: "c.mp4".into(),
                 captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
-                json: PyValue::Object(vec![("caption".into(), PyValue::Str("é".into())), ("valid".into(), PyValue::Bool(false))]),
+                json: PyValue::Object(vec![
+                    ("caption".into(), PyValue::Str("é".into())),
+                    ("valid".into(), PyValue::Bool(false)),
+                ]),
                 warnings: vec![],
             }),
         }
@@ -126,19 +148,48 @@ mod tests {
     #[test]
     fn batch_encoding_equals_one_at_a_time_and_members_are_exact() {
         let enc = encoder();
-        let captions = ["A red car at night.", "  Two dogs play in the snow, chasing a ball  ", "short"];
-        let clips = vec![clip(0, &[Some(captions[0]), None, Some(captions[1])]), clip(1, &[]), clip(2, &[Some(captions[2])])];
-        let ids: Vec<Vec<Vec<u32>>> =
-            clips.iter().map(|c| c.meta.captions.iter().flatten().map(|t| enc.tokenize(t)).collect()).collect();
-        let samples = SampleEncoder::new(enc.clone()).encode(EncodeBatch { clips, ids: ids.clone() });
+        let captions = [
+            "A red car at night.",
+            "  Two dogs play in the snow, chasing a ball  ",
+            "short",
+        ];
+        let clips = vec![
+            clip(0, &[Some(captions[0]), None, Some(captions[1])]),
+            clip(1, &[]),
+            clip(2, &[Some(captions[2])]),
+        ];
+        let ids: Vec<Vec<Vec<u32>>> = clips
+            .iter()
+            .map(|c| {
+                c.meta
+                    .captions
+                    .iter()
+                    .flatten()
+                    .map(|t| enc.tokenize(t))
+                    .collect()
+            })
+            .collect();
+        let samples = SampleEncoder::new(enc.clone()).encode(EncodeBatch {
+            clips,
+            ids: ids.clone(),
+        });
         assert_eq!(samples.len(), 3);
-        assert_eq!(samples[0].json, "{\"caption\": \"\\u00e9\", \"valid\": false}".as_bytes());
-        assert_eq!(samples[1].pickle, npy_pickle::write_array_list::<F16Array>(&[]));
+        assert_eq!(
+            samples[0].json,
+            "{\"caption\": \"\\u00e9\", \"valid\": false}".as_bytes()
+        );
+        assert_eq!(
+            samples[1].pickle,
+            npy_pickle::write_array_list::<F16Array>(&[])
+        );
         assert_eq!(samples[1].windows_embedded, 0);
         for (s, seqs) in samples.iter().zip(&ids) {
             let arrays = read_array_list(&s.pickle).unwrap();
             assert_eq!(arrays.len(), seqs.len());
-            assert_eq!(s.tokens_embedded, seqs.iter().map(|q| q.len() as u64).sum::<u64>());
+            assert_eq!(
+                s.tokens_embedded,
+                seqs.iter().map(|q| q.len() as u64).sum::<u64>()
+            );
             for (a, seq) in arrays.iter().zip(seqs) {
                 let alone = to_f16(&enc.encode_batch(&[seq.as_slice()])[0]);
                 assert_eq!(a.shape, (seq.len(), 16));
@@ -159,7 +210,10 @@ mod tests {
             let seen = seen2.clone();
             let me = worker.index() as u64;
             worker.dataflow::<u64, _, _>(|scope| {
-                let batch = EncodeBatch { clips: vec![clip(me, &[Some("x")])], ids: vec![vec![enc.tokenize("x")]] };
+                let batch = EncodeBatch {
+                    clips: vec![clip(me, &[Some("x")])],
+                    ids: vec![vec![enc.tokenize("x")]],
+                };
                 vec![batch]
                     .to_stream(scope)
                     .encode(SampleEncoder::new(enc), StageClock::default())

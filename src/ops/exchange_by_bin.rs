@@ -48,9 +48,15 @@ mod tests {
         let mut b = a.clone();
         b.bin_order = 7;
         assert_eq!(tar_route(&a), tar_route(&b));
-        assert_ne!(tar_route(&a), tar_route(&tar("resolution_720/aspect_ratio_16_9/frames_0_120", 1, 0)));
+        assert_ne!(
+            tar_route(&a),
+            tar_route(&tar("resolution_720/aspect_ratio_16_9/frames_0_120", 1, 0))
+        );
         // pinned so that processes built separately agree
-        assert_eq!(tar_route(&tar("x", 0, 0)), stable_hash(b"x\0\0\0\0\0\0\0\0"));
+        assert_eq!(
+            tar_route(&tar("x", 0, 0)),
+            stable_hash(b"x\0\0\0\0\0\0\0\0")
+        );
     }
 
     #[test]
@@ -98,7 +104,10 @@ mod tests {
         assert_eq!(seen.len(), 6);
         for (t, workers) in seen.iter() {
             assert_eq!(workers.len(), 15, "tar {t}");
-            assert!(workers.iter().all(|w| *w == workers[0]), "tar {t} on several workers: {workers:?}");
+            assert!(
+                workers.iter().all(|w| *w == workers[0]),
+                "tar {t} on several workers: {workers:?}"
+            );
         }
     }
 }

@@ -39,12 +39,17 @@ pub struct BinWritten {
 impl Finalizer {
     /// Writes `wdinfo.json` for every bin of `plan` (in plan order) that has a finished tar,
     /// then `wdinfo_list.csv`. Each file is written to a temporary name and renamed.
-    pub fn finish(&self, plan: &[(String, Vec<TarId>)], done: &[TarDone]) -> Result<Vec<BinWritten>, ShardError> {
+    pub fn finish(
+        &self,
+        plan: &[(String, Vec<TarId>)],
+        done: &[TarDone],
+    ) -> Result<Vec<BinWritten>, ShardError> {
         let by_tar: HashMap<&TarId, &TarDone> = done.iter().map(|d| (&d.tar, d)).collect();
         let mut written = Vec::new();
         let mut rows = Vec::new();
         for (bin, tars) in plan {
-            let finished: Vec<&TarDone> = tars.iter().filter_map(|t| by_tar.get(t).copied()).collect();
+            let finished: Vec<&TarDone> =
+                tars.iter().filter_map(|t| by_tar.get(t).copied()).collect();
             if finished.is_empty() {
                 continue;
             }
@@ -58,7 +63,10 @@ impl Finalizer {
                 root: root.clone(),
                 total_key_count: samples,
             };
-            write_atomic(&self.version_dir.join(bin).join("wdinfo.json"), info.to_json().as_bytes())?;
+            write_atomic(
+                &self.version_dir.join(bin).join("wdinfo.json"),
+                info.to_json().as_bytes(),
+            )?;
             rows.push(format!("{root}/wdinfo.json"));
             written.push(BinWritten {
                 bin: bin.clone(),
@@ -66,7 +74,10 @@ impl Finalizer {
                 samples,
             });
         }
-        write_atomic(&self.version_dir.join("wdinfo_list.csv"), wdinfo_list_csv(&rows).as_bytes())?;
+        write_atomic(
+            &self.version_dir.join("wdinfo_list.csv"),
+            wdinfo_list_csv(&rows).as_bytes(),
+        )?;
         Ok(written)
     }
 }
@@ -92,9 +103,13 @@ pub trait CollectDone {
 
 impl CollectDone for Stream<'_, u64, Vec<TarDone>> {
     fn collect_done(self, sink: Rc<RefCell<Vec<TarDone>>>) {
-        self.sink(Exchange::new(|_: &TarDone| 0), "CollectDone", move |(input, _frontier)| {
-            input.for_each(|_cap, data| sink.borrow_mut().append(data));
-        });
+        self.sink(
+            Exchange::new(|_: &TarDone| 0),
+            "CollectDone",
+            move |(input, _frontier)| {
+                input.for_each(|_cap, data| sink.borrow_mut().append(data));
+            },
+        );
     }
 }
 
@@ -103,11 +118,23 @@ mod tests {
     use super::*;
 
     fn tar(bin: &str, order: u32, part: u32, t: u32) -> TarId {
-        TarId { bin_order: order, bin: bin.into(), part, tar: t }
+        TarId {
+            bin_order: order,
+            bin: bin.into(),
+            part,
+            tar: t,
+        }
     }
 
     fn done(t: TarId, samples: u64) -> TarDone {
-        TarDone { tar: t, samples, bytes: 10, windows_embedded: 0, tokens_embedded: 0, rejects: vec![] }
+        TarDone {
+            tar: t,
+            samples,
+            bytes: 10,
+            windows_embedded: 0,
+            tokens_embedded: 0,
+            rejects: vec![],
+        }
     }
 
     #[test]
@@ -119,18 +146,39 @@ mod tests {
             max_tars_per_part: 2,
         };
         let plan = vec![
-            ("B/x".to_string(), vec![tar("B/x", 0, 0, 0), tar("B/x", 0, 0, 1), tar("B/x", 0, 1, 0)]),
+            (
+                "B/x".to_string(),
+                vec![
+                    tar("B/x", 0, 0, 0),
+                    tar("B/x", 0, 0, 1),
+                    tar("B/x", 0, 1, 0),
+                ],
+            ),
             ("A/y".to_string(), vec![tar("A/y", 1, 0, 0)]),
             ("C/z".to_string(), vec![tar("C/z", 2, 0, 0)]),
         ];
         // given in any order; C/z never finished (all its samples failed): no wdinfo for it
-        let finished = vec![done(tar("B/x", 0, 1, 0), 1), done(tar("A/y", 1, 0, 0), 4), done(tar("B/x", 0, 0, 0), 2), done(tar("B/x", 0, 0, 1), 3)];
+        let finished = vec![
+            done(tar("B/x", 0, 1, 0), 1),
+            done(tar("A/y", 1, 0, 0), 4),
+            done(tar("B/x", 0, 0, 0), 2),
+            done(tar("B/x", 0, 0, 1), 3),
+        ];
         let bins = f.finish(&plan, &finished).unwrap();
-        assert_eq!(bins.iter().map(|b| (b.bin.as_str(), b.samples)).collect::<Vec<_>>(), [("B/x", 6), ("A/y", 4)]);
+        assert_eq!(
+            bins.iter()
+                .map(|b| (b.bin.as_str(), b.samples))
+                .collect::<Vec<_>>(),
+            [("B/x", 6), ("A/y", 4)]
+        );
         let wd = std::fs::read_to_string(dir.path().join("v0/B/x/wdinfo.json")).unwrap();
         let expect = WdInfo {
             chunk_size: 2,
-            data_list: vec!["part_000000/000000.tar".into(), "part_000000/000001.tar".into(), "part_000001/000000.tar".into()],
+            data_list: vec![
+                "part_000000/000000.tar".into(),
+                "part_000000/000001.tar".into(),
+                "part_000001/000000.tar".into(),
+            ],
             root: "out/v0/B/x".into(),
             total_key_count: 6,
         };
@@ -150,7 +198,9 @@ mod tests {
             let sink: Rc<RefCell<Vec<TarDone>>> = Rc::default();
             let me = worker.index() as u32;
             worker.dataflow::<u64, _, _>(|scope| {
-                vec![done(tar("b", 0, 0, me), 1)].to_stream(scope).collect_done(sink.clone());
+                vec![done(tar("b", 0, 0, me), 1)]
+                    .to_stream(scope)
+                    .collect_done(sink.clone());
             });
             while worker.step_or_park(None) {}
             counts2.lock().unwrap().push((me, sink.borrow().len()));

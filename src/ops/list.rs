@@ -26,7 +26,8 @@ impl Lister {
     /// be listed (an unreadable subdirectory, a non-UTF-8 name) are returned with `error` set,
     /// so they are reported instead of silently missing.
     pub fn list(&self) -> Result<Vec<ListedFile>, ShardError> {
-        let meta = std::fs::metadata(&self.root).map_err(|_| ShardError::NoMetaDir(self.root.clone()))?;
+        let meta =
+            std::fs::metadata(&self.root).map_err(|_| ShardError::NoMetaDir(self.root.clone()))?;
         if !meta.is_dir() {
             return Err(ShardError::NoMetaDir(self.root.clone()));
         }
@@ -37,7 +38,10 @@ impl Lister {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) => {
-                    found.push((rel_string(&rel_dir), Some(format!("cannot list directory: {e}"))));
+                    found.push((
+                        rel_string(&rel_dir),
+                        Some(format!("cannot list directory: {e}")),
+                    ));
                     continue;
                 }
             };
@@ -45,13 +49,18 @@ impl Lister {
                 let entry = match entry {
                     Ok(e) => e,
                     Err(e) => {
-                        found.push((rel_string(&rel_dir), Some(format!("cannot list directory: {e}"))));
+                        found.push((
+                            rel_string(&rel_dir),
+                            Some(format!("cannot list directory: {e}")),
+                        ));
                         continue;
                     }
                 };
                 let rel = rel_dir.join(entry.file_name());
                 // follow symlinks, as Python's os.walk/glob reading of files does
-                let is_dir = std::fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(false);
+                let is_dir = std::fs::metadata(entry.path())
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false);
                 if is_dir {
                     stack.push(rel);
                 } else {
@@ -67,8 +76,10 @@ impl Lister {
         }
         let mut names: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
         listing_order(&mut names);
-        let mut errors: std::collections::HashMap<String, String> =
-            found.into_iter().filter_map(|(n, e)| e.map(|e| (n, e))).collect();
+        let mut errors: std::collections::HashMap<String, String> = found
+            .into_iter()
+            .filter_map(|(n, e)| e.map(|e| (n, e)))
+            .collect();
         Ok(names
             .into_iter()
             .enumerate()
@@ -121,7 +132,12 @@ mod tests {
         for f in ["ab/c.json", "ab-c.json", "b.txt", "a.json"] {
             std::fs::write(root.join(f), b"{}").unwrap();
         }
-        let got: Vec<String> = Lister::new(root).list().unwrap().into_iter().map(|f| f.rel_path).collect();
+        let got: Vec<String> = Lister::new(root)
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|f| f.rel_path)
+            .collect();
         assert_eq!(got, ["a.json", "ab-c.json", "ab/c.json", "b.txt"]);
     }
 

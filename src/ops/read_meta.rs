@@ -45,15 +45,31 @@ impl MetaReader {
         let path = self.meta_dir.join(&file.rel_path);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) => return reject(RejectKind::UnreadableMeta, format!("cannot read: {e}"), None),
+            Err(e) => {
+                return reject(
+                    RejectKind::UnreadableMeta,
+                    format!("cannot read: {e}"),
+                    None,
+                )
+            }
         };
         let json = match pyjson::parse(&bytes) {
             Ok(v) => v,
-            Err(e) => return reject(RejectKind::InvalidJson, format!("not valid JSON: {e}"), None),
+            Err(e) => {
+                return reject(
+                    RejectKind::InvalidJson,
+                    format!("not valid JSON: {e}"),
+                    None,
+                )
+            }
         };
         if !matches!(json, PyValue::Object(_)) {
             let t = json.type_name();
-            return reject(RejectKind::InvalidJson, format!("top level is a {t}, not an object"), None);
+            return reject(
+                RejectKind::InvalidJson,
+                format!("top level is a {t}, not an object"),
+                None,
+            );
         }
         let uuid = match get_str(&json, "span_uuid") {
             Ok(u) => u,
@@ -84,11 +100,17 @@ impl MetaReader {
         let clip_location = get_str(&json, "clip_location")?;
         for (key, v) in [("width", width), ("height", height)] {
             if v <= 0 {
-                return Err((RejectKind::WrongType, format!("key \"{key}\" is {v}; it must be positive")));
+                return Err((
+                    RejectKind::WrongType,
+                    format!("key \"{key}\" is {v}; it must be positive"),
+                ));
             }
         }
         if num_bytes < 0 {
-            return Err((RejectKind::WrongType, format!("key \"num_bytes\" is {num_bytes}; it must not be negative")));
+            return Err((
+                RejectKind::WrongType,
+                format!("key \"num_bytes\" is {num_bytes}; it must not be negative"),
+            ));
         }
         let captions = self.captions(&json)?;
         let mut warnings = Vec::new();
@@ -128,11 +150,17 @@ impl MetaReader {
     }
 
     fn captions(&self, json: &PyValue) -> Check<Vec<Option<String>>> {
-        let windows = json
-            .get("windows")
-            .ok_or_else(|| (RejectKind::MissingKey, "missing key \"windows\"".to_string()))?;
+        let windows = json.get("windows").ok_or_else(|| {
+            (
+                RejectKind::MissingKey,
+                "missing key \"windows\"".to_string(),
+            )
+        })?;
         let windows = windows.as_array().ok_or_else(|| {
-            (RejectKind::WrongType, format!("key \"windows\" is a {}, not a list", windows.type_name()))
+            (
+                RejectKind::WrongType,
+                format!("key \"windows\" is a {}, not a list", windows.type_name()),
+            )
         })?;
         let field = &self.caption_field;
         windows
@@ -140,14 +168,20 @@ impl MetaReader {
             .enumerate()
             .map(|(i, w)| {
                 if !matches!(w, PyValue::Object(_)) {
-                    return Err((RejectKind::WrongType, format!("windows[{i}] is a {}, not an object", w.type_name())));
+                    return Err((
+                        RejectKind::WrongType,
+                        format!("windows[{i}] is a {}, not an object", w.type_name()),
+                    ));
                 }
                 match w.get(field) {
                     None => Ok(None),
                     Some(PyValue::Str(s)) => Ok(Some(s.clone())),
                     Some(other) => Err((
                         RejectKind::CaptionNotString,
-                        format!("windows[{i}].{field} is a {}, not a string", other.type_name()),
+                        format!(
+                            "windows[{i}].{field} is a {}, not a string",
+                            other.type_name()
+                        ),
                     )),
                 }
             })
@@ -157,7 +191,11 @@ impl MetaReader {
     /// Applies the remaps, then resolves a relative location against the input root.
     pub fn resolve_location(&self, loc: &str) -> String {
         let mut loc = loc.to_string();
-        if let Some((from, to)) = self.remaps.iter().find(|(from, _)| loc.starts_with(from.as_str())) {
+        if let Some((from, to)) = self
+            .remaps
+            .iter()
+            .find(|(from, _)| loc.starts_with(from.as_str()))
+        {
             loc = format!("{to}{}", &loc[from.len()..]);
         }
         if loc.contains("://") || Path::new(&loc).is_absolute() {
@@ -171,7 +209,10 @@ impl MetaReader {
 /// Checks that a clip can be read and returns its size.
 fn check_clip(path: &str) -> Check<u64> {
     if path.contains("://") {
-        return Err((RejectKind::ClipUnreadable, format!("clip_location {path}: only local paths are supported")));
+        return Err((
+            RejectKind::ClipUnreadable,
+            format!("clip_location {path}: only local paths are supported"),
+        ));
     }
     let meta = std::fs::metadata(path).map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
@@ -182,23 +223,33 @@ fn check_clip(path: &str) -> Check<u64> {
         (kind, format!("clip {path}: {e}"))
     })?;
     if !meta.is_file() {
-        return Err((RejectKind::ClipUnreadable, format!("clip {path}: not a regular file")));
+        return Err((
+            RejectKind::ClipUnreadable,
+            format!("clip {path}: not a regular file"),
+        ));
     }
-    std::fs::File::open(path).map_err(|e| (RejectKind::ClipUnreadable, format!("clip {path}: {e}")))?;
+    std::fs::File::open(path)
+        .map_err(|e| (RejectKind::ClipUnreadable, format!("clip {path}: {e}")))?;
     Ok(meta.len())
 }
 
 fn get<'a>(json: &'a PyValue, key: &str) -> Check<&'a PyValue> {
-    json.get(key).ok_or_else(|| (RejectKind::MissingKey, format!("missing key \"{key}\"")))
+    json.get(key)
+        .ok_or_else(|| (RejectKind::MissingKey, format!("missing key \"{key}\"")))
 }
 
 fn wrong(key: &str, v: &PyValue, want: &str) -> (RejectKind, String) {
-    (RejectKind::WrongType, format!("key \"{key}\" is a {}, not {want}", v.type_name()))
+    (
+        RejectKind::WrongType,
+        format!("key \"{key}\" is a {}, not {want}", v.type_name()),
+    )
 }
 
 fn get_str(json: &PyValue, key: &str) -> Check<String> {
     let v = get(json, key)?;
-    v.as_str().map(str::to_string).ok_or_else(|| wrong(key, v, "a string"))
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| wrong(key, v, "a string"))
 }
 
 fn get_bool(json: &PyValue, key: &str) -> Check<bool> {
@@ -209,7 +260,12 @@ fn get_bool(json: &PyValue, key: &str) -> Check<bool> {
 fn get_int(json: &PyValue, key: &str) -> Check<i64> {
     let v = get(json, key)?;
     match v {
-        PyValue::Int(_) => v.as_i64().ok_or_else(|| (RejectKind::WrongType, format!("key \"{key}\" is out of range"))),
+        PyValue::Int(_) => v.as_i64().ok_or_else(|| {
+            (
+                RejectKind::WrongType,
+                format!("key \"{key}\" is out of range"),
+            )
+        }),
         _ => Err(wrong(key, v, "an integer")),
     }
 }
@@ -225,20 +281,32 @@ fn get_number(json: &PyValue, key: &str) -> Check<f64> {
 /// The `read_meta` operator.
 pub trait ReadMeta<'scope> {
     /// Reads every listed file, spreading files over workers by listing position.
-    fn read_meta(self, reader: MetaReader, clock: StageClock) -> Stream<'scope, u64, Vec<MetaOutcome>>;
+    fn read_meta(
+        self,
+        reader: MetaReader,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<MetaOutcome>>;
 }
 
 impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
-    fn read_meta(self, reader: MetaReader, clock: StageClock) -> Stream<'scope, u64, Vec<MetaOutcome>> {
-        self.unary(Exchange::new(|f: &ListedFile| f.seq), "ReadMeta", move |_cap, _info| {
-            move |input, output| {
-                input.for_each(|cap, data| {
-                    let _t = clock.time("read_meta");
-                    let out: Vec<MetaOutcome> = data.iter().map(|f| reader.read(f)).collect();
-                    output.session(&cap).give_iterator(out.into_iter());
-                });
-            }
-        })
+    fn read_meta(
+        self,
+        reader: MetaReader,
+        clock: StageClock,
+    ) -> Stream<'scope, u64, Vec<MetaOutcome>> {
+        self.unary(
+            Exchange::new(|f: &ListedFile| f.seq),
+            "ReadMeta",
+            move |_cap, _info| {
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        let _t = clock.time("read_meta");
+                        let out: Vec<MetaOutcome> = data.iter().map(|f| reader.read(f)).collect();
+                        output.session(&cap).give_iterator(out.into_iter());
+                    });
+                }
+            },
+        )
     }
 }
 

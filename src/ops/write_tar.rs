@@ -91,7 +91,9 @@ impl TarWriters {
         for PartialTar { builder, tmp, fin } in open.files.take().expect("created") {
             let mut w = builder.into_inner().map_err(|e| ShardError::io(&tmp, e))?;
             w.flush().map_err(|e| ShardError::io(&tmp, e))?;
-            let f = w.into_inner().map_err(|e| ShardError::io(&tmp, e.into_error()))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| ShardError::io(&tmp, e.into_error()))?;
             f.sync_all().map_err(|e| ShardError::io(&tmp, e))?;
             open.done.bytes += f.metadata().map_err(|e| ShardError::io(&tmp, e))?.len();
             std::fs::rename(&tmp, &fin).map_err(|e| ShardError::io(&fin, e))?;
@@ -129,7 +131,11 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, mtime: u64) -> Result<(), 
     let video = match std::fs::read(&s.clip_path) {
         Ok(v) => v,
         Err(e) => {
-            tracing::error!("{}: clip {} became unreadable: {e}", s.meta_rel_path, s.clip_path);
+            tracing::error!(
+                "{}: clip {} became unreadable: {e}",
+                s.meta_rel_path,
+                s.clip_path
+            );
             open.done.rejects.push(Reject {
                 meta: s.meta_rel_path,
                 span_uuid: Some(s.key),
@@ -140,9 +146,10 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, mtime: u64) -> Result<(), 
         }
     };
     let files = open.files.as_mut().expect("files created");
-    for (PartialTar { builder, tmp, .. }, (data, ext)) in files
-        .iter_mut()
-        .zip([(&video, "mp4"), (&s.pickle, "pickle"), (&s.json, "json")])
+    for (PartialTar { builder, tmp, .. }, (data, ext)) in
+        files
+            .iter_mut()
+            .zip([(&video, "mp4"), (&s.pickle, "pickle"), (&s.json, "json")])
     {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
@@ -187,16 +194,23 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
         self.unary(Pipeline, "WriteTar", move |_cap, _info| {
             move |input, output| {
                 input.for_each(|cap, data| {
-                    let cap: Capability<u64> = cap.retain_least(output.output_index()).expect("u64 is totally ordered");
+                    let cap: Capability<u64> = cap
+                        .retain_least(output.output_index())
+                        .expect("u64 is totally ordered");
                     let _t = clock.time("write_tar");
                     for sample in data.drain(..) {
-                        progress.written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        progress
+                            .written
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         match writers.push(sample) {
                             Ok(Some(done)) => output.session(&cap).give(done),
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::error!("{e}");
-                                failure.lock().expect("not poisoned").get_or_insert(e.to_string());
+                                failure
+                                    .lock()
+                                    .expect("not poisoned")
+                                    .get_or_insert(e.to_string());
                             }
                         }
                     }

@@ -93,12 +93,24 @@ mod tests {
 
     #[test]
     fn resolution_thresholds() {
-        assert_eq!(bin(1920, 1080, 10).unwrap(), "resolution_1080/aspect_ratio_16_9/frames_0_120");
-        assert_eq!(bin(1916, 1078, 10).unwrap(), "resolution_720/aspect_ratio_16_9/frames_0_120");
-        assert_eq!(bin(1280, 720, 10).unwrap(), "resolution_720/aspect_ratio_16_9/frames_0_120");
+        assert_eq!(
+            bin(1920, 1080, 10).unwrap(),
+            "resolution_1080/aspect_ratio_16_9/frames_0_120"
+        );
+        assert_eq!(
+            bin(1916, 1078, 10).unwrap(),
+            "resolution_720/aspect_ratio_16_9/frames_0_120"
+        );
+        assert_eq!(
+            bin(1280, 720, 10).unwrap(),
+            "resolution_720/aspect_ratio_16_9/frames_0_120"
+        );
         assert_eq!(bin(1278, 719, 10), None);
         assert_eq!(bin(854, 480, 240), None);
-        assert_eq!(bin(780, 1200, 40).unwrap(), "resolution_720/aspect_ratio_9_16/frames_0_120");
+        assert_eq!(
+            bin(780, 1200, 40).unwrap(),
+            "resolution_720/aspect_ratio_9_16/frames_0_120"
+        );
     }
 
     #[test]
@@ -113,10 +125,19 @@ mod tests {
         assert_eq!(aspect_ratio(0.0), None);
         assert_eq!(aspect_ratio(0.6500001), Some("3_4"));
         // integer division as Python does it: 780/1200 == 0.65 exactly in f64
-        assert_eq!(bin(780, 1200, 1).unwrap(), "resolution_720/aspect_ratio_9_16/frames_0_120");
-        assert_eq!(bin(1160, 1000, 1).unwrap(), "resolution_720/aspect_ratio_1_1/frames_0_120");
+        assert_eq!(
+            bin(780, 1200, 1).unwrap(),
+            "resolution_720/aspect_ratio_9_16/frames_0_120"
+        );
+        assert_eq!(
+            bin(1160, 1000, 1).unwrap(),
+            "resolution_720/aspect_ratio_1_1/frames_0_120"
+        );
         assert_eq!(bin(7220, 720, 12), None);
-        assert_eq!(bin(7200, 720, 12).unwrap(), "resolution_720/aspect_ratio_16_9/frames_0_120");
+        assert_eq!(
+            bin(7200, 720, 12).unwrap(),
+            "resolution_720/aspect_ratio_16_9/frames_0_120"
+        );
     }
 
     #[test]
@@ -135,7 +156,13 @@ mod tests {
 
     #[test]
     fn every_aspect_bin_reachable() {
-        let cases = [(720, 1280, "9_16"), (960, 1280, "3_4"), (1080, 1080, "1_1"), (1440, 1080, "4_3"), (1920, 1080, "16_9")];
+        let cases = [
+            (720, 1280, "9_16"),
+            (960, 1280, "3_4"),
+            (1080, 1080, "1_1"),
+            (1440, 1080, "4_3"),
+            (1920, 1080, "16_9"),
+        ];
         for (w, h, a) in cases {
             let b = bin(w, h, 200).unwrap();
             assert!(b.contains(&format!("aspect_ratio_{a}/")), "{w}x{h} -> {b}");

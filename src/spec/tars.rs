@@ -54,7 +54,10 @@ mod tests {
     use super::*;
 
     fn ranges(sizes: &[u64], target: u64) -> Vec<Range<usize>> {
-        group_tars(sizes, target, 100).into_iter().map(|g| g.members).collect()
+        group_tars(sizes, target, 100)
+            .into_iter()
+            .map(|g| g.members)
+            .collect()
     }
 
     #[test]
@@ -121,7 +124,10 @@ mod tests {
                     cur += s;
                 }
             }
-            let got: Vec<Vec<usize>> = ranges(&sizes, target).into_iter().map(|r| r.collect()).collect();
+            let got: Vec<Vec<usize>> = ranges(&sizes, target)
+                .into_iter()
+                .map(|r| r.collect())
+                .collect();
             assert_eq!(got, expect, "seed {seed}: sizes {sizes:?} target {target}");
         }
     }

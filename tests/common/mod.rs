@@ -80,7 +80,12 @@ pub fn assert_ok(out: &Output) {
 
 /// Runs a Python script with arguments; returns stdout, failing the test on error.
 pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3 runs");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
     assert!(
         out.status.success(),
         "python failed:\n{}\n{}",
@@ -119,8 +124,20 @@ pub fn report(version_dir: &Path) -> serde_json::Value {
 pub fn reconciled_counts(version_dir: &Path) -> serde_json::Value {
     let r = report(version_dir);
     let c = &r["counts"];
-    let rejected: u64 = c["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
-    let sum = c["written"].as_u64().unwrap() + c["invalid"].as_u64().unwrap() + c["dropped_no_bin"].as_u64().unwrap() + rejected;
-    assert_eq!(c["listed"].as_u64().unwrap(), sum, "counts do not reconcile: {c}");
+    let rejected: u64 = c["rejected"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    let sum = c["written"].as_u64().unwrap()
+        + c["invalid"].as_u64().unwrap()
+        + c["dropped_no_bin"].as_u64().unwrap()
+        + rejected;
+    assert_eq!(
+        c["listed"].as_u64().unwrap(),
+        sum,
+        "counts do not reconcile: {c}"
+    );
     c.clone()
 }

@@ -87,7 +87,7 @@ def relative_position_bucket(relative_position: np.ndarray, num_buckets: int, ma
 
 
 class T5Encoder:
-    def __init__(self, model_dir: Path, dtype=np.float32) -> None:
+    def __init__(self, model_dir: Path, dtype=np.float64) -> None:
         self.dir = Path(model_dir)
         self.cfg = json.loads((self.dir / "config.json").read_text())
         self.dtype = dtype

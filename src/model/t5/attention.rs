@@ -188,7 +188,7 @@ mod tests {
             (1, 17),
             (-7, 7),
             (7, 23),
-            (-8, 8),   // ln(1) = 0
+            (-8, 8), // ln(1) = 0
             (8, 24),
             (-11, 8),  // ln(11/8)/ln16*8 = 0.918
             (-12, 9),  // 1.170
@@ -202,19 +202,23 @@ mod tests {
             (-46, 13), // 5.047
             (-64, 14), // exactly 6
             (64, 30),
-            (-90, 14),   // 6.984
-            (-91, 15),   // 7.016
-            (-127, 15),  // 7.977
-            (-128, 15),  // 8 → clamped to 15
+            (-90, 14),  // 6.984
+            (-91, 15),  // 7.016
+            (-127, 15), // 7.977
+            (-128, 15), // 8 → clamped to 15
             (128, 31),
-            (-129, 15),  // beyond max_distance
+            (-129, 15), // beyond max_distance
             (-511, 15),
             (511, 31),
             (100_000, 31),
             (-100_000, 15),
         ];
         for &(rp, want) in cases {
-            assert_eq!(relative_position_bucket(rp, 32, 128), want, "relative position {rp}");
+            assert_eq!(
+                relative_position_bucket(rp, 32, 128),
+                want,
+                "relative position {rp}"
+            );
         }
     }
 
@@ -225,16 +229,20 @@ mod tests {
         let cases: &[(i64, usize)] = &[
             (3, 11),
             (-3, 3),
-            (4, 12),   // 0
-            (-7, 5),   // ln(1.75)/ln5*4 = 1.391
-            (-9, 6),   // 2.016
-            (-14, 7),  // 3.114
-            (-19, 7),  // 3.873
-            (-20, 7),  // 4 → 8 → capped 7
+            (4, 12),  // 0
+            (-7, 5),  // ln(1.75)/ln5*4 = 1.391
+            (-9, 6),  // 2.016
+            (-14, 7), // 3.114
+            (-19, 7), // 3.873
+            (-20, 7), // 4 → 8 → capped 7
             (25, 15),
         ];
         for &(rp, want) in cases {
-            assert_eq!(relative_position_bucket(rp, 16, 20), want, "relative position {rp}");
+            assert_eq!(
+                relative_position_bucket(rp, 16, 20),
+                want,
+                "relative position {rp}"
+            );
         }
     }
 
@@ -270,7 +278,12 @@ mod tests {
         let device = Default::default();
         let encoder = config.init::<CpuBackend>(&device);
         let attention = &encoder.blocks[0].attention;
-        let table = attention.relative_attention_bias.as_ref().unwrap().weight.val();
+        let table = attention
+            .relative_attention_bias
+            .as_ref()
+            .unwrap()
+            .weight
+            .val();
         let table = table.into_data().to_vec::<f32>().unwrap(); // [8 buckets, 2 heads]
         let len = 9;
         let bias = attention.compute_bias(len, &device);

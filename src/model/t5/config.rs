@@ -7,8 +7,8 @@ use burn::prelude::*;
 use serde::Deserialize;
 
 use super::attention::T5Attention;
-use super::encoder::{T5Block, T5DenseActDense, T5DenseGatedActDense, T5Encoder, T5FeedForward};
 use super::encoder::T5LayerNormConfig;
+use super::encoder::{T5Block, T5DenseActDense, T5DenseGatedActDense, T5Encoder, T5FeedForward};
 use crate::model::ModelError;
 
 /// The feed-forward variant of a T5 layer (`feed_forward_proj` in `config.json`).
@@ -110,12 +110,13 @@ impl T5Config {
             path: path.to_owned(),
             source,
         })?;
-        let feed_forward_proj = FeedForwardProj::parse(&raw.feed_forward_proj).ok_or_else(|| {
-            ModelError::UnknownFeedForwardProj {
-                path: path.to_owned(),
-                value: raw.feed_forward_proj.clone(),
-            }
-        })?;
+        let feed_forward_proj =
+            FeedForwardProj::parse(&raw.feed_forward_proj).ok_or_else(|| {
+                ModelError::UnknownFeedForwardProj {
+                    path: path.to_owned(),
+                    value: raw.feed_forward_proj.clone(),
+                }
+            })?;
         let config = Self {
             d_model: raw.d_model,
             d_kv: raw.d_kv,
@@ -128,10 +129,12 @@ impl T5Config {
             feed_forward_proj,
             vocab_size: raw.vocab_size,
         };
-        config.validate().map_err(|message| ModelError::InvalidConfig {
-            path: path.to_owned(),
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|message| ModelError::InvalidConfig {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 

@@ -71,6 +71,8 @@ pub struct T5DenseGatedActDense<B: Backend> {
 }
 
 /// The feed-forward half of a T5 block, by `feed_forward_proj`.
+// One per block, and the weights live behind shared handles: the variant size is irrelevant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum T5FeedForward<B: Backend> {
     /// `"relu"`.
@@ -119,7 +121,9 @@ impl<B: Backend> T5Block<B> {
         runs: &[SequenceRun],
         biases: &[Tensor<B, 4>],
     ) -> Tensor<B, 3> {
-        let attention = self.attention.forward_packed(self.attention_norm.forward(x.clone()), runs, biases);
+        let attention =
+            self.attention
+                .forward_packed(self.attention_norm.forward(x.clone()), runs, biases);
         let x = x + attention;
         x.clone() + self.feed_forward.forward(self.feed_forward_norm.forward(x))
     }
@@ -197,10 +201,17 @@ impl<B: Backend> T5Encoder<B> {
     ///
     /// # Panics
     /// If there are no tokens, or the lengths of `runs` do not add up to `total`.
-    pub fn forward_packed(&self, input_ids: Tensor<B, 2, Int>, runs: &[SequenceRun]) -> Tensor<B, 3> {
+    pub fn forward_packed(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        runs: &[SequenceRun],
+    ) -> Tensor<B, 3> {
         let [_, total] = input_ids.dims();
         let covered: usize = runs.iter().map(|run| run.len * run.count).sum();
-        assert_eq!(covered, total, "runs cover {covered} tokens, the input has {total}");
+        assert_eq!(
+            covered, total,
+            "runs cover {covered} tokens, the input has {total}"
+        );
         assert!(total > 0, "nothing to encode");
         let device = input_ids.device();
         let attention = &self.blocks[0].attention;

@@ -72,16 +72,28 @@ fn required_tensors(config: &T5Config, embedding: &str) -> Vec<Spec> {
         let attn = format!("encoder.block.{i}.layer.0.SelfAttention");
         let dense = format!("encoder.block.{i}.layer.1.DenseReluDense");
         let t = Layout::Transposed;
-        specs.push(spec(format!("encoder.block.{i}.layer.0.layer_norm.weight"), &[d], Layout::AsIs));
+        specs.push(spec(
+            format!("encoder.block.{i}.layer.0.layer_norm.weight"),
+            &[d],
+            Layout::AsIs,
+        ));
         for proj in ["q", "k", "v"] {
             specs.push(spec(format!("{attn}.{proj}.weight"), &[inner, d], t));
         }
         specs.push(spec(format!("{attn}.o.weight"), &[d, inner], t));
         if i == 0 {
             let shape = [config.relative_attention_num_buckets, config.num_heads];
-            specs.push(spec(format!("{attn}.relative_attention_bias.weight"), &shape, Layout::AsIs));
+            specs.push(spec(
+                format!("{attn}.relative_attention_bias.weight"),
+                &shape,
+                Layout::AsIs,
+            ));
         }
-        specs.push(spec(format!("encoder.block.{i}.layer.1.layer_norm.weight"), &[d], Layout::AsIs));
+        specs.push(spec(
+            format!("encoder.block.{i}.layer.1.layer_norm.weight"),
+            &[d],
+            Layout::AsIs,
+        ));
         match config.feed_forward_proj {
             FeedForwardProj::Relu => specs.push(spec(format!("{dense}.wi.weight"), &[ff, d], t)),
             FeedForwardProj::GatedGelu => {
@@ -91,7 +103,11 @@ fn required_tensors(config: &T5Config, embedding: &str) -> Vec<Spec> {
         }
         specs.push(spec(format!("{dense}.wo.weight"), &[d, ff], t));
     }
-    specs.push(spec("encoder.final_layer_norm.weight".to_owned(), &[d], Layout::AsIs));
+    specs.push(spec(
+        "encoder.final_layer_norm.weight".to_owned(),
+        &[d],
+        Layout::AsIs,
+    ));
     specs
 }
 
@@ -184,7 +200,12 @@ pub fn load_encoder<B: Backend>(
     for block in &mut encoder.blocks {
         fill.norm(&mut block.attention_norm)?;
         let attention = &mut block.attention;
-        for linear in [&mut attention.q, &mut attention.k, &mut attention.v, &mut attention.o] {
+        for linear in [
+            &mut attention.q,
+            &mut attention.k,
+            &mut attention.v,
+            &mut attention.o,
+        ] {
             fill.linear(linear)?;
         }
         if let Some(table) = &mut attention.relative_attention_bias {
@@ -236,7 +257,10 @@ mod tests {
         assert_eq!(specs[0].shape, vec![10, 4]);
         let q = &specs[2];
         assert_eq!(q.name, "encoder.block.0.layer.0.SelfAttention.q.weight");
-        assert_eq!((q.shape.as_slice(), q.layout), (&[6, 4][..], Layout::Transposed));
+        assert_eq!(
+            (q.shape.as_slice(), q.layout),
+            (&[6, 4][..], Layout::Transposed)
+        );
         assert_eq!(specs[5].shape, vec![4, 6]);
         assert_eq!(
             specs[6].name,

@@ -112,6 +112,9 @@ mod tests {
         // Zero-width space is not whitespace in Python either.
         assert_eq!(python_strip("\u{200b}x"), "\u{200b}x");
         assert_eq!(python_strip(" \t\r\n\u{b}\u{c} "), "");
-        assert!(!"\u{1c}x".trim().starts_with('x'), "Rust's trim keeps U+001C");
+        assert!(
+            !"\u{1c}x".trim().starts_with('x'),
+            "Rust's trim keeps U+001C"
+        );
     }
 }

@@ -150,7 +150,10 @@ impl Weights {
             .map_err(|_| invalid(path, "shorter than the 8-byte header length"))?;
         let header_len = u64::from_le_bytes(n);
         if header_len > 100_000_000 || 8 + header_len > file_len {
-            return Err(invalid(path, format!("header length {header_len} is invalid")));
+            return Err(invalid(
+                path,
+                format!("header length {header_len} is invalid"),
+            ));
         }
         let mut header = vec![0u8; header_len as usize];
         reader.read_exact(&mut header).map_err(io_error(path))?;
@@ -228,10 +231,13 @@ impl Weights {
 
     /// Checks that `name` exists with shape `expected` and a float element type.
     pub fn check(&self, name: &str, expected: &[usize]) -> Result<(), ModelError> {
-        let entry = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor {
-            path: self.origin.clone(),
-            name: name.to_owned(),
-        })?;
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: self.origin.clone(),
+                name: name.to_owned(),
+            })?;
         let path = &self.files[entry.file];
         if entry.shape != expected {
             return Err(ModelError::ShapeMismatch {
@@ -253,21 +259,29 @@ impl Weights {
 
     /// Reads tensor `name` as row-major `f32` values (after [`Weights::check`]).
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>, ModelError> {
-        let entry = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor {
-            path: self.origin.clone(),
-            name: name.to_owned(),
-        })?;
+        let entry = self
+            .entries
+            .get(name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                path: self.origin.clone(),
+                name: name.to_owned(),
+            })?;
         let path = &self.files[entry.file];
-        let element = entry.element.clone().map_err(|dtype| ModelError::UnsupportedDtype {
-            path: path.clone(),
-            name: name.to_owned(),
-            dtype,
-        })?;
+        let element = entry
+            .element
+            .clone()
+            .map_err(|dtype| ModelError::UnsupportedDtype {
+                path: path.clone(),
+                name: name.to_owned(),
+                dtype,
+            })?;
         let count: usize = entry.shape.iter().product();
         let values = match &entry.location {
             Location::Safetensors { start, len } => {
                 let mut reader = File::open(path).map_err(io_error(path))?;
-                reader.seek(SeekFrom::Start(*start)).map_err(io_error(path))?;
+                reader
+                    .seek(SeekFrom::Start(*start))
+                    .map_err(io_error(path))?;
                 let mut bytes = vec![0u8; *len];
                 reader.read_exact(&mut bytes).map_err(io_error(path))?;
                 decode_le(&bytes, element)
@@ -282,7 +296,10 @@ impl Weights {
         if values.len() != count {
             return Err(invalid(
                 path,
-                format!("tensor {name:?} holds {} values, expected {count}", values.len()),
+                format!(
+                    "tensor {name:?} holds {} values, expected {count}",
+                    values.len()
+                ),
             ));
         }
         Ok(values)

@@ -51,11 +51,23 @@ fn plan_orders_bins_by_first_appearance_and_counts_reconcile() {
     assert_eq!(s.rejects[1].kind, RejectKind::DuplicateSpanUuid);
     assert!(s.rejects[1].message.contains("000.json"));
     assert_eq!(s.planned, 5);
-    assert_eq!(s.listed, s.planned + s.invalid + s.dropped_no_bin + s.rejects.len() as u64);
+    assert_eq!(
+        s.listed,
+        s.planned + s.invalid + s.dropped_no_bin + s.rejects.len() as u64
+    );
     assert_eq!(s.warnings.get(&WarningKind::NumBytesMismatch), Some(&5));
     let got: Vec<(u64, &str, &str, u32, u32, u32)> = planned
         .iter()
-        .map(|p| (p.rank, p.meta.span_uuid.as_str(), p.tar.bin.as_str(), p.tar.part, p.tar.tar, p.index))
+        .map(|p| {
+            (
+                p.rank,
+                p.meta.span_uuid.as_str(),
+                p.tar.bin.as_str(),
+                p.tar.part,
+                p.tar.tar,
+                p.index,
+            )
+        })
         .collect();
     // bin B appears first (seq 0): a(6) | e(6) | h(6) -> 3 tars, 2 per part
     assert_eq!(
@@ -68,7 +80,13 @@ fn plan_orders_bins_by_first_appearance_and_counts_reconcile() {
             (4, "i", "A", 0, 0, 1),
         ]
     );
-    assert_eq!(s.bins.iter().map(|b| (b.0.as_str(), b.1.len())).collect::<Vec<_>>(), vec![("B", 3), ("A", 1)]);
+    assert_eq!(
+        s.bins
+            .iter()
+            .map(|b| (b.0.as_str(), b.1.len()))
+            .collect::<Vec<_>>(),
+        vec![("B", 3), ("A", 1)]
+    );
     assert_eq!(planned[3].tar_len, 2);
 }
 
@@ -83,7 +101,12 @@ fn plan_is_independent_of_arrival_order() {
             .map(|i| match i % 7 {
                 0 => reject(i),
                 1 => MetaOutcome::Invalid { seq: i },
-                _ => clip(i, &format!("u{}", i % 50), Some(["X", "Y", "Z"][(i % 3) as usize]), i % 5),
+                _ => clip(
+                    i,
+                    &format!("u{}", i % 50),
+                    Some(["X", "Y", "Z"][(i % 3) as usize]),
+                    i % 5,
+                ),
             })
             .collect()
     };
@@ -91,7 +114,10 @@ fn plan_is_independent_of_arrival_order() {
     for seed in 0..20u64 {
         let mut v = make();
         // deterministic shuffle
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            | 1;
         for i in (1..v.len()).rev() {
             state ^= state << 13;
             state ^= state >> 7;
@@ -118,15 +144,29 @@ fn dataflow_plans_once_on_worker_zero() {
         let progress = Arc::new(Progress::default());
         worker.dataflow::<u64, _, _>(|scope| {
             // every worker contributes outcomes, as read_meta does
-            let outcomes: Vec<MetaOutcome> = (0..4).map(|i| clip(me * 4 + i, &format!("u{}", me * 4 + i), Some("B"), 4)).collect();
+            let outcomes: Vec<MetaOutcome> = (0..4)
+                .map(|i| clip(me * 4 + i, &format!("u{}", me * 4 + i), Some("B"), 4))
+                .collect();
             outcomes
                 .to_stream(scope)
-                .assign_tars(Planner { target_tar_bytes: 8, max_tars_per_part: 100 }, summary.clone(), progress.clone(), StageClock::default())
+                .assign_tars(
+                    Planner {
+                        target_tar_bytes: 8,
+                        max_tars_per_part: 100,
+                    },
+                    summary.clone(),
+                    progress.clone(),
+                    StageClock::default(),
+                )
                 .inspect(move |p| seen.lock().unwrap().push((me, p.rank, p.tar.tar, p.index)));
         });
         while worker.step_or_park(None) {}
         if let Some(s) = summary.take() {
-            summaries2.lock().unwrap().push((me, s.planned, progress.planned.load(Ordering::Relaxed)));
+            summaries2.lock().unwrap().push((
+                me,
+                s.planned,
+                progress.planned.load(Ordering::Relaxed),
+            ));
         }
     })
     .unwrap();
@@ -135,5 +175,8 @@ fn dataflow_plans_once_on_worker_zero() {
     v.sort_by_key(|x| x.1);
     assert_eq!(v.len(), 12);
     assert!(v.iter().all(|x| x.0 == 0));
-    assert_eq!(v.iter().map(|x| (x.2, x.3)).collect::<Vec<_>>()[..4], [(0, 0), (0, 1), (1, 0), (1, 1)]);
+    assert_eq!(
+        v.iter().map(|x| (x.2, x.3)).collect::<Vec<_>>()[..4],
+        [(0, 0), (0, 1), (1, 0), (1, 1)]
+    );
 }

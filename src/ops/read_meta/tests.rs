@@ -42,7 +42,10 @@ fn meta(overrides: &[(&str, &str)]) -> String {
         ("framerate", "24.0"),
         ("num_frames", "48"),
         ("num_bytes", "100"),
-        ("windows", "[{\"start_frame\": 0, \"end_frame\": 47, \"qwen_caption\": \" a cat \"}]"),
+        (
+            "windows",
+            "[{\"start_frame\": 0, \"end_frame\": 47, \"qwen_caption\": \" a cat \"}]",
+        ),
         ("valid", "true"),
     ]
     .iter()
@@ -73,19 +76,30 @@ fn reject_kind(o: &MetaOutcome) -> Option<RejectKind> {
 #[test]
 fn valid_clip_is_read_with_bin_and_relative_location() {
     let f = Fixture::new();
-    let MetaOutcome::Clip(c) = f.read_text(&meta(&[])) else { panic!("not a clip") };
+    let MetaOutcome::Clip(c) = f.read_text(&meta(&[])) else {
+        panic!("not a clip")
+    };
     assert_eq!(c.span_uuid, "c1");
     assert_eq!(c.seq, 3);
-    assert_eq!(c.bin.as_deref(), Some("resolution_720/aspect_ratio_16_9/frames_0_120"));
+    assert_eq!(
+        c.bin.as_deref(),
+        Some("resolution_720/aspect_ratio_16_9/frames_0_120")
+    );
     assert_eq!(c.captions, vec![Some(" a cat ".to_string())]);
-    assert_eq!(c.clip_path, f.dir.path().join("clips/c1.mp4").to_string_lossy());
+    assert_eq!(
+        c.clip_path,
+        f.dir.path().join("clips/c1.mp4").to_string_lossy()
+    );
     assert!(c.warnings.is_empty());
 }
 
 #[test]
 fn invalid_clip_is_not_checked_further() {
     let f = Fixture::new();
-    let o = f.read_text(&meta(&[("valid", "false"), ("clip_location", "\"clips/none.mp4\"")]));
+    let o = f.read_text(&meta(&[
+        ("valid", "false"),
+        ("clip_location", "\"clips/none.mp4\""),
+    ]));
     assert_eq!(o, MetaOutcome::Invalid { seq: 3 });
 }
 
@@ -93,37 +107,110 @@ fn invalid_clip_is_not_checked_further() {
 fn bad_inputs_are_rejected_with_reason_naming_the_key() {
     let f = Fixture::new();
     let cases: Vec<(String, RejectKind, &str)> = vec![
-        ("{\"span_uuid\": ".to_string(), RejectKind::InvalidJson, "JSON"),
+        (
+            "{\"span_uuid\": ".to_string(),
+            RejectKind::InvalidJson,
+            "JSON",
+        ),
         ("[1, 2]".to_string(), RejectKind::InvalidJson, "list"),
-        (meta(&[("span_uuid", "DELETE")]), RejectKind::MissingKey, "span_uuid"),
-        (meta(&[("span_uuid", "5")]), RejectKind::WrongType, "span_uuid"),
-        (meta(&[("span_uuid", "\"a/b\"")]), RejectKind::UnsafeSpanUuid, "a/b"),
-        (meta(&[("span_uuid", "\"..\"")]), RejectKind::UnsafeSpanUuid, ".."),
-        (meta(&[("span_uuid", "\"\"")]), RejectKind::UnsafeSpanUuid, "empty"),
-        (meta(&[("span_uuid", "\"a\\u0000b\"")]), RejectKind::UnsafeSpanUuid, "NUL"),
-        (meta(&[("width", "DELETE")]), RejectKind::MissingKey, "width"),
-        (meta(&[("width", "\"1280\"")]), RejectKind::WrongType, "width"),
-        (meta(&[("num_frames", "4.5")]), RejectKind::WrongType, "num_frames"),
+        (
+            meta(&[("span_uuid", "DELETE")]),
+            RejectKind::MissingKey,
+            "span_uuid",
+        ),
+        (
+            meta(&[("span_uuid", "5")]),
+            RejectKind::WrongType,
+            "span_uuid",
+        ),
+        (
+            meta(&[("span_uuid", "\"a/b\"")]),
+            RejectKind::UnsafeSpanUuid,
+            "a/b",
+        ),
+        (
+            meta(&[("span_uuid", "\"..\"")]),
+            RejectKind::UnsafeSpanUuid,
+            "..",
+        ),
+        (
+            meta(&[("span_uuid", "\"\"")]),
+            RejectKind::UnsafeSpanUuid,
+            "empty",
+        ),
+        (
+            meta(&[("span_uuid", "\"a\\u0000b\"")]),
+            RejectKind::UnsafeSpanUuid,
+            "NUL",
+        ),
+        (
+            meta(&[("width", "DELETE")]),
+            RejectKind::MissingKey,
+            "width",
+        ),
+        (
+            meta(&[("width", "\"1280\"")]),
+            RejectKind::WrongType,
+            "width",
+        ),
+        (
+            meta(&[("num_frames", "4.5")]),
+            RejectKind::WrongType,
+            "num_frames",
+        ),
         (meta(&[("height", "0")]), RejectKind::WrongType, "height"),
-        (meta(&[("num_bytes", "-1")]), RejectKind::WrongType, "num_bytes"),
+        (
+            meta(&[("num_bytes", "-1")]),
+            RejectKind::WrongType,
+            "num_bytes",
+        ),
         (meta(&[("valid", "1")]), RejectKind::WrongType, "valid"),
         (meta(&[("windows", "{}")]), RejectKind::WrongType, "windows"),
-        (meta(&[("windows", "[3]")]), RejectKind::WrongType, "windows[0]"),
-        (meta(&[("clip_location", "DELETE")]), RejectKind::MissingKey, "clip_location"),
-        (meta(&[("clip_location", "\"clips/none.mp4\"")]), RejectKind::ClipMissing, "none.mp4"),
-        (meta(&[("clip_location", "\"clips\"")]), RejectKind::ClipUnreadable, "regular file"),
         (
-            meta(&[("windows", "[{\"qwen_caption\": \"ok\"}, {\"qwen_caption\": 5}]")]),
+            meta(&[("windows", "[3]")]),
+            RejectKind::WrongType,
+            "windows[0]",
+        ),
+        (
+            meta(&[("clip_location", "DELETE")]),
+            RejectKind::MissingKey,
+            "clip_location",
+        ),
+        (
+            meta(&[("clip_location", "\"clips/none.mp4\"")]),
+            RejectKind::ClipMissing,
+            "none.mp4",
+        ),
+        (
+            meta(&[("clip_location", "\"clips\"")]),
+            RejectKind::ClipUnreadable,
+            "regular file",
+        ),
+        (
+            meta(&[(
+                "windows",
+                "[{\"qwen_caption\": \"ok\"}, {\"qwen_caption\": 5}]",
+            )]),
             RejectKind::CaptionNotString,
             "windows[1].qwen_caption",
         ),
-        (meta(&[("windows", "[{\"qwen_caption\": null}]")]), RejectKind::CaptionNotString, "windows[0]"),
+        (
+            meta(&[("windows", "[{\"qwen_caption\": null}]")]),
+            RejectKind::CaptionNotString,
+            "windows[0]",
+        ),
     ];
     for (text, kind, needle) in cases {
         let o = f.read_text(&text);
-        let MetaOutcome::Reject(r) = &o else { panic!("{text}: not rejected: {o:?}") };
+        let MetaOutcome::Reject(r) = &o else {
+            panic!("{text}: not rejected: {o:?}")
+        };
         assert_eq!(r.kind, kind, "{text}: {r:?}");
-        assert!(r.message.contains(needle), "{text}: message {:?} lacks {needle:?}", r.message);
+        assert!(
+            r.message.contains(needle),
+            "{text}: message {:?} lacks {needle:?}",
+            r.message
+        );
         assert_eq!(r.meta, "m.json");
     }
 }
@@ -132,17 +219,30 @@ fn bad_inputs_are_rejected_with_reason_naming_the_key() {
 fn unreadable_or_unlistable_file_is_rejected() {
     let f = Fixture::new();
     let r = f.reader();
-    let o = r.read(&ListedFile { seq: 0, rel_path: "absent.json".into(), error: None });
+    let o = r.read(&ListedFile {
+        seq: 0,
+        rel_path: "absent.json".into(),
+        error: None,
+    });
     assert_eq!(reject_kind(&o), Some(RejectKind::UnreadableMeta));
-    let o = r.read(&ListedFile { seq: 0, rel_path: "x".into(), error: Some("cannot list directory".into()) });
+    let o = r.read(&ListedFile {
+        seq: 0,
+        rel_path: "x".into(),
+        error: Some("cannot list directory".into()),
+    });
     assert_eq!(reject_kind(&o), Some(RejectKind::UnreadableMeta));
 }
 
 #[test]
 fn missing_caption_marks_clip_invalid_and_warns() {
     let f = Fixture::new();
-    let text = meta(&[("windows", "[{\"qwen_caption\": \"a\"}, {\"start_frame\": 0}, {\"qwen_caption\": \"b\"}]")]);
-    let MetaOutcome::Clip(c) = f.read_text(&text) else { panic!() };
+    let text = meta(&[(
+        "windows",
+        "[{\"qwen_caption\": \"a\"}, {\"start_frame\": 0}, {\"qwen_caption\": \"b\"}]",
+    )]);
+    let MetaOutcome::Clip(c) = f.read_text(&text) else {
+        panic!()
+    };
     assert_eq!(c.captions, vec![Some("a".into()), None, Some("b".into())]);
     assert_eq!(c.json.get("valid"), Some(&PyValue::Bool(false)));
     assert_eq!(c.warnings, vec![WarningKind::MissingCaption]);
@@ -151,7 +251,9 @@ fn missing_caption_marks_clip_invalid_and_warns() {
 #[test]
 fn num_bytes_mismatch_is_a_warning_not_a_reject() {
     let f = Fixture::new();
-    let MetaOutcome::Clip(c) = f.read_text(&meta(&[("num_bytes", "5000")])) else { panic!() };
+    let MetaOutcome::Clip(c) = f.read_text(&meta(&[("num_bytes", "5000")])) else {
+        panic!()
+    };
     assert_eq!(c.num_bytes, 5000);
     assert_eq!(c.warnings, vec![WarningKind::NumBytesMismatch]);
 }
@@ -159,7 +261,11 @@ fn num_bytes_mismatch_is_a_warning_not_a_reject() {
 #[test]
 fn dropped_clip_needs_no_readable_file() {
     let f = Fixture::new();
-    let o = f.read_text(&meta(&[("width", "640"), ("height", "480"), ("clip_location", "\"clips/none.mp4\"")]));
+    let o = f.read_text(&meta(&[
+        ("width", "640"),
+        ("height", "480"),
+        ("clip_location", "\"clips/none.mp4\""),
+    ]));
     let MetaOutcome::Clip(c) = o else { panic!() };
     assert_eq!(c.bin, None);
 }
@@ -168,8 +274,14 @@ fn dropped_clip_needs_no_readable_file() {
 fn remaps_apply_before_resolution() {
     let f = Fixture::new();
     let mut r = f.reader();
-    r.remaps = vec![("/old/root".into(), f.dir.path().to_string_lossy().into_owned())];
-    assert_eq!(r.resolve_location("/old/root/clips/c1.mp4"), f.dir.path().join("clips/c1.mp4").to_string_lossy());
+    r.remaps = vec![(
+        "/old/root".into(),
+        f.dir.path().to_string_lossy().into_owned(),
+    )];
+    assert_eq!(
+        r.resolve_location("/old/root/clips/c1.mp4"),
+        f.dir.path().join("clips/c1.mp4").to_string_lossy()
+    );
     assert_eq!(r.resolve_location("/else/x.mp4"), "/else/x.mp4");
     assert_eq!(r.resolve_location("s3://b/x.mp4"), "s3://b/x.mp4");
 }
@@ -180,7 +292,11 @@ fn dataflow_reads_every_file_once() {
     use timely::dataflow::operators::{Inspect, ToStream};
     let f = Fixture::new();
     for i in 0..6 {
-        std::fs::write(f.dir.path().join(format!("metas/v0/{i}.json")), meta(&[("span_uuid", &format!("\"u{i}\""))])).unwrap();
+        std::fs::write(
+            f.dir.path().join(format!("metas/v0/{i}.json")),
+            meta(&[("span_uuid", &format!("\"u{i}\""))]),
+        )
+        .unwrap();
     }
     let reader = f.reader();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -191,15 +307,24 @@ fn dataflow_reads_every_file_once() {
         let reader = reader.clone();
         worker.dataflow::<u64, _, _>(|scope| {
             let files: Vec<ListedFile> = if leader {
-                (0..6).map(|i| ListedFile { seq: i, rel_path: format!("{i}.json"), error: None }).collect()
+                (0..6)
+                    .map(|i| ListedFile {
+                        seq: i,
+                        rel_path: format!("{i}.json"),
+                        error: None,
+                    })
+                    .collect()
             } else {
                 vec![]
             };
-            files.to_stream(scope).read_meta(reader, StageClock::default()).inspect(move |o| {
-                if let MetaOutcome::Clip(c) = o {
-                    seen.lock().unwrap().push(c.span_uuid.clone());
-                }
-            });
+            files
+                .to_stream(scope)
+                .read_meta(reader, StageClock::default())
+                .inspect(move |o| {
+                    if let MetaOutcome::Clip(c) = o {
+                        seen.lock().unwrap().push(c.span_uuid.clone());
+                    }
+                });
         });
     })
     .unwrap();

@@ -51,10 +51,19 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
     let clips = tempfile::tempdir().unwrap();
     let mut w = TarWriters::new(out.path(), 1_700_000_000);
     let final_video = TarWriters::tar_path(out.path(), &tar_id(0), "video");
-    assert!(w.push(sample(clips.path(), 0, 2, 3, Some(b"two"))).unwrap().is_none());
-    assert!(w.push(sample(clips.path(), 0, 0, 3, Some(b"zero"))).unwrap().is_none());
+    assert!(w
+        .push(sample(clips.path(), 0, 2, 3, Some(b"two")))
+        .unwrap()
+        .is_none());
+    assert!(w
+        .push(sample(clips.path(), 0, 0, 3, Some(b"zero")))
+        .unwrap()
+        .is_none());
     assert!(!final_video.exists(), "tar visible before it is complete");
-    let done = w.push(sample(clips.path(), 0, 1, 3, Some(b"one"))).unwrap().unwrap();
+    let done = w
+        .push(sample(clips.path(), 0, 1, 3, Some(b"one")))
+        .unwrap()
+        .unwrap();
     assert_eq!(done.samples, 3);
     assert_eq!(done.windows_embedded, 3);
     assert_eq!(done.tokens_embedded, 15);
@@ -65,17 +74,27 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
     assert_eq!(video[1].2, b"one");
     assert!(video.iter().all(|m| m.1 == 0o444));
     let metas = members(&TarWriters::tar_path(out.path(), &tar_id(0), "metas"));
-    assert_eq!(metas[2], ("k0_2.json".to_string(), 0o444, b"{\"i\": 2}".to_vec()));
+    assert_eq!(
+        metas[2],
+        ("k0_2.json".to_string(), 0o444, b"{\"i\": 2}".to_vec())
+    );
     let pickles = members(&TarWriters::tar_path(out.path(), &tar_id(0), "t5_xxl"));
     assert_eq!(pickles[0].0, "k0_0.pickle");
     let total: u64 = KINDS
         .iter()
-        .map(|(k, _)| std::fs::metadata(TarWriters::tar_path(out.path(), &tar_id(0), k)).unwrap().len())
+        .map(|(k, _)| {
+            std::fs::metadata(TarWriters::tar_path(out.path(), &tar_id(0), k))
+                .unwrap()
+                .len()
+        })
         .sum();
     assert_eq!(done.bytes, total);
     // no temporary file left behind
     let dir = final_video.parent().unwrap();
-    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
@@ -84,14 +103,23 @@ fn unreadable_clip_is_skipped_in_all_three_tars() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
     let mut w = TarWriters::new(out.path(), 0);
-    assert!(w.push(sample(clips.path(), 1, 0, 2, None)).unwrap().is_none());
-    let done = w.push(sample(clips.path(), 1, 1, 2, Some(b"ok"))).unwrap().unwrap();
+    assert!(w
+        .push(sample(clips.path(), 1, 0, 2, None))
+        .unwrap()
+        .is_none());
+    let done = w
+        .push(sample(clips.path(), 1, 1, 2, Some(b"ok")))
+        .unwrap()
+        .unwrap();
     assert_eq!(done.samples, 1);
     assert_eq!(done.rejects.len(), 1);
     assert_eq!(done.rejects[0].kind, RejectKind::ClipUnreadable);
     for (kind, ext) in KINDS {
         let m = members(&TarWriters::tar_path(out.path(), &tar_id(1), kind));
-        assert_eq!(m.iter().map(|m| m.0.clone()).collect::<Vec<_>>(), [format!("k1_1.{ext}")]);
+        assert_eq!(
+            m.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+            [format!("k1_1.{ext}")]
+        );
     }
 }
 
@@ -101,7 +129,14 @@ fn python_tarfile_reads_our_tars() {
     let clips = tempfile::tempdir().unwrap();
     let mut w = TarWriters::new(out.path(), 1_700_000_000);
     for i in 0..2 {
-        w.push(sample(clips.path(), 2, i, 2, Some(&vec![i as u8; 1000 + i as usize]))).unwrap();
+        w.push(sample(
+            clips.path(),
+            2,
+            i,
+            2,
+            Some(&vec![i as u8; 1000 + i as usize]),
+        ))
+        .unwrap();
     }
     let path = TarWriters::tar_path(out.path(), &tar_id(2), "video");
     let script = "import sys, tarfile\n\
@@ -109,9 +144,21 @@ fn python_tarfile_reads_our_tars() {
         for m in t.getmembers():\n\
         \x20   assert m.isreg() and m.mode == 0o444, m\n\
         \x20   print(m.name, len(t.extractfile(m).read()))\n";
-    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(&path).output().expect("python3 runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "k2_0.mp4 1000\nk2_1.mp4 1001\n");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "k2_0.mp4 1000\nk2_1.mp4 1001\n"
+    );
 }
 
 #[test]
@@ -121,19 +168,30 @@ fn dataflow_writes_each_tar_once() {
     use timely::dataflow::operators::{Inspect, ToStream};
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let samples: Vec<EncodedSample> = (0..12).map(|i| sample(clips.path(), i % 3, i / 3, 4, Some(b"v"))).collect();
+    let samples: Vec<EncodedSample> = (0..12)
+        .map(|i| sample(clips.path(), i % 3, i / 3, 4, Some(b"v")))
+        .collect();
     let done = Arc::new(Mutex::new(Vec::new()));
     let (done2, out_dir) = (done.clone(), out.path().to_path_buf());
     let progress = Arc::new(crate::report::Progress::default());
     let progress2 = progress.clone();
     timely::execute(timely::Config::process(2), move |worker| {
         let done = done2.clone();
-        let mine: Vec<EncodedSample> = samples.iter().filter(|s| s.index as usize % 2 == worker.index()).cloned().collect();
+        let mine: Vec<EncodedSample> = samples
+            .iter()
+            .filter(|s| s.index as usize % 2 == worker.index())
+            .cloned()
+            .collect();
         let writers = TarWriters::new(out_dir.clone(), 0);
         worker.dataflow::<u64, _, _>(|scope| {
             mine.to_stream(scope)
                 .exchange_by_bin()
-                .write_tar(writers, Arc::default(), progress2.clone(), StageClock::default())
+                .write_tar(
+                    writers,
+                    Arc::default(),
+                    progress2.clone(),
+                    StageClock::default(),
+                )
                 .inspect(move |d| done.lock().unwrap().push((d.tar.tar, d.samples)));
         });
     })
@@ -141,7 +199,13 @@ fn dataflow_writes_each_tar_once() {
     let mut d = done.lock().unwrap().clone();
     d.sort();
     assert_eq!(d, [(0, 4), (1, 4), (2, 4)]);
-    assert_eq!(progress.written.load(std::sync::atomic::Ordering::Relaxed), 12);
+    assert_eq!(
+        progress.written.load(std::sync::atomic::Ordering::Relaxed),
+        12
+    );
     let m = members(&TarWriters::tar_path(out.path(), &tar_id(1), "metas"));
-    assert_eq!(m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["k1_0.json", "k1_1.json", "k1_2.json", "k1_3.json"]);
+    assert_eq!(
+        m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+        ["k1_0.json", "k1_1.json", "k1_2.json", "k1_3.json"]
+    );
 }
