@@ -83,6 +83,7 @@ pub fn run<B: Backend>(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let batch_size = cfg.batch_size;
+    let max_batch_tokens = cfg.max_batch_tokens;
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let encoder = Mutex::new(encoder);
     let worker_failure = failure.clone();
@@ -103,7 +104,12 @@ pub fn run<B: Backend>(
                     worker_progress.clone(),
                     clock.clone(),
                 )
-                .batch(batch_size, move |c| tokenizer.tokenize(c), clock.clone())
+                .batch(
+                    batch_size,
+                    max_batch_tokens,
+                    move |c| tokenizer.tokenize(c),
+                    clock.clone(),
+                )
                 .encode(SampleEncoder::new(encoder), clock.clone())
                 .exchange_by_bin()
                 .write_tar(

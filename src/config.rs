@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::model::{DeviceSpec, Precision};
+
 /// A validated `shard` job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardConfig {
@@ -18,6 +20,12 @@ pub struct ShardConfig {
     pub workers: usize,
     /// Caption windows per encoder batch.
     pub batch_size: usize,
+    /// Tokens per encoder batch.
+    pub max_batch_tokens: usize,
+    /// Where the encoder runs.
+    pub device: DeviceSpec,
+    /// The encoder's compute precision.
+    pub precision: Precision,
     /// Target tar size in MiB.
     pub target_tar_size_mb: f64,
     /// Tars per part.
@@ -37,6 +45,18 @@ impl ShardConfig {
         }
         if self.batch_size == 0 {
             errors.push("--batch-size: must be at least 1".to_string());
+        }
+        if self.max_batch_tokens < 512 {
+            errors.push(format!(
+                "--max-batch-tokens: must be at least 512 (one full caption), got {}",
+                self.max_batch_tokens
+            ));
+        }
+        if self.device == DeviceSpec::Cpu && self.precision != Precision::Fp32 {
+            errors.push(
+                "--t5-dtype: bf16 and fp16 need --device cuda; the CPU backend computes in fp32"
+                    .to_string(),
+            );
         }
         if !(self.target_tar_size_mb.is_finite() && self.target_tar_size_mb > 0.0) {
             errors.push(format!(
@@ -111,6 +131,9 @@ mod tests {
             model_dir: "m".into(),
             workers: 2,
             batch_size: 8,
+            max_batch_tokens: 4096,
+            device: DeviceSpec::Cpu,
+            precision: Precision::Fp32,
             target_tar_size_mb: 500.0,
             max_tars_per_part: 100,
             captioning_algorithm: "qwen".into(),

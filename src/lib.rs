@@ -13,6 +13,7 @@
 pub mod config;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
+pub mod embed;
 pub mod error;
 pub mod formats;
 pub mod model;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shardflow::config::{parse_remap, ShardConfig};
 use shardflow::dataflows::shard;
-use shardflow::model::{CpuBackend, TextEncoder};
+use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
 use shardflow::report::Progress;
 
 #[derive(Parser)]
@@ -29,6 +29,39 @@ struct Cli {
 enum Command {
     /// Turn a splitting-pipeline output into a sharded webdataset.
     Shard(ShardArgs),
+    /// Embed a JSON list of captions, timed (for benchmarks and device checks).
+    Encode(EncodeArgs),
+}
+
+#[derive(clap::Args)]
+struct EncodeArgs {
+    /// Hugging Face T5 model directory.
+    #[arg(long)]
+    t5_model: PathBuf,
+    /// A JSON file holding a list of caption strings.
+    #[arg(long)]
+    captions: PathBuf,
+    /// Write the fp32 embeddings here as safetensors (`caption_00000`, ...).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Captions per encoder batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Tokens per encoder batch.
+    #[arg(long, default_value_t = 4096)]
+    max_batch_tokens: usize,
+    /// Encoder threads (default: available cores on cpu, 1 on cuda).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where the encoder runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Encoder precision: fp32, bf16 or fp16.
+    #[arg(long, default_value = "fp32")]
+    t5_dtype: Precision,
+    /// Encode this many times and report the fastest (the first run warms up).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
 }
 
 #[derive(clap::Args)]
@@ -51,6 +84,15 @@ struct ShardArgs {
     /// Caption windows per encoder batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Tokens per encoder batch (batches are packed without padding).
+    #[arg(long, default_value_t = 4096)]
+    max_batch_tokens: usize,
+    /// Where the encoder runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+    /// Encoder precision: fp32 (the reference's), bf16 or fp16 (cuda only).
+    #[arg(long, default_value = "fp32")]
+    t5_dtype: Precision,
     /// Target tar size in MiB (metadata `num_bytes` summed).
     #[arg(long, default_value_t = 500.0)]
     target_tar_size_mb: f64,
@@ -80,6 +122,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Shard(args) => run_shard(args),
+        Command::Encode(args) => run_encode(args),
     };
     match result {
         Ok(code) => code,
@@ -104,6 +147,9 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         model_dir: args.t5_model,
         workers,
         batch_size: args.batch_size,
+        max_batch_tokens: args.max_batch_tokens,
+        device: args.device,
+        precision: args.t5_dtype,
         target_tar_size_mb: args.target_tar_size_mb,
         max_tars_per_part: args.max_tars_per_part,
         captioning_algorithm: args.captioning_algorithm,
@@ -125,26 +171,15 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("invalid options:\n  {}", errors.join("\n  "));
     }
     shard::preflight(&cfg)?;
-    let device = Default::default();
-    let encoder = TextEncoder::<CpuBackend>::load(&cfg.model_dir, &device)
-        .with_context(|| format!("loading the T5 model from {}", cfg.model_dir.display()))?;
-    tracing::info!(
-        "loaded T5 model from {} (d_model {})",
-        cfg.model_dir.display(),
-        encoder.d_model()
-    );
-    if args.check {
+    let job = ShardJob {
+        cfg: &cfg,
+        check: args.check,
+        started,
+    };
+    let Some(report) = dispatch(cfg.device, cfg.precision, job)?? else {
         println!("ok: options, input and model are valid");
         return Ok(ExitCode::SUCCESS);
-    }
-
-    let progress = Arc::new(Progress::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let display = spawn_progress(progress.clone(), stop.clone());
-    let report = shard::run(&cfg, encoder, progress, started);
-    stop.store(true, Ordering::Relaxed);
-    let _ = display.join();
-    let report = report?;
+    };
 
     let c = &report.counts;
     let job_dir = cfg.version_dir().join(shard::JOB_DIR);
@@ -165,6 +200,121 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the model on the chosen backend, then runs the shard dataflow (unless `check`).
+struct ShardJob<'a> {
+    cfg: &'a ShardConfig,
+    check: bool,
+    started: Instant,
+}
+
+impl BackendJob for ShardJob<'_> {
+    type Output = anyhow::Result<Option<shardflow::report::JobReport>>;
+
+    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
+        let cfg = self.cfg;
+        let encoder = TextEncoder::<B>::load(&cfg.model_dir, &device)
+            .with_context(|| format!("loading the T5 model from {}", cfg.model_dir.display()))?;
+        tracing::info!(
+            "loaded T5 model from {} (d_model {}) on {} in {:?}",
+            cfg.model_dir.display(),
+            encoder.d_model(),
+            cfg.device,
+            cfg.precision
+        );
+        if self.check {
+            return Ok(None);
+        }
+        let progress = Arc::new(Progress::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let display = spawn_progress(progress.clone(), stop.clone());
+        let report = shard::run(cfg, encoder, progress, self.started);
+        stop.store(true, Ordering::Relaxed);
+        let _ = display.join();
+        Ok(Some(report?))
+    }
+}
+
+fn run_encode(args: EncodeArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.captions)
+        .with_context(|| format!("reading {}", args.captions.display()))?;
+    let captions: Vec<String> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected a JSON list of strings",
+            args.captions.display()
+        )
+    })?;
+    let stats = dispatch(
+        args.device,
+        args.t5_dtype,
+        EncodeJob {
+            args: &args,
+            captions: &captions,
+        },
+    )??;
+    println!("{}", serde_json::to_string(&stats)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+struct EncodeJob<'a> {
+    args: &'a EncodeArgs,
+    captions: &'a [String],
+}
+
+impl BackendJob for EncodeJob<'_> {
+    type Output = anyhow::Result<shardflow::embed::EncodeStats>;
+
+    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
+        let a = self.args;
+        let encoder = TextEncoder::<B>::load(&a.t5_model, &device)
+            .with_context(|| format!("loading the T5 model from {}", a.t5_model.display()))?;
+        let threads = a.threads.unwrap_or(match a.device {
+            DeviceSpec::Cpu => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            DeviceSpec::Cuda(_) => 1,
+        });
+        let mut best: Option<(Vec<Vec<f32>>, shardflow::embed::EncodeStats)> = None;
+        for _ in 0..a.repeat.max(1) {
+            let run = shardflow::embed::embed_captions(
+                &encoder,
+                self.captions,
+                a.batch_size,
+                a.max_batch_tokens,
+                threads,
+            );
+            if best
+                .as_ref()
+                .is_none_or(|b| run.1.encode_seconds < b.1.encode_seconds)
+            {
+                best = Some(run);
+            }
+        }
+        let (rows, stats) = best.expect("at least one run");
+        if let Some(out) = &a.output {
+            let d = encoder.d_model();
+            let bytes: Vec<Vec<u8>> = rows
+                .iter()
+                .map(|r| r.iter().flat_map(|x| x.to_le_bytes()).collect())
+                .collect();
+            let views = bytes
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let view = safetensors::tensor::TensorView::new(
+                        safetensors::Dtype::F32,
+                        vec![b.len() / 4 / d, d],
+                        b,
+                    )?;
+                    Ok((format!("caption_{i:05}"), view))
+                })
+                .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+            safetensors::serialize_to_file(views, None, out)
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        Ok(stats)
+    }
 }
 
 /// A progress bar on a terminal; a log line every 10 s otherwise.

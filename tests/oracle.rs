@@ -427,13 +427,7 @@ SPECIAL = [
     "  Une caméra suit un cycliste à travers la forêt enneigée.  ",
 ]
 
-# 1. captions: every special caption once, on random windows
-wins = [(i, w) for i in range(len(metas)) for w in metas[i]["windows"] if "qwen_caption" in w]
-rng.shuffle(wins)
-for (i, w), cap in zip(wins, SPECIAL):
-    w["qwen_caption"] = cap
-
-# 2. unknown keys with Python-only float spellings, inserted in the middle of the object
+# 1. unknown keys with Python-only float spellings, inserted in the middle of the object
 EXTRA = {"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "neg_zero": -0.0, "big": 1e16,
          "tiny": 1e-05, "third": 1 / 3, "small": 2.5e-300, "denorm": 5e-324, "int_big": 2 ** 64 + 1,
          "neg_int": -7, "nested": [[], {}, [1, 2.0, "x", None, True, False]], "ключ": "значение 😀"}
@@ -447,7 +441,7 @@ for _ in range(3):
     m2["zz_after_valid"] = {"a": 1.5, "b": [0.1, 1e100]}
     metas[i] = m2
 
-# 3. bin boundaries (metadata only; bins never look at the mp4)
+# 2. bin boundaries (metadata only; bins never look at the mp4)
 BOUNDS = [(780, 1200, 10), (782, 1200, 20), (880, 1000, 120), (882, 1000, 121), (1160, 1000, 255),
           (1162, 1000, 256), (1674, 1080, 1023), (1242, 800, 1024), (7200, 720, 0), (7220, 720, 50),
           (1276, 718, 50), (1916, 1078, 100000), (1080, 1920, 121), (2560, 1080, 130)]
@@ -455,7 +449,7 @@ for w, h, n in BOUNDS:
     m = metas[next(pick)]
     m["width"], m["height"], m["num_frames"] = w, h, n
 
-# 4. exact tar-size boundaries at 0.0625 MiB = 65536 bytes, in bins of their own
+# 3. exact tar-size boundaries at 0.0625 MiB = 65536 bytes, in bins of their own
 for (w, h), sizes in (((1080, 1080), (40000, 25536)), ((1440, 1080), (40000, 25537))):
     for nb in sizes:
         m = metas[next(pick)]
@@ -463,12 +457,23 @@ for (w, h), sizes in (((1080, 1080), (40000, 25536)), ((1440, 1080), (40000, 255
 metas[next(pick)]["num_bytes"] = 10 ** 6             # larger than the small target: a tar of its own
 metas[next(pick)]["num_bytes"] = 600 * 1024 * 1024   # larger than the default target
 
-# 5. invalid clips and missing captions (last window only; the reference crashes otherwise)
+# 4. invalid clips and missing captions (last window only; the reference crashes otherwise):
+#    one single-window clip (pickle of []) and one multi-window clip
 for _ in range(2):
     metas[next(pick)]["valid"] = False
-for _ in range(2):
-    m = metas[next(pick)]
-    m["windows"][-1].pop("qwen_caption", None)
+rest = list(pick)
+for want in (lambda n: n == 1, lambda n: n > 1):
+    i = next(j for j in rest if want(len(metas[j]["windows"])))
+    rest.remove(i)
+    metas[i]["windows"][-1].pop("qwen_caption", None)
+pick = iter(rest)
+
+# 5. captions: every special caption once, on windows of clips that are written with their captions
+wins = [(i, w) for i in rest for w in metas[i]["windows"] if "qwen_caption" in w]
+rng.shuffle(wins)
+assert len(wins) >= len(SPECIAL), len(wins)
+for (i, w), cap in zip(wins, SPECIAL):
+    w["qwen_caption"] = cap
 
 # 6. another captioning algorithm
 if algo:

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// A model directory that cannot be loaded, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The requested device or precision cannot be used.
+    #[error("{0}")]
+    Unsupported(String),
     /// A required file (or the model directory itself) does not exist.
     #[error("missing {what}: {path}")]
     MissingFile {

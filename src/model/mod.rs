@@ -4,6 +4,7 @@
 //! tokenize captions and encode batches of token ids into per-caption `(len × d_model)` rows.
 //! The building blocks (config, Burn modules, checkpoint loader, tokenizer) live in [`t5`].
 
+pub mod device;
 mod error;
 pub mod t5;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
+pub use device::{dispatch, BackendJob, DeviceSpec, Precision};
 pub use error::ModelError;
 use t5::{load_encoder, SequenceRun, T5Config, T5Encoder, T5Tokenizer, Weights};
 

@@ -29,19 +29,25 @@ impl EncodeBatch {
 }
 
 /// Queues clips in arrival (rank) order and cuts them into batches of at most `max_windows`
-/// captioned windows (a clip with more windows than that forms a batch of its own).
+/// captioned windows and `max_tokens` tokens (a clip over either limit forms a batch of its
+/// own). The encoder packs a batch without padding, so a batch costs what its tokens cost.
 #[derive(Debug)]
 pub struct Batcher {
     max_windows: usize,
+    max_tokens: usize,
     queue: VecDeque<PlannedClip>,
+    /// The front clip, already tokenized, that did not fit the previous batch.
+    held: Option<(PlannedClip, Vec<Vec<u32>>)>,
 }
 
 impl Batcher {
-    /// A batcher of at most `max_windows` windows per batch (at least 1).
-    pub fn new(max_windows: usize) -> Self {
+    /// A batcher of at most `max_windows` windows (at least 1) and `max_tokens` tokens per batch.
+    pub fn new(max_windows: usize, max_tokens: usize) -> Self {
         Batcher {
             max_windows: max_windows.max(1),
+            max_tokens: max_tokens.max(1),
             queue: VecDeque::new(),
+            held: None,
         }
     }
 
@@ -52,7 +58,7 @@ impl Batcher {
 
     /// Whether no clip is queued.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queue.is_empty() && self.held.is_none()
     }
 
     /// Cuts the next batch, tokenizing its captions with `tokenize`.
@@ -61,22 +67,34 @@ impl Batcher {
             clips: Vec::new(),
             ids: Vec::new(),
         };
-        let mut windows = 0;
-        while let Some(clip) = self.queue.front() {
-            let n = clip.meta.captions.iter().flatten().count();
-            if !batch.clips.is_empty() && n > 0 && windows + n > self.max_windows {
+        let (mut windows, mut tokens) = (0, 0);
+        loop {
+            let (clip, ids) = match self.held.take() {
+                Some(held) => held,
+                None => match self.queue.pop_front() {
+                    Some(clip) => {
+                        let ids: Vec<Vec<u32>> = clip
+                            .meta
+                            .captions
+                            .iter()
+                            .flatten()
+                            .map(|c| tokenize(c))
+                            .collect();
+                        (clip, ids)
+                    }
+                    None => break,
+                },
+            };
+            let n = ids.len();
+            let t: usize = ids.iter().map(Vec::len).sum();
+            let full = windows + n > self.max_windows || tokens + t > self.max_tokens;
+            if !batch.clips.is_empty() && n > 0 && full {
+                self.held = Some((clip, ids));
                 break;
             }
-            let clip = self.queue.pop_front().expect("front exists");
             windows += n;
-            batch.ids.push(
-                clip.meta
-                    .captions
-                    .iter()
-                    .flatten()
-                    .map(|c| tokenize(c))
-                    .collect(),
-            );
+            tokens += t;
+            batch.ids.push(ids);
             batch.clips.push(clip);
         }
         (!batch.clips.is_empty()).then_some(batch)
@@ -90,6 +108,7 @@ pub trait Batch<'scope> {
     fn batch<F>(
         self,
         max_windows: usize,
+        max_tokens: usize,
         tokenize: F,
         clock: StageClock,
     ) -> Stream<'scope, u64, Vec<EncodeBatch>>
@@ -101,6 +120,7 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
     fn batch<F>(
         self,
         max_windows: usize,
+        max_tokens: usize,
         tokenize: F,
         clock: StageClock,
     ) -> Stream<'scope, u64, Vec<EncodeBatch>>
@@ -113,7 +133,7 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
             "Batch",
             move |_cap, info| {
                 let activator = scope.activator_for(info.address);
-                let mut batcher = Batcher::new(max_windows);
+                let mut batcher = Batcher::new(max_windows, max_tokens);
                 let mut cap: Option<Capability<u64>> = None;
                 move |input, output| {
                     input.for_each(|c, data| {
@@ -179,7 +199,7 @@ mod tests {
 
     #[test]
     fn batches_respect_window_budget_and_keep_clips_whole() {
-        let mut b = Batcher::new(3);
+        let mut b = Batcher::new(3, 1000);
         b.push(clip(0, &[Some("a"), Some("b")]));
         b.push(clip(1, &[Some("c"), None, Some("d")]));
         b.push(clip(2, &[Some("e")]));
@@ -197,8 +217,24 @@ mod tests {
     }
 
     #[test]
+    fn batches_respect_token_budget() {
+        // tok gives len(text) + 1 tokens
+        let mut b = Batcher::new(100, 10);
+        b.push(clip(0, &[Some("aaaa")])); // 5
+        b.push(clip(1, &[Some("bbbb")])); // 5 -> 10 fits
+        b.push(clip(2, &[Some("c")])); // 2 -> over
+        b.push(clip(3, &[Some("dddddddddddddddddddd")])); // 21 alone
+        b.push(clip(4, &[Some("e")]));
+        let got: Vec<Vec<u64>> = std::iter::from_fn(|| b.next_batch(&tok))
+            .map(|b| b.clips.iter().map(|c| c.rank).collect())
+            .collect();
+        assert_eq!(got, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
+        assert!(b.is_empty());
+    }
+
+    #[test]
     fn ids_follow_captioned_windows() {
-        let mut b = Batcher::new(8);
+        let mut b = Batcher::new(8, 1000);
         b.push(clip(0, &[Some("ab"), None, Some("c")]));
         let batch = b.next_batch(&tok).unwrap();
         assert_eq!(batch.ids, vec![vec![vec![97, 98, 1], vec![99, 1]]]);
@@ -222,7 +258,7 @@ mod tests {
                 };
                 clips
                     .to_stream(scope)
-                    .batch(4, tok, StageClock::default())
+                    .batch(4, 1000, tok, StageClock::default())
                     .inspect(move |b| seen.lock().unwrap().extend(b.clips.iter().map(|c| c.rank)));
             });
         })

@@ -7,6 +7,7 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use burn::tensor::DType;
 
 use super::encoder::SequenceRun;
 
@@ -166,7 +167,13 @@ impl<B: Backend> T5Attention<B> {
                 .swap_dims(1, 2)
         };
         let scores = heads(q).matmul(heads(k).swap_dims(2, 3)) + bias;
-        let weights = softmax(scores, 3);
+        // softmax in fp32 under half precision, as Hugging Face does (`scores.float()`)
+        let dtype = scores.dtype();
+        let weights = if super::encoder::is_half(dtype) {
+            softmax(scores.cast(DType::F32), 3).cast(dtype)
+        } else {
+            softmax(scores, 3)
+        };
         weights
             .matmul(heads(v))
             .swap_dims(1, 2)

@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, relu};
+use burn::tensor::DType;
 
 use super::attention::T5Attention;
 
@@ -44,10 +45,36 @@ pub struct T5LayerNorm<B: Backend> {
 impl<B: Backend> T5LayerNorm<B> {
     /// Normalises the last dimension of `x` (`[batch, len, d_model]`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let dtype = x.dtype();
+        if is_half(dtype) {
+            // As Hugging Face does: the mean square and the scaling in fp32 (x² overflows
+            // fp16 from |x| > 256), back to half precision before the weight.
+            let xf = x.cast(DType::F32);
+            let variance = xf.clone().square().mean_dim(2);
+            let normed = (xf / (variance + self.epsilon).sqrt()).cast(dtype);
+            return normed * self.weight.val().unsqueeze::<3>();
+        }
         // A division rather than `recip()`: Burn's SIMD reciprocal may be approximate.
         let variance = x.clone().square().mean_dim(2);
         x / (variance + self.epsilon).sqrt() * self.weight.val().unsqueeze::<3>()
     }
+}
+
+/// Whether a float dtype is fp16 or bf16.
+pub fn is_half(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::BF16)
+}
+
+/// Hugging Face's fp16 guard after each residual add: clamp to the largest finite value, or
+/// 1000 below it once an infinity has appeared. A no-op for other dtypes.
+pub fn clamp_fp16<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    if x.dtype() != DType::F16 {
+        return x;
+    }
+    let max = f64::from(half::f16::MAX.to_f32());
+    let has_inf = x.clone().is_inf().any().into_scalar().to_bool();
+    let limit = if has_inf { max - 1000.0 } else { max };
+    x.clamp(-limit, limit)
 }
 
 /// Original T5 feed-forward (`DenseReluDense`): `wo(relu(wi(x)))`.
@@ -110,8 +137,9 @@ pub struct T5Block<B: Backend> {
 impl<B: Backend> T5Block<B> {
     /// Applies the block to a padded batch; `bias` is the position bias plus padding mask.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attention.forward(self.attention_norm.forward(x), bias);
-        x.clone() + self.feed_forward.forward(self.feed_forward_norm.forward(x))
+        let x =
+            clamp_fp16(x.clone() + self.attention.forward(self.attention_norm.forward(x), bias));
+        clamp_fp16(x.clone() + self.feed_forward.forward(self.feed_forward_norm.forward(x)))
     }
 
     /// Applies the block to packed sequences (see [`T5Encoder::forward_packed`]).
@@ -124,8 +152,8 @@ impl<B: Backend> T5Block<B> {
         let attention =
             self.attention
                 .forward_packed(self.attention_norm.forward(x.clone()), runs, biases);
-        let x = x + attention;
-        x.clone() + self.feed_forward.forward(self.feed_forward_norm.forward(x))
+        let x = clamp_fp16(x + attention);
+        clamp_fp16(x.clone() + self.feed_forward.forward(self.feed_forward_norm.forward(x)))
     }
 }
 

@@ -1,0 +1,173 @@
+//! Where and in which precision the encoder runs: `--device cpu|cuda[:N]`,
+//! `--t5-dtype fp32|bf16|fp16`, and the dispatch from those run-time choices to a Burn
+//! backend type.
+
+use burn::tensor::backend::Backend;
+
+use super::ModelError;
+
+/// A compute device chosen on the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The CPU (Burn's ndarray backend).
+    #[default]
+    Cpu,
+    /// A CUDA GPU by index (needs the `cuda` feature and an NVIDIA driver).
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| format!("expected cpu, cuda or cuda:N, got {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The encoder's compute precision. The output is always rounded to fp16 (SPEC §5); fp32
+/// is the reference's choice.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// 32-bit floats, as the reference computes.
+    #[default]
+    Fp32,
+    /// bfloat16 weights and activations.
+    Bf16,
+    /// IEEE half precision, with Hugging Face's overflow guards (fp32 norms and softmax,
+    /// clamping after each residual).
+    Fp16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "bf16" => Ok(Precision::Bf16),
+            "fp16" => Ok(Precision::Fp16),
+            _ => Err(format!("expected fp32, bf16 or fp16, got {s:?}")),
+        }
+    }
+}
+
+/// Work to run on whichever backend the run-time choices select.
+pub trait BackendJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job on backend `B` and its `device`.
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output;
+}
+
+/// Runs `job` on the backend for `device` and `precision`, or says clearly why it cannot.
+pub fn dispatch<J: BackendJob>(
+    device: DeviceSpec,
+    precision: Precision,
+    job: J,
+) -> Result<J::Output, ModelError> {
+    match (device, precision) {
+        (DeviceSpec::Cpu, Precision::Fp32) => Ok(job.run::<super::CpuBackend>(Default::default())),
+        (DeviceSpec::Cpu, p) => Err(ModelError::Unsupported(format!(
+            "--t5-dtype {} runs on --device cuda only; the CPU backend computes in fp32",
+            match p {
+                Precision::Bf16 => "bf16",
+                _ => "fp16",
+            }
+        ))),
+        #[cfg(feature = "cuda")]
+        (DeviceSpec::Cuda(index), precision) => {
+            cuda::probe()?;
+            let dev = burn::backend::cuda::CudaDevice { index };
+            Ok(match precision {
+                Precision::Fp32 => job.run::<burn::backend::Cuda<f32>>(dev),
+                Precision::Bf16 => job.run::<burn::backend::Cuda<half::bf16>>(dev),
+                Precision::Fp16 => job.run::<burn::backend::Cuda<half::f16>>(dev),
+            })
+        }
+        #[cfg(not(feature = "cuda"))]
+        (DeviceSpec::Cuda(_), _) => Err(ModelError::Unsupported(
+            "this shardflow was built without CUDA support; rebuild with `cargo build --release --features cuda`".into(),
+        )),
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::ModelError;
+
+    /// Loads the CUDA driver and NVRTC before Burn does: Burn would panic on a device thread
+    /// where they are missing; here the panic is caught and becomes a clear error.
+    pub fn probe() -> Result<(), ModelError> {
+        let driver = std::panic::catch_unwind(cudarc::driver::result::init);
+        match driver {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ModelError::Unsupported(format!("CUDA driver failed to initialise: {e:?}"))),
+            Err(_) => {
+                return Err(ModelError::Unsupported(
+                    "no CUDA driver found (libcuda.so could not be loaded); is this a GPU host with the NVIDIA driver installed?".into(),
+                ))
+            }
+        }
+        match std::panic::catch_unwind(cudarc::nvrtc::result::version) {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ModelError::Unsupported(
+                "CUDA's NVRTC library (libnvrtc.so) could not be loaded; install the CUDA toolkit or the nvidia-cuda-nvrtc wheel and add it to LD_LIBRARY_PATH".into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_devices_and_precisions() {
+        assert_eq!("cpu".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cpu);
+        assert_eq!("cuda".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(0));
+        assert_eq!("cuda:3".parse::<DeviceSpec>().unwrap(), DeviceSpec::Cuda(3));
+        assert!("cuda:x".parse::<DeviceSpec>().is_err());
+        assert!("gpu".parse::<DeviceSpec>().is_err());
+        assert_eq!("bf16".parse::<Precision>().unwrap(), Precision::Bf16);
+        assert!("fp8".parse::<Precision>().is_err());
+    }
+
+    struct Name;
+    impl BackendJob for Name {
+        type Output = String;
+        fn run<B: Backend>(self, _device: B::Device) -> String {
+            B::name(&Default::default())
+        }
+    }
+
+    #[test]
+    fn cpu_runs_fp32_only() {
+        assert!(dispatch(DeviceSpec::Cpu, Precision::Fp32, Name).is_ok());
+        let err = dispatch(DeviceSpec::Cpu, Precision::Fp16, Name).unwrap_err();
+        assert!(err.to_string().contains("--device cuda"), "{err}");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_feature_is_a_clear_error() {
+        let err = dispatch(DeviceSpec::Cuda(0), Precision::Fp32, Name).unwrap_err();
+        assert!(err.to_string().contains("--features cuda"), "{err}");
+    }
+}
