@@ -33,11 +33,15 @@ struct LeaderResult {
     done: Vec<crate::record::TarDone>,
 }
 
-/// Checks that the job can start: metadata directory present, output version empty.
+/// Checks that the job can start: metadata directory present, output version empty (checked
+/// by process 0 only: the others may already see its job folder).
 pub fn preflight(cfg: &ShardConfig) -> Result<(), ShardError> {
     let meta_dir = cfg.meta_dir();
     if !meta_dir.is_dir() {
         return Err(ShardError::NoMetaDir(meta_dir));
+    }
+    if cfg.cluster.process != 0 {
+        return Ok(());
     }
     let version_dir = cfg.version_dir();
     if let Ok(mut entries) = std::fs::read_dir(&version_dir) {
@@ -48,14 +52,16 @@ pub fn preflight(cfg: &ShardConfig) -> Result<(), ShardError> {
     Ok(())
 }
 
-/// Runs the job with a loaded encoder. Writes the dataset, `report.json` and `rejects.jsonl`
-/// and returns the report (also when a fatal error stopped the job: then `ok` is false).
+/// Runs this process's share of the job with a loaded encoder. Process 0 plans, writes the
+/// summaries, `report.json` and `rejects.jsonl` once every tar is complete, and returns the
+/// report (also when a fatal error stopped the job: then `ok` is false); other processes
+/// return `None` when the dataflow is complete.
 pub fn run<B: Backend>(
     cfg: &ShardConfig,
     encoder: TextEncoder<B>,
     progress: Arc<Progress>,
     started: Instant,
-) -> Result<JobReport, ShardError> {
+) -> Result<Option<JobReport>, ShardError> {
     preflight(cfg)?;
     let version_dir = cfg.version_dir();
     let job_dir = version_dir.join(JOB_DIR);
@@ -89,7 +95,7 @@ pub fn run<B: Backend>(
     let worker_failure = failure.clone();
     let worker_progress = progress.clone();
 
-    let guards = timely::execute(timely::Config::process(cfg.workers), move |worker| {
+    let guards = timely::execute(cfg.cluster.timely_config(cfg.workers), move |worker| {
         let clock = StageClock::default();
         let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
         let done = Rc::default();
@@ -142,7 +148,12 @@ pub fn run<B: Backend>(
         }
         leader = leader.or(l);
     }
-    let leader = leader.ok_or_else(|| ShardError::Dataflow("worker 0 returned no plan".into()))?;
+    let Some(leader) = leader else {
+        if cfg.cluster.process == 0 {
+            return Err(ShardError::Dataflow("worker 0 returned no plan".into()));
+        }
+        return Ok(None);
+    };
     let (counts, rejects) = build_counts(&leader.plan, &leader.done);
     let mut error = failure.lock().expect("not poisoned").take();
     let bins = match leader.bins {
@@ -160,8 +171,9 @@ pub fn run<B: Backend>(
         stage_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         workers: cfg.workers,
+        processes: cfg.cluster.processes,
         bins: bin_reports(&bins),
     };
     write_report(&job_dir, &report, &rejects)?;
-    Ok(report)
+    Ok(Some(report))
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shardflow::config::{parse_remap, ShardConfig};
+use shardflow::config::{ClusterFile, ShardConfig, ShardFile};
 use shardflow::dataflows::shard;
 use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
 use shardflow::report::Progress;
@@ -66,48 +66,98 @@ struct EncodeArgs {
 
 #[derive(clap::Args)]
 struct ShardArgs {
+    /// A TOML config file: every option below as a key of the same name in snake_case,
+    /// cluster options in a `[cluster]` section. The command line overrides it.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Input: the directory holding `clips/` and `metas/<version>/`.
     #[arg(long)]
-    input_clip_path: PathBuf,
+    input_clip_path: Option<PathBuf>,
     /// Output dataset directory; the dataset goes to `<output>/<version>/`.
     #[arg(long)]
-    output_dataset_path: String,
-    /// Annotation version: reads `metas/<version>/`, writes `<output>/<version>/`.
-    #[arg(long, default_value = "v0")]
-    annotation_version: String,
+    output_dataset_path: Option<String>,
+    /// Annotation version: reads `metas/<version>/`, writes `<output>/<version>/` [default: v0].
+    #[arg(long)]
+    annotation_version: Option<String>,
     /// Hugging Face T5 model directory (config.json, weights, tokenizer.json).
     #[arg(long)]
-    t5_model: PathBuf,
-    /// Worker threads (default: available cores).
+    t5_model: Option<PathBuf>,
+    /// Worker threads in this process [default: available cores].
     #[arg(long)]
     workers: Option<usize>,
-    /// Caption windows per encoder batch.
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    /// Tokens per encoder batch (batches are packed without padding).
-    #[arg(long, default_value_t = 4096)]
-    max_batch_tokens: usize,
-    /// Where the encoder runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
-    #[arg(long, default_value = "cpu")]
-    device: DeviceSpec,
-    /// Encoder precision: fp32 (the reference's), bf16 or fp16 (cuda only).
-    #[arg(long, default_value = "fp32")]
-    t5_dtype: Precision,
-    /// Target tar size in MiB (metadata `num_bytes` summed).
-    #[arg(long, default_value_t = 500.0)]
-    target_tar_size_mb: f64,
-    /// Tars per part folder.
-    #[arg(long, default_value_t = 100)]
-    max_tars_per_part: u32,
-    /// Caption field prefix: windows hold `<algorithm>_caption`.
-    #[arg(long, default_value = "qwen")]
-    captioning_algorithm: String,
+    /// Caption windows per encoder batch [default: 16].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Tokens per encoder batch; batches are packed without padding [default: 4096].
+    #[arg(long)]
+    max_batch_tokens: Option<usize>,
+    /// Where the encoder runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`) [default: cpu].
+    #[arg(long)]
+    device: Option<String>,
+    /// Encoder precision: fp32 (the reference's), bf16 or fp16 (cuda only) [default: fp32].
+    #[arg(long)]
+    t5_dtype: Option<String>,
+    /// Target tar size in MiB (metadata `num_bytes` summed) [default: 500].
+    #[arg(long)]
+    target_tar_size_mb: Option<f64>,
+    /// Tars per part folder [default: 100].
+    #[arg(long)]
+    max_tars_per_part: Option<u32>,
+    /// Caption field prefix: windows hold `<algorithm>_caption` [default: qwen].
+    #[arg(long)]
+    captioning_algorithm: Option<String>,
     /// Rewrite a `clip_location` prefix, FROM=TO (repeatable; first match wins).
-    #[arg(long = "remap-clip-location", value_parser = parse_remap)]
-    remaps: Vec<(String, String)>,
-    /// Validate the options and the model, then exit without running.
+    #[arg(long = "remap-clip-location")]
+    remaps: Vec<String>,
+    /// Number of processes of the job (timely cluster mode) [default: 1].
+    #[arg(long)]
+    processes: Option<usize>,
+    /// This process's index, 0..processes.
+    #[arg(long)]
+    process: Option<usize>,
+    /// Read the process index from this environment variable (e.g. SLURM_PROCID,
+    /// JOB_COMPLETION_INDEX). SHARDFLOW_PROCESS is read when neither is given.
+    #[arg(long)]
+    process_env: Option<String>,
+    /// timely hostfile: one host:port per line, line i for process i.
+    #[arg(long)]
+    hostfile: Option<PathBuf>,
+    /// Validate the options, input and model, then exit without running.
     #[arg(long)]
     check: bool,
+}
+
+impl ShardArgs {
+    /// The command line as a config file's worth of options.
+    fn as_file(&self) -> ShardFile {
+        let cluster = (self.processes.is_some()
+            || self.process.is_some()
+            || self.process_env.is_some()
+            || self.hostfile.is_some())
+        .then(|| ClusterFile {
+            processes: self.processes,
+            process: self.process,
+            process_env: self.process_env.clone(),
+            hostfile: self.hostfile.clone(),
+            addresses: None,
+        });
+        ShardFile {
+            input_clip_path: self.input_clip_path.clone(),
+            output_dataset_path: self.output_dataset_path.clone(),
+            annotation_version: self.annotation_version.clone(),
+            t5_model: self.t5_model.clone(),
+            workers: self.workers,
+            batch_size: self.batch_size,
+            max_batch_tokens: self.max_batch_tokens,
+            device: self.device.clone(),
+            t5_dtype: self.t5_dtype.clone(),
+            target_tar_size_mb: self.target_tar_size_mb,
+            max_tars_per_part: self.max_tars_per_part,
+            captioning_algorithm: self.captioning_algorithm.clone(),
+            remap_clip_location: (!self.remaps.is_empty()).then(|| self.remaps.clone()),
+            cluster,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -135,40 +185,24 @@ fn main() -> ExitCode {
 
 fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let workers = args.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let cfg = ShardConfig {
-        input: args.input_clip_path,
-        output: args.output_dataset_path,
-        version: args.annotation_version,
-        model_dir: args.t5_model,
-        workers,
-        batch_size: args.batch_size,
-        max_batch_tokens: args.max_batch_tokens,
-        device: args.device,
-        precision: args.t5_dtype,
-        target_tar_size_mb: args.target_tar_size_mb,
-        max_tars_per_part: args.max_tars_per_part,
-        captioning_algorithm: args.captioning_algorithm,
-        // a relative remap target means the user's working directory, not the input root
-        remaps: args
-            .remaps
-            .into_iter()
-            .map(|(from, to)| {
-                if to.contains("://") || std::path::Path::new(&to).is_absolute() || to.is_empty() {
-                    Ok((from, to))
-                } else {
-                    std::path::absolute(&to).map(|abs| (from, abs.to_string_lossy().into_owned()))
-                }
-            })
-            .collect::<Result<_, _>>()
-            .context("resolving --remap-clip-location")?,
+    let file = match &args.config {
+        Some(path) => ShardFile::load(path).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?,
+        None => ShardFile::default(),
     };
-    if let Err(errors) = cfg.validate() {
-        anyhow::bail!("invalid options:\n  {}", errors.join("\n  "));
+    let env = |k: &str| std::env::var(k).ok();
+    let mut cfg = match ShardConfig::resolve(args.as_file().or(file), &env) {
+        Ok(cfg) => cfg,
+        Err(errors) => anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  ")),
+    };
+    // a relative remap target means the user's working directory, not the input root
+    for (_, to) in cfg.remaps.iter_mut() {
+        if !(to.contains("://") || std::path::Path::new(to.as_str()).is_absolute() || to.is_empty())
+        {
+            *to = std::path::absolute(to.as_str())
+                .context("resolving --remap-clip-location")?
+                .to_string_lossy()
+                .into_owned();
+        }
     }
     shard::preflight(&cfg)?;
     let job = ShardJob {
@@ -176,8 +210,16 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         check: args.check,
         started,
     };
+    let check = args.check;
     let Some(report) = dispatch(cfg.device, cfg.precision, job)?? else {
-        println!("ok: options, input and model are valid");
+        if check {
+            println!("ok: options, input and model are valid");
+        } else {
+            println!(
+                "process {}/{}: done",
+                cfg.cluster.process, cfg.cluster.processes
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     };
 
@@ -232,7 +274,7 @@ impl BackendJob for ShardJob<'_> {
         let report = shard::run(cfg, encoder, progress, self.started);
         stop.store(true, Ordering::Relaxed);
         let _ = display.join();
-        Ok(Some(report?))
+        Ok(report?)
     }
 }
 

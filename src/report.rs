@@ -92,8 +92,10 @@ pub struct JobReport {
     pub stage_seconds: BTreeMap<String, f64>,
     /// Wall-clock seconds of the whole job, model loading included.
     pub wall_seconds: f64,
-    /// Worker threads.
+    /// Worker threads per process.
     pub workers: usize,
+    /// Processes (stage seconds cover process 0's workers only).
+    pub processes: usize,
     /// Bins written, in `wdinfo_list.csv` order.
     pub bins: Vec<BinReport>,
 }

@@ -115,6 +115,15 @@ mod cuda {
     /// Loads the CUDA driver and NVRTC before Burn does: Burn would panic on a device thread
     /// where they are missing; here the panic is caught and becomes a clear error.
     pub fn probe() -> Result<(), ModelError> {
+        // the library's panic is expected here; keep its message off the terminal
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let result = probe_quietly();
+        std::panic::set_hook(hook);
+        result
+    }
+
+    fn probe_quietly() -> Result<(), ModelError> {
         let driver = std::panic::catch_unwind(cudarc::driver::result::init);
         match driver {
             Ok(Ok(())) => {}
@@ -125,7 +134,7 @@ mod cuda {
                 ))
             }
         }
-        match std::panic::catch_unwind(cudarc::nvrtc::result::version) {
+        match std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx("extern \"C\" __global__ void probe() {}")) {
             Ok(Ok(_)) => Ok(()),
             _ => Err(ModelError::Unsupported(
                 "CUDA's NVRTC library (libnvrtc.so) could not be loaded; install the CUDA toolkit or the nvidia-cuda-nvrtc wheel and add it to LD_LIBRARY_PATH".into(),

@@ -23,6 +23,8 @@ pub type CpuBackend = burn::backend::NdArray<f32>;
 /// Everything loaded from a model directory; shared by all clones of a [`TextEncoder`].
 #[derive(Debug)]
 struct Loaded<B: Backend> {
+    /// How batches are laid out for this backend.
+    layout: BatchLayout,
     config: T5Config,
     model: T5Encoder<B>,
     tokenizer: T5Tokenizer,
@@ -82,8 +84,16 @@ impl<B: Backend> TextEncoder<B> {
             d_model = config.d_model,
             "loaded T5 encoder"
         );
+        // On the CPU, packing is fastest and exact; on a GPU, per-length attention launches
+        // would dominate, so length-sorted groups are padded and masked instead.
+        let layout = if std::any::TypeId::of::<B>() == std::any::TypeId::of::<CpuBackend>() {
+            BatchLayout::Packed
+        } else {
+            BatchLayout::PaddedGroups
+        };
         Ok(Self {
             loaded: Arc::new(Loaded {
+                layout,
                 config,
                 model,
                 tokenizer,
@@ -130,6 +140,83 @@ impl<B: Backend> TextEncoder<B> {
     /// If an id is not below the model's `vocab_size` (ids from [`TextEncoder::tokenize`]
     /// always are; this is checked at load).
     pub fn encode_batch(&self, batch: &[&[u32]]) -> Vec<Vec<f32>> {
+        match self.loaded.layout {
+            BatchLayout::Packed => self.encode_packed(batch),
+            BatchLayout::PaddedGroups => self.encode_padded_groups(batch),
+        }
+    }
+
+    /// The batch layout this encoder uses.
+    pub fn layout(&self) -> BatchLayout {
+        self.loaded.layout
+    }
+
+    /// The same encoder with another batch layout (both give each sequence's own result).
+    pub fn with_layout(&self, layout: BatchLayout) -> Self {
+        let l = &self.loaded;
+        Self {
+            loaded: Arc::new(Loaded {
+                layout,
+                config: l.config.clone(),
+                model: l.model.clone(),
+                tokenizer: l.tokenizer.clone(),
+                device: l.device.clone(),
+            }),
+        }
+    }
+
+    /// Length-sorted groups, each padded to its longest sequence and masked as Hugging Face
+    /// does; a group holds at most [`PADDED_GROUP_TOKENS`] tokens after padding, so padding
+    /// stays a small fraction of the work.
+    fn encode_padded_groups(&self, batch: &[&[u32]]) -> Vec<Vec<f32>> {
+        let mut order: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].is_empty()).collect();
+        let mut out = vec![Vec::new(); batch.len()];
+        order.sort_by_key(|&i| batch[i].len());
+        let d = self.d_model();
+        let device = &self.loaded.device;
+        let mut start = 0;
+        while start < order.len() {
+            // sorted ascending: the group's last sequence is its longest
+            let mut end = start + 1;
+            while end < order.len()
+                && batch[order[end]].len().next_multiple_of(PAD_MULTIPLE) * (end + 1 - start)
+                    <= PADDED_GROUP_TOKENS
+            {
+                end += 1;
+            }
+            let group = &order[start..end];
+            // a few distinct shapes keep GPU kernel compilation and autotuning to a minimum
+            let len = batch[group[group.len() - 1]]
+                .len()
+                .next_multiple_of(PAD_MULTIPLE);
+            let mut ids = vec![0i64; group.len() * len];
+            let mut pad = vec![true; group.len() * len];
+            for (row, &i) in group.iter().enumerate() {
+                for (j, &id) in batch[i].iter().enumerate() {
+                    ids[row * len + j] = i64::from(id);
+                    pad[row * len + j] = false;
+                }
+            }
+            let input =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [group.len(), len]), device);
+            let padding =
+                Tensor::<B, 2, Bool>::from_data(TensorData::new(pad, [group.len(), len]), device);
+            let hidden = self.loaded.model.forward(input, Some(padding));
+            let values = hidden
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("converted to f32");
+            for (row, &i) in group.iter().enumerate() {
+                let at = row * len * d;
+                out[i] = values[at..at + batch[i].len() * d].to_vec();
+            }
+            start = end;
+        }
+        out
+    }
+
+    fn encode_packed(&self, batch: &[&[u32]]) -> Vec<Vec<f32>> {
         let mut order: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].is_empty()).collect();
         let mut out = vec![Vec::new(); batch.len()];
         if order.is_empty() {
@@ -166,6 +253,21 @@ impl<B: Backend> TextEncoder<B> {
     }
 }
 
+/// Tokens (padding included) per padded group on accelerators.
+pub const PADDED_GROUP_TOKENS: usize = 32 * 1024;
+
+/// Padded groups are padded to a multiple of this many tokens.
+pub const PAD_MULTIPLE: usize = 32;
+
+/// How a batch of sequences is laid out for the encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchLayout {
+    /// All tokens packed without padding; attention per run of equal lengths (CPU).
+    Packed,
+    /// Length-sorted groups padded to their longest sequence, with a key mask (GPU).
+    PaddedGroups,
+}
+
 /// Rounds fp32 values to fp16 with round-to-nearest-even, like numpy's `astype(np.float16)`
 /// (overflow gives ±inf, NaN stays NaN).
 pub fn to_f16(rows: &[f32]) -> Vec<half::f16> {
@@ -181,6 +283,30 @@ mod tests {
     #[test]
     fn text_encoder_is_send_and_sync() {
         assert_send_sync::<TextEncoder<CpuBackend>>();
+    }
+
+    #[test]
+    fn padded_groups_equal_packed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/t5-tiny");
+        let packed = TextEncoder::<CpuBackend>::load(&dir, &Default::default()).unwrap();
+        assert_eq!(packed.layout(), BatchLayout::Packed);
+        let padded = packed.with_layout(BatchLayout::PaddedGroups);
+        let caps: Vec<Vec<u32>> = (0..40)
+            .map(|i| packed.tokenize(&"a caption with words ".repeat(i % 13 + 1)))
+            .collect();
+        let mut seqs: Vec<&[u32]> = caps.iter().map(Vec::as_slice).collect();
+        seqs.push(&[]);
+        let a = packed.encode_batch(&seqs);
+        let b = padded.encode_batch(&seqs);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.len(), y.len());
+            let max = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max);
+            assert!(max < 1e-5, "max diff {max}");
+        }
     }
 
     #[test]

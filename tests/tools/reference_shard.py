@@ -8,8 +8,20 @@
     reference_shard.py --embed-captions CAPTIONS.json --t5-model DIR --out EMB.safetensors [--float32]
         (self-check helper: writes caption_{i:03d}.f32 / .f16 for every caption, like the t5-tiny fixture)
 
-Written to be obviously faithful rather than fast or robust: one clip at a time, whole tars in memory, the
-T5 encoder forward pass in numpy (no torch / transformers). Local paths only.
+    Either mode takes --backend numpy|hf (default numpy):
+      numpy  the T5 encoder forward pass in numpy (no torch / transformers needed), one caption at a time;
+      hf     embeds exactly as the reference's T5 stage does (cosmos_curate/models/t5_encoder.py):
+             T5TokenizerFast.from_pretrained(DIR, model_max_length=512), captions .strip()-ed, batches of
+             --hf-batch-size (8, the reference's default) tokenised with truncation, padding="max_length",
+             max_length=512 (and offset mappings, as the reference asks for them), T5EncoderModel in fp32,
+             eval(), torch.inference_mode(), rows [0, attention_mask.sum()) kept, then astype(float16).
+             Captions are batched across clips in listing order, as the reference's stage does for the
+             clips of a task. Needs torch + transformers (imported only for this backend);
+             --torch-threads sets torch.set_num_threads (default: os.cpu_count()). Timings of the stages
+             go to stderr.
+
+Written to be obviously faithful rather than fast or robust: whole tars in memory, one clip at a time with
+the numpy encoder. Local paths only.
 
 What it does, in order:
   * lists every file under P/metas/<version>/ recursively, sorted by the relative path as one string;
@@ -164,6 +176,57 @@ class T5Encoder:
         return self.encode_ids(self.tokenize(caption)).astype(np.float16)
 
 
+class HFEncoder:
+    """The reference's T5 stage: HF transformers T5EncoderModel, fp32, padded to max_length, batches of 8."""
+
+    MAX_LENGTH = 512
+
+    def __init__(self, model_dir: Path, batch_size: int = 8, threads: int | None = None) -> None:
+        import torch  # lazy: the numpy backend must work without torch
+        import transformers
+        from transformers import T5EncoderModel, T5TokenizerFast
+
+        transformers.logging.set_verbosity_error()
+        self.torch = torch
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.batch_size = batch_size
+        self.tok = T5TokenizerFast.from_pretrained(str(model_dir), model_max_length=self.MAX_LENGTH)
+        major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+        dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"  # torch_dtype is deprecated in 4.56+
+        self.model = T5EncoderModel.from_pretrained(str(model_dir), **{dtype_kw: torch.float32}).eval()
+        self.model.requires_grad_(False)
+        self.encode_seconds = 0.0
+        self.tokenize_seconds = 0.0
+
+    def _batch(self, prompts: list[str]) -> list[np.ndarray]:
+        torch = self.torch
+        t0 = time.perf_counter()
+        b = self.tok(prompts, return_tensors="pt", truncation=True, padding="max_length",
+                     max_length=self.MAX_LENGTH, return_length=True, return_offsets_mapping=True)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            h = self.model(input_ids=b.input_ids, attention_mask=b.attention_mask).last_hidden_state
+        self.encode_seconds += time.perf_counter() - t1
+        self.tokenize_seconds += t1 - t0
+        lengths = b.attention_mask.sum(dim=1).tolist()  # EOS included; not "first </s>" (it may be in the text)
+        h = h.numpy()
+        return [h[i, :n].astype(np.float32) for i, n in enumerate(lengths)]
+
+    def encode_f32(self, captions: list[str]) -> list[np.ndarray]:
+        prompts = [c.strip() for c in captions]
+        out: list[np.ndarray] = []
+        for i in range(0, len(prompts), self.batch_size):
+            out.extend(self._batch(prompts[i:i + self.batch_size]))
+        return out
+
+    def embed_captions(self, captions: list[str]) -> list[np.ndarray]:
+        return [x.astype(np.float16) for x in self.encode_f32(captions)]
+
+    def token_ids(self, caption: str) -> list[int]:
+        b = self.tok([caption.strip()], truncation=True, max_length=self.MAX_LENGTH)
+        return list(b.input_ids[0])
+
+
 # ----------------------------------------------------------------------------------------------
 # pickle as numpy < 2 writes it
 # ----------------------------------------------------------------------------------------------
@@ -270,10 +333,24 @@ def run_shard(args: argparse.Namespace) -> int:
     out_version = Path(out_given) / version
     if out_version.exists() and any(out_version.iterdir()):
         raise SystemExit(f"refusing to write into non-empty {out_version}")
-    enc = T5Encoder(Path(args.t5_model), np.float32 if args.float32 else np.float64)
+    t_start = time.perf_counter()
+    hf = args.backend == "hf"
+    if hf:
+        enc = HFEncoder(Path(args.t5_model), args.hf_batch_size, args.torch_threads)
+    else:
+        enc = T5Encoder(Path(args.t5_model), np.float32 if args.float32 else np.float64)
+    t_loaded = time.perf_counter()
 
     base = Path(inp) / "metas" / version
     bins: dict[str, list[dict]] = {}  # insertion order = first appearance
+    pending: list[tuple[dict, list[str]]] = []  # hf backend: clips whose captions are embedded in batches
+
+    def flush_pending() -> None:
+        captions = [c for _, caps in pending for c in caps]
+        arrays = iter(enc.embed_captions(captions))
+        for entry, caps in pending:
+            entry["pickle"] = dumps_embeddings([next(arrays) for _ in caps])
+        pending.clear()
     for rel, p in list_metas(base):
         try:
             meta = json.loads(p.read_bytes())
@@ -302,16 +379,24 @@ def run_shard(args: argparse.Namespace) -> int:
         except Exception as e:  # noqa: BLE001
             log(f"skipping {rel}: cannot read clip {loc}: {e}")
             continue
-        arrays = []
+        captions = []
         for win in meta["windows"]:
             if algo_key not in win:
                 meta["valid"] = False
                 continue
-            arrays.append(enc.embed_caption(win[algo_key]))
-        bins.setdefault(b, []).append({
-            "key": meta["span_uuid"], "num_bytes": meta["num_bytes"], "mp4": mp4,
-            "json": json.dumps(meta).encode("utf-8"), "pickle": dumps_embeddings(arrays),
-        })
+            captions.append(win[algo_key])
+        entry = {"key": meta["span_uuid"], "num_bytes": meta["num_bytes"], "mp4": mp4,
+                 "json": json.dumps(meta).encode("utf-8")}
+        if hf:
+            pending.append((entry, captions))
+            if len(pending) >= 256:  # a "task" of clips; the batch composition does not change the result
+                flush_pending()
+        else:
+            entry["pickle"] = dumps_embeddings([enc.embed_caption(c) for c in captions])
+        bins.setdefault(b, []).append(entry)
+    if hf:
+        flush_pending()
+    t_embedded = time.perf_counter()
 
     mtime = time.time()
     csv_rows = []
@@ -343,16 +428,32 @@ def run_shard(args: argparse.Namespace) -> int:
     out_version.mkdir(parents=True, exist_ok=True)
     with open(out_version / "wdinfo_list.csv", "w", newline="") as fp:
         csv.writer(fp).writerows(csv_rows)
+    t_done = time.perf_counter()
     log(f"wrote {sum(len(c) for c in bins.values())} clips in {len(bins)} bins to {out_version}")
+    timings = {"backend": args.backend, "load_seconds": t_loaded - t_start,
+               "read_embed_seconds": t_embedded - t_loaded, "write_seconds": t_done - t_embedded,
+               "total_seconds": t_done - t_start}
+    if hf:
+        timings["tokenize_seconds"] = enc.tokenize_seconds
+        timings["encode_seconds"] = enc.encode_seconds
+    log("timings " + json.dumps(timings))
     return 0
 
 
 def run_embed(args: argparse.Namespace) -> int:
     from safetensors.numpy import save_file
 
-    enc = T5Encoder(Path(args.t5_model), np.float32 if args.float32 else np.float64)
     caps = json.loads(Path(args.embed_captions).read_text())
     out = {}
+    if args.backend == "hf":
+        enc = HFEncoder(Path(args.t5_model), args.hf_batch_size, args.torch_threads)
+        for i, (c, f32) in enumerate(zip(caps, enc.encode_f32(caps))):
+            out[f"caption_{i:03d}.f32"] = f32
+            out[f"caption_{i:03d}.f16"] = f32.astype(np.float16)
+            out[f"caption_{i:03d}.ids"] = np.asarray(enc.token_ids(c), dtype=np.int64)
+        save_file(out, args.out)
+        return 0
+    enc = T5Encoder(Path(args.t5_model), np.float32 if args.float32 else np.float64)
     for i, c in enumerate(caps):
         ids = enc.tokenize(c)
         f32 = enc.encode_ids(ids)
@@ -376,6 +477,12 @@ def main() -> int:
     ap.add_argument("--float32", action="store_true",
                     help="run the encoder in float32 (default: float64, cast to float32 then float16; that is the"
                          " closer match to the HF fp32 fixture tests/data/t5-tiny/expected)")
+    ap.add_argument("--backend", choices=("numpy", "hf"), default="numpy",
+                    help="numpy: the numpy T5 encoder (default); hf: HF transformers exactly as the reference"
+                         " (needs torch + transformers)")
+    ap.add_argument("--hf-batch-size", type=int, default=8, help="hf backend: captions per batch (reference: 8)")
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="hf backend: torch.set_num_threads (default: os.cpu_count())")
     ap.add_argument("--embed-captions", help="self-check mode: JSON list of captions")
     ap.add_argument("--out", help="self-check mode: output safetensors")
     a = ap.parse_args()

@@ -1,0 +1,127 @@
+//! The `--config` TOML file. Every command-line option of `shard` has a top-level key of the
+//! same name in snake_case; the cluster settings form the `[cluster]` section. Unknown keys
+//! are errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A `shard` job as written in a config file. Every field is optional here: the command line
+/// overrides the file, and defaults fill the rest.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardFile {
+    /// Input: the directory holding `clips/` and `metas/<version>/`.
+    pub input_clip_path: Option<PathBuf>,
+    /// Output dataset directory; the dataset goes to `<output>/<version>/`.
+    pub output_dataset_path: Option<String>,
+    /// Annotation version (default `v0`).
+    pub annotation_version: Option<String>,
+    /// Hugging Face T5 model directory.
+    pub t5_model: Option<PathBuf>,
+    /// Worker threads per process (default: available cores).
+    pub workers: Option<usize>,
+    /// Caption windows per encoder batch (default 16).
+    pub batch_size: Option<usize>,
+    /// Tokens per encoder batch (default 4096).
+    pub max_batch_tokens: Option<usize>,
+    /// `cpu`, `cuda` or `cuda:N` (default `cpu`).
+    pub device: Option<String>,
+    /// `fp32`, `bf16` or `fp16` (default `fp32`).
+    pub t5_dtype: Option<String>,
+    /// Target tar size in MiB (default 500).
+    pub target_tar_size_mb: Option<f64>,
+    /// Tars per part folder (default 100).
+    pub max_tars_per_part: Option<u32>,
+    /// Caption field prefix: windows hold `<algorithm>_caption` (default `qwen`).
+    pub captioning_algorithm: Option<String>,
+    /// `clip_location` prefix rewrites, each `FROM=TO`.
+    pub remap_clip_location: Option<Vec<String>>,
+    /// Running as several processes.
+    pub cluster: Option<ClusterFile>,
+}
+
+/// The `[cluster]` section: timely's own cluster mode.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Number of processes (default 1).
+    pub processes: Option<usize>,
+    /// This process's index, `0..processes`. Usually given per process on the command line
+    /// or through `process_env` instead.
+    pub process: Option<usize>,
+    /// Name of an environment variable holding the process index (`SLURM_PROCID` under
+    /// Slurm, `JOB_COMPLETION_INDEX` in a Kubernetes indexed job).
+    pub process_env: Option<String>,
+    /// timely hostfile: one `host:port` per line, line i for process i. Relative to the
+    /// config file's directory.
+    pub hostfile: Option<PathBuf>,
+    /// The same as `hostfile`, inline.
+    pub addresses: Option<Vec<String>>,
+}
+
+impl ShardFile {
+    /// Reads and parses a config file; relative paths in it are taken relative to the file's
+    /// directory.
+    pub fn load(path: &Path) -> Result<ShardFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut file: ShardFile =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = file.input_clip_path.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = file.t5_model.as_mut() {
+            rebase(p);
+        }
+        if let Some(p) = file.cluster.as_mut().and_then(|c| c.hostfile.as_mut()) {
+            rebase(p);
+        }
+        if let Some(o) = file.output_dataset_path.as_mut() {
+            if Path::new(o.as_str()).is_relative() && base != Path::new("") {
+                *o = base.join(o.as_str()).to_string_lossy().into_owned();
+            }
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors_with_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "workers = 2\ntarget_tar_size_gb = 1\n").unwrap();
+        let err = ShardFile::load(&p).unwrap_err();
+        assert!(err.contains("target_tar_size_gb"), "{err}");
+        std::fs::write(&p, "[cluster]\nprocesses = 2\nhosts = []\n").unwrap();
+        let err = ShardFile::load(&p).unwrap_err();
+        assert!(err.contains("hosts"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "input_clip_path = \"in\"\nt5_model = \"/abs/model\"\noutput_dataset_path = \"out\"\n[cluster]\nhostfile = \"hosts\"\n").unwrap();
+        let f = ShardFile::load(&p).unwrap();
+        assert_eq!(f.input_clip_path.unwrap(), dir.path().join("in"));
+        assert_eq!(f.t5_model.unwrap(), PathBuf::from("/abs/model"));
+        assert_eq!(
+            f.output_dataset_path.unwrap(),
+            dir.path().join("out").to_string_lossy()
+        );
+        assert_eq!(
+            f.cluster.unwrap().hostfile.unwrap(),
+            dir.path().join("hosts")
+        );
+    }
+}

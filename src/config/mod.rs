@@ -1,0 +1,509 @@
+//! Job configuration: command-line options and an optional TOML file → a validated
+//! [`ShardConfig`]. Validation reports every problem at once, each with its key path.
+
+pub mod file;
+
+use std::path::PathBuf;
+
+pub use file::{ClusterFile, ShardFile};
+
+use crate::model::{DeviceSpec, Precision};
+
+/// A validated `shard` job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardConfig {
+    /// `<input-clip-path>`: holds `metas/<version>/` (and usually `clips/`).
+    pub input: PathBuf,
+    /// `<output-dataset-path>`, as the user wrote it (it appears in `wdinfo` files).
+    pub output: String,
+    /// Annotation version, e.g. `v0`.
+    pub version: String,
+    /// Hugging Face T5 model directory.
+    pub model_dir: PathBuf,
+    /// Worker threads.
+    pub workers: usize,
+    /// Caption windows per encoder batch.
+    pub batch_size: usize,
+    /// Tokens per encoder batch.
+    pub max_batch_tokens: usize,
+    /// Where the encoder runs.
+    pub device: DeviceSpec,
+    /// The encoder's compute precision.
+    pub precision: Precision,
+    /// Target tar size in MiB.
+    pub target_tar_size_mb: f64,
+    /// Tars per part.
+    pub max_tars_per_part: u32,
+    /// Caption field prefix: windows hold `<algorithm>_caption`.
+    pub captioning_algorithm: String,
+    /// `clip_location` prefix rewrites `(from, to)`.
+    pub remaps: Vec<(String, String)>,
+    /// Processes of the job, with this one's index and everyone's address.
+    pub cluster: Cluster,
+}
+
+/// Where this process stands in a multi-process job.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// Number of processes; 1 runs in-process only.
+    pub processes: usize,
+    /// This process's index.
+    pub process: usize,
+    /// `host:port` of every process, in process order (empty for one process).
+    pub addresses: Vec<String>,
+}
+
+impl Cluster {
+    /// The timely configuration for `workers` threads in this process.
+    pub fn timely_config(&self, workers: usize) -> timely::Config {
+        if self.processes <= 1 {
+            return timely::Config::process(workers);
+        }
+        timely::Config {
+            communication: timely::CommunicationConfig::Cluster {
+                threads: workers,
+                process: self.process,
+                addresses: self.addresses.clone(),
+                report: false,
+                zerocopy: false,
+            },
+            worker: timely::WorkerConfig::default(),
+        }
+    }
+}
+
+impl ShardFile {
+    /// This file's values where `self` has none (`self` is the command line, `other` the file).
+    pub fn or(self, other: ShardFile) -> ShardFile {
+        let cluster = match (self.cluster, other.cluster) {
+            (Some(a), Some(b)) => Some(ClusterFile {
+                processes: a.processes.or(b.processes),
+                process: a.process.or(b.process),
+                process_env: a.process_env.or(b.process_env),
+                hostfile: a.hostfile.or(b.hostfile),
+                addresses: a.addresses.or(b.addresses),
+            }),
+            (a, b) => a.or(b),
+        };
+        ShardFile {
+            input_clip_path: self.input_clip_path.or(other.input_clip_path),
+            output_dataset_path: self.output_dataset_path.or(other.output_dataset_path),
+            annotation_version: self.annotation_version.or(other.annotation_version),
+            t5_model: self.t5_model.or(other.t5_model),
+            workers: self.workers.or(other.workers),
+            batch_size: self.batch_size.or(other.batch_size),
+            max_batch_tokens: self.max_batch_tokens.or(other.max_batch_tokens),
+            device: self.device.or(other.device),
+            t5_dtype: self.t5_dtype.or(other.t5_dtype),
+            target_tar_size_mb: self.target_tar_size_mb.or(other.target_tar_size_mb),
+            max_tars_per_part: self.max_tars_per_part.or(other.max_tars_per_part),
+            captioning_algorithm: self.captioning_algorithm.or(other.captioning_algorithm),
+            remap_clip_location: self.remap_clip_location.or(other.remap_clip_location),
+            cluster,
+        }
+    }
+}
+
+impl ShardConfig {
+    /// Builds a config from merged options, filling defaults and checking everything that can
+    /// be checked without loading the model: every problem is returned, each as
+    /// `key (--flag): what is wrong`. `env` looks up environment variables.
+    pub fn resolve(
+        f: ShardFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ShardConfig, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut need = |v: Option<()>, key: &str, flag: &str| {
+            if v.is_none() {
+                errors.push(format!("{key} (--{flag}): required"));
+            }
+        };
+        need(
+            f.input_clip_path.as_ref().map(|_| ()),
+            "input_clip_path",
+            "input-clip-path",
+        );
+        need(
+            f.output_dataset_path.as_ref().map(|_| ()),
+            "output_dataset_path",
+            "output-dataset-path",
+        );
+        need(f.t5_model.as_ref().map(|_| ()), "t5_model", "t5-model");
+        let device = match f.device.as_deref().unwrap_or("cpu").parse::<DeviceSpec>() {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(format!("device (--device): {e}"));
+                DeviceSpec::Cpu
+            }
+        };
+        let precision = match f.t5_dtype.as_deref().unwrap_or("fp32").parse::<Precision>() {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("t5_dtype (--t5-dtype): {e}"));
+                Precision::Fp32
+            }
+        };
+        let mut remaps = Vec::new();
+        for (i, r) in f.remap_clip_location.unwrap_or_default().iter().enumerate() {
+            match parse_remap(r) {
+                Ok(pair) => remaps.push(pair),
+                Err(e) => errors.push(format!(
+                    "remap_clip_location[{i}] (--remap-clip-location): {e}"
+                )),
+            }
+        }
+        let cluster = resolve_cluster(f.cluster.unwrap_or_default(), env, &mut errors);
+        let cfg = ShardConfig {
+            input: f.input_clip_path.unwrap_or_default(),
+            output: f.output_dataset_path.unwrap_or_default(),
+            version: f.annotation_version.unwrap_or_else(|| "v0".into()),
+            model_dir: f.t5_model.unwrap_or_default(),
+            workers: f.workers.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            batch_size: f.batch_size.unwrap_or(16),
+            max_batch_tokens: f.max_batch_tokens.unwrap_or(4096),
+            device,
+            precision,
+            target_tar_size_mb: f.target_tar_size_mb.unwrap_or(500.0),
+            max_tars_per_part: f.max_tars_per_part.unwrap_or(100),
+            captioning_algorithm: f.captioning_algorithm.unwrap_or_else(|| "qwen".into()),
+            remaps,
+            cluster,
+        };
+        if let Err(mut more) = cfg.validate() {
+            errors.append(&mut more);
+        }
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks every field; returns all problems at once, each naming its option.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, key: &str, msg: String| {
+            if !ok {
+                errors.push(format!("{key} (--{}): {msg}", key.replace('_', "-")));
+            }
+        };
+        check(self.workers > 0, "workers", "must be at least 1".into());
+        check(
+            self.batch_size > 0,
+            "batch_size",
+            "must be at least 1".into(),
+        );
+        check(
+            self.max_batch_tokens >= 512,
+            "max_batch_tokens",
+            format!(
+                "must be at least 512 (one full caption), got {}",
+                self.max_batch_tokens
+            ),
+        );
+        check(
+            self.device != DeviceSpec::Cpu || self.precision == Precision::Fp32,
+            "t5_dtype",
+            "bf16 and fp16 need --device cuda; the CPU backend computes in fp32".into(),
+        );
+        check(
+            self.target_tar_size_mb.is_finite() && self.target_tar_size_mb > 0.0,
+            "target_tar_size_mb",
+            format!("must be a positive number, got {}", self.target_tar_size_mb),
+        );
+        check(
+            self.max_tars_per_part > 0,
+            "max_tars_per_part",
+            "must be at least 1".into(),
+        );
+        check(
+            !(self.version.is_empty()
+                || self.version.contains('/')
+                || self.version == ".."
+                || self.version == "."),
+            "annotation_version",
+            format!("{:?} is not a directory name", self.version),
+        );
+        check(
+            !self.captioning_algorithm.is_empty(),
+            "captioning_algorithm",
+            "must not be empty".into(),
+        );
+        check(
+            !self.output.is_empty(),
+            "output_dataset_path",
+            "must not be empty".into(),
+        );
+        check(
+            self.input.as_os_str().is_empty() || self.input.is_dir(),
+            "input_clip_path",
+            format!("{} is not a readable directory", self.input.display()),
+        );
+        check(
+            self.model_dir.as_os_str().is_empty() || self.model_dir.is_dir(),
+            "t5_model",
+            format!("{} is not a directory", self.model_dir.display()),
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Target tar size in bytes.
+    pub fn target_tar_bytes(&self) -> u64 {
+        (self.target_tar_size_mb * 1024.0 * 1024.0) as u64
+    }
+
+    /// `<input>/metas/<version>`.
+    pub fn meta_dir(&self) -> PathBuf {
+        self.input.join("metas").join(&self.version)
+    }
+
+    /// `<output>/<version>` on disk.
+    pub fn version_dir(&self) -> PathBuf {
+        PathBuf::from(&self.output).join(&self.version)
+    }
+
+    /// `<output>/<version>` as written into `wdinfo` files.
+    pub fn display_version_dir(&self) -> String {
+        format!("{}/{}", self.output.trim_end_matches('/'), self.version)
+    }
+}
+
+fn resolve_cluster(
+    c: ClusterFile,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Cluster {
+    let processes = c.processes.unwrap_or(1);
+    if processes == 0 {
+        errors.push("cluster.processes (--processes): must be at least 1".into());
+    }
+    let from_env = |var: &str, errors: &mut Vec<String>| -> Option<usize> {
+        let v = env(var)?;
+        match v.trim().parse() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push(format!(
+                    "cluster.process_env: ${var} is {v:?}, not a process index"
+                ));
+                None
+            }
+        }
+    };
+    let process = match (c.process, &c.process_env) {
+        (Some(p), _) => p,
+        (None, Some(var)) => match from_env(var, errors) {
+            Some(p) => p,
+            None if processes > 1 && env(var).is_none() => {
+                errors.push(format!(
+                    "cluster.process_env (--process-env): ${var} is not set"
+                ));
+                0
+            }
+            None => 0,
+        },
+        (None, None) => from_env("SHARDFLOW_PROCESS", errors).unwrap_or(0),
+    };
+    if processes >= 1 && process >= processes {
+        errors.push(format!(
+            "cluster.process (--process): {process} is not below cluster.processes ({processes})"
+        ));
+    }
+    let mut addresses = Vec::new();
+    if let Some(a) = c.addresses {
+        addresses = a;
+    } else if let Some(h) = &c.hostfile {
+        match std::fs::read_to_string(h) {
+            Ok(text) => {
+                addresses = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            Err(e) => errors.push(format!(
+                "cluster.hostfile (--hostfile): {}: {e}",
+                h.display()
+            )),
+        }
+    } else if processes > 1 {
+        // timely's default: consecutive ports on localhost
+        addresses = (0..processes)
+            .map(|i| format!("localhost:{}", 2101 + i))
+            .collect();
+    }
+    if processes > 1 && addresses.len() < processes {
+        errors.push(format!(
+            "cluster.addresses (--hostfile): {} addresses for {processes} processes",
+            addresses.len()
+        ));
+    }
+    for (i, a) in addresses.iter().enumerate() {
+        if a.rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
+            errors.push(format!("cluster.addresses[{i}]: {a:?} is not host:port"));
+        }
+    }
+    Cluster {
+        processes: processes.max(1),
+        process,
+        addresses,
+    }
+}
+
+/// Parses `FROM=TO`.
+pub fn parse_remap(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((from, to)) if !from.is_empty() => Ok((from.to_string(), to.to_string())),
+        _ => Err(format!("expected FROM=TO with a non-empty FROM, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ShardConfig {
+        ShardConfig {
+            input: ".".into(),
+            output: "out/".into(),
+            version: "v0".into(),
+            model_dir: ".".into(),
+            workers: 2,
+            batch_size: 8,
+            max_batch_tokens: 4096,
+            device: DeviceSpec::Cpu,
+            precision: Precision::Fp32,
+            target_tar_size_mb: 500.0,
+            max_tars_per_part: 100,
+            captioning_algorithm: "qwen".into(),
+            remaps: vec![],
+            cluster: Cluster::default(),
+        }
+    }
+
+    #[test]
+    fn valid_config_and_derived_paths() {
+        let c = cfg();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.target_tar_bytes(), 500 * 1024 * 1024);
+        assert_eq!(c.display_version_dir(), "out/v0");
+        assert_eq!(c.meta_dir(), PathBuf::from("./metas/v0"));
+    }
+
+    #[test]
+    fn every_error_reported_at_once() {
+        let mut c = cfg();
+        c.workers = 0;
+        c.batch_size = 0;
+        c.target_tar_size_mb = -1.0;
+        c.max_tars_per_part = 0;
+        c.version = "a/b".into();
+        let errs = c.validate().unwrap_err();
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        for opt in [
+            "--workers",
+            "--batch-size",
+            "--target-tar-size-mb",
+            "--max-tars-per-part",
+            "--annotation-version",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.contains(&format!("({opt})"))),
+                "{opt} missing in {errs:?}"
+            );
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn resolve_reports_every_problem_with_its_key_path() {
+        let f = ShardFile {
+            workers: Some(0),
+            device: Some("gpu".into()),
+            remap_clip_location: Some(vec!["x".into()]),
+            cluster: Some(ClusterFile {
+                processes: Some(2),
+                process: Some(5),
+                addresses: Some(vec!["127.0.0.1:1".into(), "nope".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let errs = ShardConfig::resolve(f, &no_env).unwrap_err();
+        for key in [
+            "input_clip_path (--input-clip-path): required",
+            "output_dataset_path",
+            "t5_model",
+            "workers (--workers)",
+            "device (--device)",
+            "remap_clip_location[0]",
+            "cluster.process (--process)",
+            "cluster.addresses[1]",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(key)),
+                "{key} missing in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn command_line_overrides_file_and_env_gives_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = ShardFile {
+            input_clip_path: Some(dir.path().into()),
+            output_dataset_path: Some("out".into()),
+            t5_model: Some(dir.path().into()),
+            workers: Some(4),
+            batch_size: Some(7),
+            cluster: Some(ClusterFile {
+                processes: Some(3),
+                process_env: Some("SLURM_PROCID".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let cli = ShardFile {
+            workers: Some(2),
+            ..Default::default()
+        };
+        let env = |k: &str| (k == "SLURM_PROCID").then(|| "2".to_string());
+        let cfg = ShardConfig::resolve(cli.or(file), &env).unwrap();
+        assert_eq!(cfg.workers, 2);
+        assert_eq!(cfg.batch_size, 7);
+        assert_eq!(cfg.cluster.process, 2);
+        assert_eq!(cfg.cluster.processes, 3);
+        assert_eq!(
+            cfg.cluster.addresses,
+            ["localhost:2101", "localhost:2102", "localhost:2103"]
+        );
+    }
+
+    #[test]
+    fn remap_parsing() {
+        assert_eq!(
+            parse_remap("/a=/b").unwrap(),
+            ("/a".to_string(), "/b".to_string())
+        );
+        assert_eq!(
+            parse_remap("/a=").unwrap(),
+            ("/a".to_string(), String::new())
+        );
+        assert!(parse_remap("=/b").is_err());
+        assert!(parse_remap("nope").is_err());
+    }
+}
