@@ -52,7 +52,8 @@ pub fn preflight(cfg: &ShardConfig) -> Result<(), ShardError> {
     Ok(())
 }
 
-/// Runs this process's share of the job with a loaded encoder. Process 0 plans, writes the
+/// Runs this process's share of the job with a loaded encoder; call [`preflight`] first
+/// (before loading the model, so that its errors come first). Process 0 plans, writes the
 /// summaries, `report.json` and `rejects.jsonl` once every tar is complete, and returns the
 /// report (also when a fatal error stopped the job: then `ok` is false); other processes
 /// return `None` when the dataflow is complete.
@@ -62,10 +63,11 @@ pub fn run<B: Backend>(
     progress: Arc<Progress>,
     started: Instant,
 ) -> Result<Option<JobReport>, ShardError> {
-    preflight(cfg)?;
     let version_dir = cfg.version_dir();
     let job_dir = version_dir.join(JOB_DIR);
-    std::fs::create_dir_all(&job_dir).map_err(|e| ShardError::io(&job_dir, e))?;
+    if cfg.cluster.process == 0 {
+        std::fs::create_dir_all(&job_dir).map_err(|e| ShardError::io(&job_dir, e))?;
+    }
 
     let lister = Lister::new(cfg.meta_dir());
     let reader = MetaReader {
@@ -95,6 +97,18 @@ pub fn run<B: Backend>(
     let worker_failure = failure.clone();
     let worker_progress = progress.clone();
 
+    // timely retries connections forever: bound the wait
+    let connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if cfg.cluster.processes > 1 {
+        let (connected, timeout) = (connected.clone(), cfg.cluster.connect_timeout_s);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(timeout));
+            if !connected.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!("error: the processes of the job did not all connect within {timeout} s; check the hostfile and that every process was started");
+                std::process::exit(3);
+            }
+        });
+    }
     let guards = timely::execute(cfg.cluster.timely_config(cfg.workers), move |worker| {
         let clock = StageClock::default();
         let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
@@ -138,6 +152,7 @@ pub fn run<B: Backend>(
         (leader, clock.seconds())
     })
     .map_err(ShardError::Dataflow)?;
+    connected.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let mut stage_seconds = std::collections::BTreeMap::new();
     let mut leader = None;

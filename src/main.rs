@@ -28,9 +28,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Turn a splitting-pipeline output into a sharded webdataset.
-    Shard(ShardArgs),
+    Shard(Box<ShardArgs>),
     /// Embed a JSON list of captions, timed (for benchmarks and device checks).
     Encode(EncodeArgs),
+    /// Run `shard` as N local processes talking over loopback (timely cluster mode).
+    Launch(LaunchArgs),
+}
+
+#[derive(clap::Args)]
+struct LaunchArgs {
+    /// Number of local processes.
+    #[arg(long)]
+    processes: usize,
+    /// Arguments of `shardflow shard` (after `--`); `--processes`, `--process` and
+    /// `--hostfile` are added for each process.
+    #[arg(last = true, required = true)]
+    shard_args: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +135,10 @@ struct ShardArgs {
     /// timely hostfile: one host:port per line, line i for process i.
     #[arg(long)]
     hostfile: Option<PathBuf>,
+    /// Stop with an error when the processes have not all connected within this many
+    /// seconds [default: 120].
+    #[arg(long)]
+    connect_timeout_s: Option<u64>,
     /// Validate the options, input and model, then exit without running.
     #[arg(long)]
     check: bool,
@@ -133,13 +150,15 @@ impl ShardArgs {
         let cluster = (self.processes.is_some()
             || self.process.is_some()
             || self.process_env.is_some()
-            || self.hostfile.is_some())
+            || self.hostfile.is_some()
+            || self.connect_timeout_s.is_some())
         .then(|| ClusterFile {
             processes: self.processes,
             process: self.process,
             process_env: self.process_env.clone(),
             hostfile: self.hostfile.clone(),
             addresses: None,
+            connect_timeout_s: self.connect_timeout_s,
         });
         ShardFile {
             input_clip_path: self.input_clip_path.clone(),
@@ -169,10 +188,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    install_peer_failure_hook();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Shard(args) => run_shard(args),
+        Command::Shard(args) => run_shard(*args),
         Command::Encode(args) => run_encode(args),
+        Command::Launch(args) => run_launch(args),
     };
     match result {
         Ok(code) => code,
@@ -357,6 +378,94 @@ impl BackendJob for EncodeJob<'_> {
         }
         Ok(stats)
     }
+}
+
+/// Starts `processes` local `shard` processes on free loopback ports and waits for them; if
+/// one fails, the others are stopped and the first failure's exit code is returned.
+fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.processes >= 1, "--processes must be at least 1");
+    // reserve ports by binding, then release them for the processes to take
+    let listeners: Vec<std::net::TcpListener> = (0..args.processes)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("finding free loopback ports")?;
+    let hosts: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.to_string()))
+        .collect::<Result<_, _>>()?;
+    drop(listeners);
+    let hostfile = std::env::temp_dir().join(format!("shardflow-hosts-{}.txt", std::process::id()));
+    std::fs::write(&hostfile, hosts.join("\n") + "\n")
+        .with_context(|| format!("writing {}", hostfile.display()))?;
+    let exe = std::env::current_exe().context("locating the shardflow executable")?;
+    let mut children = Vec::new();
+    for i in 0..args.processes {
+        let child = std::process::Command::new(&exe)
+            .arg("shard")
+            .args(&args.shard_args)
+            .args([
+                "--processes",
+                &args.processes.to_string(),
+                "--process",
+                &i.to_string(),
+            ])
+            .arg("--hostfile")
+            .arg(&hostfile)
+            .spawn()
+            .with_context(|| format!("starting process {i}"))?;
+        children.push(Some(child));
+    }
+    let mut failure: Option<(usize, i32)> = None;
+    while children.iter().any(Option::is_some) {
+        for (i, slot) in children.iter_mut().enumerate() {
+            if let Some(child) = slot {
+                if let Some(status) = child.try_wait()? {
+                    *slot = None;
+                    if !status.success() && failure.is_none() {
+                        failure = Some((i, status.code().unwrap_or(1)));
+                    }
+                }
+            }
+        }
+        if let Some((i, _)) = failure {
+            for child in children.iter_mut().flatten() {
+                let _ = child.kill();
+            }
+            for mut child in children.iter_mut().filter_map(Option::take) {
+                let _ = child.wait();
+            }
+            tracing::error!("process {i} failed; stopped the others");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&hostfile);
+    Ok(match failure {
+        Some((_, code)) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// When another process of a cluster job dies, timely's network threads panic. Turn that
+/// into one clear message and a prompt exit (code 3) instead of a cascade of panics; no
+/// report is written, so nothing claims to be complete.
+fn install_peer_failure_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if thread.starts_with("timely:") || msg.contains("timely communication error") {
+            eprintln!(
+                "error: lost contact with another process of the job ({msg}); stopping. The output is incomplete: no report was written"
+            );
+            std::process::exit(3);
+        }
+        default(info);
+    }));
 }
 
 /// A progress bar on a terminal; a log line every 10 s otherwise.

@@ -58,6 +58,9 @@ pub struct ClusterFile {
     pub hostfile: Option<PathBuf>,
     /// The same as `hostfile`, inline.
     pub addresses: Option<Vec<String>>,
+    /// Give up when the processes have not all connected within this many seconds
+    /// (default 120).
+    pub connect_timeout_s: Option<u64>,
 }
 
 impl ShardFile {
@@ -81,6 +84,13 @@ impl ShardFile {
         }
         if let Some(p) = file.cluster.as_mut().and_then(|c| c.hostfile.as_mut()) {
             rebase(p);
+        }
+        for r in file.remap_clip_location.iter_mut().flatten() {
+            if let Some((from, to)) = r.split_once('=') {
+                if !to.is_empty() && !to.contains("://") && Path::new(to).is_relative() {
+                    *r = format!("{from}={}", base.join(to).display());
+                }
+            }
         }
         if let Some(o) = file.output_dataset_path.as_mut() {
             if Path::new(o.as_str()).is_relative() && base != Path::new("") {

@@ -51,6 +51,8 @@ pub struct Cluster {
     pub process: usize,
     /// `host:port` of every process, in process order (empty for one process).
     pub addresses: Vec<String>,
+    /// Seconds to wait for every process to connect.
+    pub connect_timeout_s: u64,
 }
 
 impl Cluster {
@@ -82,6 +84,7 @@ impl ShardFile {
                 process_env: a.process_env.or(b.process_env),
                 hostfile: a.hostfile.or(b.hostfile),
                 addresses: a.addresses.or(b.addresses),
+                connect_timeout_s: a.connect_timeout_s.or(b.connect_timeout_s),
             }),
             (a, b) => a.or(b),
         };
@@ -358,6 +361,7 @@ fn resolve_cluster(
         processes: processes.max(1),
         process,
         addresses,
+        connect_timeout_s: c.connect_timeout_s.unwrap_or(120),
     }
 }
 
