@@ -3,8 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::formats::pyjson::PyValue;
-
 /// A metadata file found by the listing, with its position in the sorted listing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListedFile {
@@ -106,8 +104,9 @@ pub struct ClipMeta {
     pub clip_path: String,
     /// One entry per window: its caption, or `None` when the window has none.
     pub captions: Vec<Option<String>>,
-    /// The whole metadata object, re-serialised into the `.json` member.
-    pub json: PyValue,
+    /// The `.json` member: the metadata object re-serialised as Python `json.dumps` writes
+    /// it (kept as bytes, not as a parsed tree, so metadata stays small in memory).
+    pub json: Vec<u8>,
     /// Warnings raised while reading.
     pub warnings: Vec<WarningKind>,
 }

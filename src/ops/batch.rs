@@ -165,7 +165,6 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::pyjson::PyValue;
     use crate::record::{ClipMeta, TarId};
 
     pub(crate) fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
@@ -187,7 +186,7 @@ mod tests {
                 num_bytes: 1,
                 clip_path: String::new(),
                 captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
-                json: PyValue::Object(vec![]),
+                json: b"{}".to_vec(),
                 warnings: vec![],
             }),
         }

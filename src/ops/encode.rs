@@ -8,7 +8,6 @@ use timely::dataflow::Stream;
 
 use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
-use crate::formats::pyjson;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::ops::StageClock;
@@ -56,7 +55,7 @@ impl<B: Backend> SampleEncoder<B> {
                     key: clip.meta.span_uuid.clone(),
                     meta_rel_path: clip.meta.rel_path.clone(),
                     clip_path: clip.meta.clip_path.clone(),
-                    json: pyjson::dumps(&clip.meta.json).into_bytes(),
+                    json: clip.meta.json.clone(),
                     pickle: npy_pickle::write_array_list(
                         &arrays
                             .iter()
@@ -136,10 +135,11 @@ mod tests {
                 num_bytes: 1,
                 clip_path: "c.mp4".into(),
                 captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
-                json: PyValue::Object(vec![
+                json: crate::formats::pyjson::dumps(&PyValue::Object(vec![
                     ("caption".into(), PyValue::Str("é".into())),
                     ("valid".into(), PyValue::Bool(false)),
-                ]),
+                ]))
+                .into_bytes(),
                 warnings: vec![],
             }),
         }

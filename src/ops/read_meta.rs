@@ -144,7 +144,7 @@ impl MetaReader {
             num_bytes: num_bytes as u64,
             clip_path,
             captions,
-            json,
+            json: pyjson::dumps(&json).into_bytes(),
             warnings,
         })))
     }

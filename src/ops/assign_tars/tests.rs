@@ -1,5 +1,4 @@
 use super::*;
-use crate::formats::pyjson::PyValue;
 
 fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {
     MetaOutcome::Clip(Box::new(ClipMeta {
@@ -10,7 +9,7 @@ fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {
         num_bytes: bytes,
         clip_path: String::new(),
         captions: vec![],
-        json: PyValue::Object(vec![]),
+        json: b"{}".to_vec(),
         warnings: vec![WarningKind::NumBytesMismatch],
     }))
 }

@@ -244,7 +244,8 @@ fn missing_caption_marks_clip_invalid_and_warns() {
         panic!()
     };
     assert_eq!(c.captions, vec![Some("a".into()), None, Some("b".into())]);
-    assert_eq!(c.json.get("valid"), Some(&PyValue::Bool(false)));
+    let json = crate::formats::pyjson::parse(&c.json).unwrap();
+    assert_eq!(json.get("valid"), Some(&PyValue::Bool(false)));
     assert_eq!(c.warnings, vec![WarningKind::MissingCaption]);
 }
 
