@@ -165,31 +165,9 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{ClipMeta, TarId};
 
-    pub(crate) fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
-        PlannedClip {
-            rank,
-            tar: TarId {
-                bin_order: 0,
-                bin: "b".into(),
-                part: 0,
-                tar: 0,
-            },
-            index: rank as u32,
-            tar_len: 100,
-            meta: Box::new(ClipMeta {
-                seq: rank,
-                rel_path: format!("{rank}.json"),
-                span_uuid: format!("u{rank}"),
-                bin: Some("b".into()),
-                num_bytes: 1,
-                clip_path: String::new(),
-                captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
-                json: b"{}".to_vec(),
-                warnings: vec![],
-            }),
-        }
+    fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
+        crate::ops::test_support::planned_clip(rank, captions, b"{}")
     }
 
     fn tok(s: &str) -> Vec<u32> {

@@ -109,7 +109,7 @@ mod tests {
     use crate::formats::npy_pickle::read_array_list;
     use crate::formats::pyjson::PyValue;
     use crate::model::CpuBackend;
-    use crate::record::{ClipMeta, PlannedClip, TarId};
+    use crate::record::PlannedClip;
 
     fn encoder() -> TextEncoder<CpuBackend> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/t5-tiny");
@@ -117,32 +117,11 @@ mod tests {
     }
 
     fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
-        PlannedClip {
-            rank,
-            tar: TarId {
-                bin_order: 0,
-                bin: "b".into(),
-                part: 0,
-                tar: 0,
-            },
-            index: rank as u32,
-            tar_len: 9,
-            meta: Box::new(ClipMeta {
-                seq: rank,
-                rel_path: format!("{rank}.json"),
-                span_uuid: format!("u{rank}"),
-                bin: Some("b".into()),
-                num_bytes: 1,
-                clip_path: "c.mp4".into(),
-                captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
-                json: crate::formats::pyjson::dumps(&PyValue::Object(vec![
-                    ("caption".into(), PyValue::Str("é".into())),
-                    ("valid".into(), PyValue::Bool(false)),
-                ]))
-                .into_bytes(),
-                warnings: vec![],
-            }),
-        }
+        let json = crate::formats::pyjson::dumps(&PyValue::Object(vec![
+            ("caption".into(), PyValue::Str("é".into())),
+            ("valid".into(), PyValue::Bool(false)),
+        ]));
+        crate::ops::test_support::planned_clip(rank, captions, json.as_bytes())
     }
 
     #[test]

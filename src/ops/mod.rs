@@ -63,3 +63,36 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     }
     h
 }
+
+/// Records for the operators' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::record::{ClipMeta, PlannedClip, TarId};
+
+    /// Clip `rank` at position `rank` of tar 0 of bin `b`, with these window captions and
+    /// `.json` member.
+    pub fn planned_clip(rank: u64, captions: &[Option<&str>], json: &[u8]) -> PlannedClip {
+        PlannedClip {
+            rank,
+            tar: TarId {
+                bin_order: 0,
+                bin: "b".into(),
+                part: 0,
+                tar: 0,
+            },
+            index: rank as u32,
+            tar_len: 100,
+            meta: Box::new(ClipMeta {
+                seq: rank,
+                rel_path: format!("{rank}.json"),
+                span_uuid: format!("u{rank}"),
+                bin: Some("b".into()),
+                num_bytes: 1,
+                clip_path: "c.mp4".into(),
+                captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
+                json: json.to_vec(),
+                warnings: vec![],
+            }),
+        }
+    }
+}
