@@ -229,15 +229,18 @@ impl Weights {
         self.entries.contains_key(name)
     }
 
-    /// Checks that `name` exists with shape `expected` and a float element type.
-    pub fn check(&self, name: &str, expected: &[usize]) -> Result<(), ModelError> {
-        let entry = self
-            .entries
+    fn entry(&self, name: &str) -> Result<&Entry, ModelError> {
+        self.entries
             .get(name)
             .ok_or_else(|| ModelError::MissingTensor {
                 path: self.origin.clone(),
                 name: name.to_owned(),
-            })?;
+            })
+    }
+
+    /// Checks that `name` exists with shape `expected` and a float element type.
+    pub fn check(&self, name: &str, expected: &[usize]) -> Result<(), ModelError> {
+        let entry = self.entry(name)?;
         let path = &self.files[entry.file];
         if entry.shape != expected {
             return Err(ModelError::ShapeMismatch {
@@ -259,13 +262,7 @@ impl Weights {
 
     /// Reads tensor `name` as row-major `f32` values (after [`Weights::check`]).
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>, ModelError> {
-        let entry = self
-            .entries
-            .get(name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                path: self.origin.clone(),
-                name: name.to_owned(),
-            })?;
+        let entry = self.entry(name)?;
         let path = &self.files[entry.file];
         let element = entry
             .element
