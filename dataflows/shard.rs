@@ -22,6 +22,7 @@ use crate::ops::write_tar::{TarWriters, WriteTar};
 use crate::ops::StageClock;
 use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress};
 use crate::spec::BinSpec;
+use crate::storage::{Location, Role, Storage};
 
 /// Name of the job's own folder under `<output>/<version>`.
 pub const JOB_DIR: &str = "_shardflow";
@@ -35,19 +36,28 @@ struct LeaderResult {
 
 /// Checks that the job can start: metadata directory present, output version empty (checked
 /// by process 0 only: the others may already see its job folder).
-pub fn preflight(cfg: &ShardConfig) -> Result<(), ShardError> {
+pub fn preflight(cfg: &ShardConfig, storage: &Storage) -> Result<(), ShardError> {
     let meta_dir = cfg.meta_dir();
-    if !meta_dir.is_dir() {
-        return Err(ShardError::NoMetaDir(meta_dir));
+    match &meta_dir {
+        Location::Local(p) if !p.is_dir() => {
+            return Err(ShardError::NoMetaDir(meta_dir.to_string()))
+        }
+        Location::Local(_) => {}
+        // an object store has no directories: look for one object under the prefix
+        remote => {
+            if storage.is_empty_dir(remote)? {
+                return Err(ShardError::NoMetaDir(meta_dir.to_string()));
+            }
+        }
     }
+    let output = storage.with_role(Role::Output);
+    let version_dir = cfg.version_dir();
+    output.check(&version_dir)?;
     if cfg.cluster.process != 0 {
         return Ok(());
     }
-    let version_dir = cfg.version_dir();
-    if let Ok(mut entries) = std::fs::read_dir(&version_dir) {
-        if entries.next().is_some() {
-            return Err(ShardError::OutputNotEmpty(version_dir));
-        }
+    if !output.is_empty_dir(&version_dir)? {
+        return Err(ShardError::OutputNotEmpty(version_dir.to_string()));
     }
     Ok(())
 }
@@ -59,20 +69,25 @@ pub fn preflight(cfg: &ShardConfig) -> Result<(), ShardError> {
 /// return `None` when the dataflow is complete.
 pub fn run<B: Backend>(
     cfg: &ShardConfig,
+    storage: &Storage,
     encoder: TextEncoder<B>,
     progress: Arc<Progress>,
     started: Instant,
 ) -> Result<Option<JobReport>, ShardError> {
+    let input = storage.with_role(Role::Input);
+    let output = storage.with_role(Role::Output);
     let version_dir = cfg.version_dir();
     let job_dir = version_dir.join(JOB_DIR);
-    if cfg.cluster.process == 0 {
-        std::fs::create_dir_all(&job_dir).map_err(|e| ShardError::io(&job_dir, e))?;
+    if let (0, Some(p)) = (cfg.cluster.process, job_dir.as_local()) {
+        // fail early on an output that cannot be written
+        std::fs::create_dir_all(p).map_err(|e| ShardError::io(p, e))?;
     }
 
-    let lister = Lister::new(cfg.meta_dir());
+    let lister = Lister::new(input.clone(), cfg.meta_dir());
     let reader = MetaReader {
+        storage: input.clone(),
         meta_dir: cfg.meta_dir(),
-        input_root: cfg.input.clone(),
+        input_root: cfg.input_location(),
         remaps: cfg.remaps.clone(),
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
         bins: BinSpec::Frames,
@@ -82,7 +97,9 @@ pub fn run<B: Backend>(
         max_tars_per_part: cfg.max_tars_per_part,
     };
     let finalizer = Finalizer {
+        storage: output.clone(),
         version_dir: version_dir.clone(),
+        root_version_dir: cfg.root_version_dir(),
         display_version_dir: cfg.display_version_dir(),
         max_tars_per_part: cfg.max_tars_per_part,
     };
@@ -94,6 +111,7 @@ pub fn run<B: Backend>(
     let max_batch_tokens = cfg.max_batch_tokens;
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let encoder = Mutex::new(encoder);
+    let worker_stop = failure.clone();
     let worker_failure = failure.clone();
     let worker_progress = progress.clone();
 
@@ -109,6 +127,7 @@ pub fn run<B: Backend>(
             }
         });
     }
+    let report_output = output.clone();
     let guards = timely::execute(cfg.cluster.timely_config(cfg.workers), move |worker| {
         let clock = StageClock::default();
         let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
@@ -133,7 +152,12 @@ pub fn run<B: Backend>(
                 .encode(SampleEncoder::new(encoder), clock.clone())
                 .exchange_by_bin()
                 .write_tar(
-                    TarWriters::new(finalizer.version_dir.clone(), mtime),
+                    TarWriters::new(
+                        output.clone(),
+                        input.clone(),
+                        finalizer.version_dir.clone(),
+                        mtime,
+                    ),
                     worker_failure.clone(),
                     worker_progress.clone(),
                     clock.clone(),
@@ -143,9 +167,16 @@ pub fn run<B: Backend>(
         while worker.step_or_park(None) {}
         let leader = summary.take().map(|plan| {
             let done: Vec<crate::record::TarDone> = done.take();
-            let bins = {
-                let _t = clock.time("finalize");
-                finalizer.finish(&plan.bins, &done)
+            // a write failure anywhere: no summary may claim the dataset is complete
+            let failed = worker_stop.lock().expect("not poisoned").clone();
+            let bins = match failed {
+                Some(e) => Err(ShardError::Dataflow(format!(
+                    "not writing wdinfo files: a tar could not be written ({e})"
+                ))),
+                None => {
+                    let _t = clock.time("finalize");
+                    finalizer.finish(&plan.bins, &done)
+                }
             };
             LeaderResult { plan, bins, done }
         });
@@ -189,6 +220,6 @@ pub fn run<B: Backend>(
         processes: cfg.cluster.processes,
         bins: bin_reports(&bins),
     };
-    write_report(&job_dir, &report, &rejects)?;
+    write_report(&report_output, &job_dir, &report, &rejects)?;
     Ok(Some(report))
 }

@@ -17,12 +17,15 @@ pub enum ShardError {
     },
     /// The output version directory already has content.
     #[error("{0}: output directory is not empty; choose another --output-dataset-path or --annotation-version, or remove it")]
-    OutputNotEmpty(PathBuf),
+    OutputNotEmpty(String),
     /// The input has no `metas/<version>` directory.
     #[error(
         "{0}: no such metadata directory (expected <input-clip-path>/metas/<annotation-version>)"
     )]
-    NoMetaDir(PathBuf),
+    NoMetaDir(String),
+    /// A storage operation failed (after its retries, for an object store).
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// The T5 model could not be loaded.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),

@@ -8,6 +8,7 @@
 //! - [`model`]: the T5 text encoder in Burn, its loader and tokenizer.
 //! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
+//! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
 //! - [`report`]: counts, stage timings and rejects; the JSON job report.
 
 pub mod config;
@@ -21,3 +22,4 @@ pub mod ops;
 pub mod record;
 pub mod report;
 pub mod spec;
+pub mod storage;

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shardflow::config::{ClusterFile, ShardConfig, ShardFile};
+use shardflow::config::{ClusterFile, ShardConfig, ShardFile, StorageFile};
 use shardflow::dataflows::shard;
 use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
 use shardflow::report::Progress;
+use shardflow::storage::Storage;
 
 #[derive(Parser)]
 #[command(
@@ -83,10 +84,11 @@ struct ShardArgs {
     /// cluster options in a `[cluster]` section. The command line overrides it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Input: the directory holding `clips/` and `metas/<version>/`.
+    /// Input: the directory or s3://bucket/prefix holding `clips/` and `metas/<version>/`.
     #[arg(long)]
-    input_clip_path: Option<PathBuf>,
-    /// Output dataset directory; the dataset goes to `<output>/<version>/`.
+    input_clip_path: Option<String>,
+    /// Output dataset directory or s3://bucket/prefix; the dataset goes to
+    /// `<output>/<version>/`.
     #[arg(long)]
     output_dataset_path: Option<String>,
     /// Annotation version: reads `metas/<version>/`, writes `<output>/<version>/` [default: v0].
@@ -122,6 +124,23 @@ struct ShardArgs {
     /// Rewrite a `clip_location` prefix, FROM=TO (repeatable; first match wins).
     #[arg(long = "remap-clip-location")]
     remaps: Vec<String>,
+    /// AWS profile (in ~/.aws/credentials, ~/.aws/config) for reading the input; named
+    /// explicitly, its keys override AWS_ACCESS_KEY_ID [default: $AWS_PROFILE or default].
+    #[arg(long)]
+    input_s3_profile_name: Option<String>,
+    /// AWS profile for writing the output [default: $AWS_PROFILE or default].
+    #[arg(long)]
+    output_s3_profile_name: Option<String>,
+    /// Object-store retries of one failed request (503 SlowDown, 5xx, connection errors)
+    /// before the job fails [default: 10].
+    #[arg(long)]
+    s3_max_retries: Option<usize>,
+    /// Stop retrying one object-store request after this many seconds [default: 180].
+    #[arg(long)]
+    s3_retry_timeout_s: Option<u64>,
+    /// Multipart upload part size in MiB, at least 5 [default: 16].
+    #[arg(long)]
+    s3_part_size_mb: Option<usize>,
     /// Number of processes of the job (timely cluster mode) [default: 1].
     #[arg(long)]
     processes: Option<usize>,
@@ -174,7 +193,18 @@ impl ShardArgs {
             max_tars_per_part: self.max_tars_per_part,
             captioning_algorithm: self.captioning_algorithm.clone(),
             remap_clip_location: (!self.remaps.is_empty()).then(|| self.remaps.clone()),
+            input_s3_profile_name: self.input_s3_profile_name.clone(),
+            output_s3_profile_name: self.output_s3_profile_name.clone(),
             cluster,
+            storage: (self.s3_max_retries.is_some()
+                || self.s3_retry_timeout_s.is_some()
+                || self.s3_part_size_mb.is_some())
+            .then(|| StorageFile {
+                max_retries: self.s3_max_retries,
+                retry_timeout_s: self.s3_retry_timeout_s,
+                part_size_mb: self.s3_part_size_mb,
+                ..StorageFile::default()
+            }),
         }
     }
 }
@@ -225,9 +255,11 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
                 .into_owned();
         }
     }
-    shard::preflight(&cfg)?;
+    let storage = Storage::new(cfg.storage.clone());
+    shard::preflight(&cfg, &storage)?;
     let job = ShardJob {
         cfg: &cfg,
+        storage: &storage,
         check: args.check,
         started,
     };
@@ -248,7 +280,7 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
     let job_dir = cfg.version_dir().join(shard::JOB_DIR);
     println!(
         "{}: {} clips written in {} tars ({} bins), {} invalid, {} dropped (no bin), {} rejected, in {:.1}s",
-        cfg.version_dir().display(),
+        cfg.version_dir(),
         c.written,
         c.tars,
         report.bins.len(),
@@ -257,7 +289,7 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         c.rejected.values().sum::<u64>(),
         report.wall_seconds
     );
-    println!("report: {}", job_dir.join("report.json").display());
+    println!("report: {}", job_dir.join("report.json"));
     if let Some(e) = &report.error {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(1));
@@ -268,6 +300,7 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
 /// Loads the model on the chosen backend, then runs the shard dataflow (unless `check`).
 struct ShardJob<'a> {
     cfg: &'a ShardConfig,
+    storage: &'a Storage,
     check: bool,
     started: Instant,
 }
@@ -292,7 +325,7 @@ impl BackendJob for ShardJob<'_> {
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
         let display = spawn_progress(progress.clone(), stop.clone());
-        let report = shard::run(cfg, encoder, progress, self.started);
+        let report = shard::run(cfg, self.storage, encoder, progress, self.started);
         stop.store(true, Ordering::Relaxed);
         let _ = display.join();
         Ok(report?)

@@ -201,4 +201,22 @@ pub struct TarDone {
     pub tokens_embedded: u64,
     /// Samples that could not be written (their clip became unreadable).
     pub rejects: Vec<Reject>,
+    /// The triple could not be written (storage failure): nothing of it exists, and the job
+    /// must not claim completeness.
+    pub error: Option<String>,
+}
+
+impl TarDone {
+    /// A triple that could not be written.
+    pub fn failed(tar: TarId, error: String) -> TarDone {
+        TarDone {
+            tar,
+            samples: 0,
+            bytes: 0,
+            windows_embedded: 0,
+            tokens_embedded: 0,
+            rejects: vec![],
+            error: Some(error),
+        }
+    }
 }

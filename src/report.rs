@@ -1,15 +1,15 @@
 //! The job report: counts that reconcile, stage timings, and the rejects file.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
 use crate::error::ShardError;
 use crate::ops::assign_tars::PlanSummary;
-use crate::ops::finalize::{write_atomic, BinWritten};
+use crate::ops::finalize::BinWritten;
 use crate::record::{Reject, TarDone};
+use crate::storage::{Location, Storage};
 
 /// Live counters shared with the progress display.
 #[derive(Debug, Default)]
@@ -125,7 +125,7 @@ pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject
             .entry(r.kind.as_str().to_string())
             .or_default() += 1;
     }
-    for d in done {
+    for d in done.iter().filter(|d| d.error.is_none()) {
         counts.written += d.samples;
         counts.windows_embedded += d.windows_embedded;
         counts.tokens_embedded += d.tokens_embedded;
@@ -147,7 +147,12 @@ pub fn bin_reports(bins: &[BinWritten]) -> Vec<BinReport> {
 }
 
 /// Writes `report.json` and `rejects.jsonl` into `dir` (atomically, each).
-pub fn write_report(dir: &Path, report: &JobReport, rejects: &[Reject]) -> Result<(), ShardError> {
+pub fn write_report(
+    storage: &Storage,
+    dir: &Location,
+    report: &JobReport,
+    rejects: &[Reject],
+) -> Result<(), ShardError> {
     let mut lines = String::new();
     for r in rejects {
         let line = serde_json::json!({
@@ -159,7 +164,8 @@ pub fn write_report(dir: &Path, report: &JobReport, rejects: &[Reject]) -> Resul
         lines.push_str(&line.to_string());
         lines.push('\n');
     }
-    write_atomic(&dir.join("rejects.jsonl"), lines.as_bytes())?;
+    storage.put(&dir.join("rejects.jsonl"), lines.as_bytes())?;
     let json = serde_json::to_string_pretty(report).expect("report serialises");
-    write_atomic(&dir.join("report.json"), format!("{json}\n").as_bytes())
+    storage.put(&dir.join("report.json"), format!("{json}\n").as_bytes())?;
+    Ok(())
 }

@@ -11,9 +11,11 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardFile {
-    /// Input: the directory holding `clips/` and `metas/<version>/`.
-    pub input_clip_path: Option<PathBuf>,
-    /// Output dataset directory; the dataset goes to `<output>/<version>/`.
+    /// Input: the directory (or `s3://bucket/prefix`) holding `clips/` and
+    /// `metas/<version>/`.
+    pub input_clip_path: Option<String>,
+    /// Output dataset directory (or `s3://bucket/prefix`); the dataset goes to
+    /// `<output>/<version>/`.
     pub output_dataset_path: Option<String>,
     /// Annotation version (default `v0`).
     pub annotation_version: Option<String>,
@@ -37,8 +39,31 @@ pub struct ShardFile {
     pub captioning_algorithm: Option<String>,
     /// `clip_location` prefix rewrites, each `FROM=TO`.
     pub remap_clip_location: Option<Vec<String>>,
+    /// AWS profile for reading the input (default: `$AWS_PROFILE`, else `default`).
+    pub input_s3_profile_name: Option<String>,
+    /// AWS profile for writing the output.
+    pub output_s3_profile_name: Option<String>,
     /// Running as several processes.
     pub cluster: Option<ClusterFile>,
+    /// Object-store requests: retries, concurrency, upload part size.
+    pub storage: Option<StorageFile>,
+}
+
+/// The `[storage]` section: how object stores (S3) are used. Local paths ignore it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFile {
+    /// Retries of a failed request (503 SlowDown, other 5xx, connection errors) before the job
+    /// fails (default 10).
+    pub max_retries: Option<usize>,
+    /// Stop retrying one request after this many seconds (default 180).
+    pub retry_timeout_s: Option<u64>,
+    /// Requests in flight per batch of reads: metadata, clip checks, clip prefetch (default 16).
+    pub read_concurrency: Option<usize>,
+    /// Multipart upload part size in MiB, at least 5 (default 16).
+    pub part_size_mb: Option<usize>,
+    /// Parts of one upload in flight at once (default 4).
+    pub parts_in_flight: Option<usize>,
 }
 
 /// The `[cluster]` section: timely's own cluster mode.
@@ -77,7 +102,9 @@ impl ShardFile {
             }
         };
         if let Some(p) = file.input_clip_path.as_mut() {
-            rebase(p);
+            if !p.contains("://") && Path::new(p.as_str()).is_relative() {
+                *p = base.join(p.as_str()).to_string_lossy().into_owned();
+            }
         }
         if let Some(p) = file.t5_model.as_mut() {
             rebase(p);
@@ -93,7 +120,7 @@ impl ShardFile {
             }
         }
         if let Some(o) = file.output_dataset_path.as_mut() {
-            if Path::new(o.as_str()).is_relative() && base != Path::new("") {
+            if !o.contains("://") && Path::new(o.as_str()).is_relative() && base != Path::new("") {
                 *o = base.join(o.as_str()).to_string_lossy().into_owned();
             }
         }
@@ -123,7 +150,10 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "input_clip_path = \"in\"\nt5_model = \"/abs/model\"\noutput_dataset_path = \"out\"\n[cluster]\nhostfile = \"hosts\"\n").unwrap();
         let f = ShardFile::load(&p).unwrap();
-        assert_eq!(f.input_clip_path.unwrap(), dir.path().join("in"));
+        assert_eq!(
+            f.input_clip_path.unwrap(),
+            dir.path().join("in").to_string_lossy()
+        );
         assert_eq!(f.t5_model.unwrap(), PathBuf::from("/abs/model"));
         assert_eq!(
             f.output_dataset_path.unwrap(),

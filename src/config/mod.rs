@@ -5,16 +5,19 @@ pub mod file;
 
 use std::path::PathBuf;
 
-pub use file::{ClusterFile, ShardFile};
+pub use file::{ClusterFile, ShardFile, StorageFile};
 
 use crate::model::{DeviceSpec, Precision};
+use crate::storage::{Location, StorageOptions};
 
 /// A validated `shard` job.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardConfig {
-    /// `<input-clip-path>`: holds `metas/<version>/` (and usually `clips/`).
-    pub input: PathBuf,
-    /// `<output-dataset-path>`, as the user wrote it (it appears in `wdinfo` files).
+    /// `<input-clip-path>`: a directory or `s3://` prefix holding `metas/<version>/` (and
+    /// usually `clips/`).
+    pub input: String,
+    /// `<output-dataset-path>`, a directory or `s3://` prefix, as the user wrote it (it
+    /// appears in `wdinfo` files).
     pub output: String,
     /// Annotation version, e.g. `v0`.
     pub version: String,
@@ -40,6 +43,8 @@ pub struct ShardConfig {
     pub remaps: Vec<(String, String)>,
     /// Processes of the job, with this one's index and everyone's address.
     pub cluster: Cluster,
+    /// Object-store settings and S3 profiles.
+    pub storage: StorageOptions,
 }
 
 /// Where this process stands in a multi-process job.
@@ -88,6 +93,16 @@ impl ShardFile {
             }),
             (a, b) => a.or(b),
         };
+        let storage = match (self.storage, other.storage) {
+            (Some(a), Some(b)) => Some(StorageFile {
+                max_retries: a.max_retries.or(b.max_retries),
+                retry_timeout_s: a.retry_timeout_s.or(b.retry_timeout_s),
+                read_concurrency: a.read_concurrency.or(b.read_concurrency),
+                part_size_mb: a.part_size_mb.or(b.part_size_mb),
+                parts_in_flight: a.parts_in_flight.or(b.parts_in_flight),
+            }),
+            (a, b) => a.or(b),
+        };
         ShardFile {
             input_clip_path: self.input_clip_path.or(other.input_clip_path),
             output_dataset_path: self.output_dataset_path.or(other.output_dataset_path),
@@ -102,7 +117,10 @@ impl ShardFile {
             max_tars_per_part: self.max_tars_per_part.or(other.max_tars_per_part),
             captioning_algorithm: self.captioning_algorithm.or(other.captioning_algorithm),
             remap_clip_location: self.remap_clip_location.or(other.remap_clip_location),
+            input_s3_profile_name: self.input_s3_profile_name.or(other.input_s3_profile_name),
+            output_s3_profile_name: self.output_s3_profile_name.or(other.output_s3_profile_name),
             cluster,
+            storage,
         }
     }
 }
@@ -156,6 +174,12 @@ impl ShardConfig {
             }
         }
         let cluster = resolve_cluster(f.cluster.unwrap_or_default(), env, &mut errors);
+        let storage = resolve_storage(
+            f.storage.unwrap_or_default(),
+            f.input_s3_profile_name,
+            f.output_s3_profile_name,
+            &mut errors,
+        );
         let cfg = ShardConfig {
             input: f.input_clip_path.unwrap_or_default(),
             output: f.output_dataset_path.unwrap_or_default(),
@@ -175,6 +199,7 @@ impl ShardConfig {
             captioning_algorithm: f.captioning_algorithm.unwrap_or_else(|| "qwen".into()),
             remaps,
             cluster,
+            storage,
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);
@@ -241,11 +266,23 @@ impl ShardConfig {
             "output_dataset_path",
             "must not be empty".into(),
         );
-        check(
-            self.input.as_os_str().is_empty() || self.input.is_dir(),
-            "input_clip_path",
-            format!("{} is not a readable directory", self.input.display()),
-        );
+        match Location::parse(&self.input) {
+            Err(e) => check(false, "input_clip_path", e),
+            Ok(Location::Local(p)) => check(
+                self.input.is_empty() || p.is_dir(),
+                "input_clip_path",
+                format!("{} is not a readable directory", p.display()),
+            ),
+            Ok(Location::Remote { .. }) => {}
+        }
+        if let Err(e) = Location::parse(&self.output) {
+            check(false, "output_dataset_path", e);
+        }
+        for (i, (_, to)) in self.remaps.iter().enumerate() {
+            if let Err(e) = Location::parse(to) {
+                check(false, &format!("remap_clip_location[{i}]"), e);
+            }
+        }
         check(
             self.model_dir.as_os_str().is_empty() || self.model_dir.is_dir(),
             "t5_model",
@@ -263,19 +300,69 @@ impl ShardConfig {
         (self.target_tar_size_mb * 1024.0 * 1024.0) as u64
     }
 
+    /// `<input>`; the config was validated, so it parses.
+    pub fn input_location(&self) -> Location {
+        Location::parse(&self.input).expect("validated")
+    }
+
     /// `<input>/metas/<version>`.
-    pub fn meta_dir(&self) -> PathBuf {
-        self.input.join("metas").join(&self.version)
+    pub fn meta_dir(&self) -> Location {
+        self.input_location()
+            .join(&format!("metas/{}", self.version))
     }
 
-    /// `<output>/<version>` on disk.
-    pub fn version_dir(&self) -> PathBuf {
-        PathBuf::from(&self.output).join(&self.version)
+    /// `<output>/<version>`.
+    pub fn version_dir(&self) -> Location {
+        Location::parse(&self.output)
+            .expect("validated")
+            .join(&self.version)
     }
 
-    /// `<output>/<version>` as written into `wdinfo` files.
+    /// `<output>/<version>` as written into `wdinfo.json`'s `root` (SPEC §7): the local path
+    /// as the user wrote it, or the object key prefix without scheme and bucket.
+    pub fn root_version_dir(&self) -> String {
+        match self.version_dir() {
+            Location::Local(_) => self.display_version_dir(),
+            remote => remote.path_str(),
+        }
+    }
+
+    /// `<output>/<version>` as the user wrote it (with the scheme and bucket of a URI);
+    /// `wdinfo_list.csv` rows start with it.
     pub fn display_version_dir(&self) -> String {
         format!("{}/{}", self.output.trim_end_matches('/'), self.version)
+    }
+}
+
+fn resolve_storage(
+    s: StorageFile,
+    input_profile: Option<String>,
+    output_profile: Option<String>,
+    errors: &mut Vec<String>,
+) -> StorageOptions {
+    let d = StorageOptions::default();
+    let part_size_mb = s.part_size_mb.unwrap_or(d.part_size_bytes >> 20);
+    if part_size_mb < 5 {
+        errors.push(format!(
+            "storage.part_size_mb (--s3-part-size-mb): must be at least 5 (S3's minimum part size), got {part_size_mb}"
+        ));
+    }
+    let mut positive = |v: Option<usize>, key: &str| {
+        if v == Some(0) {
+            errors.push(format!("storage.{key}: must be at least 1"));
+        }
+        v
+    };
+    StorageOptions {
+        input_profile,
+        output_profile,
+        max_retries: s.max_retries.unwrap_or(d.max_retries),
+        retry_timeout_s: s.retry_timeout_s.unwrap_or(d.retry_timeout_s),
+        read_concurrency: positive(s.read_concurrency, "read_concurrency")
+            .unwrap_or(d.read_concurrency),
+        part_size_bytes: part_size_mb << 20,
+        parts_in_flight: positive(s.parts_in_flight, "parts_in_flight")
+            .unwrap_or(d.parts_in_flight),
     }
 }
 
@@ -393,7 +480,70 @@ mod tests {
             captioning_algorithm: "qwen".into(),
             remaps: vec![],
             cluster: Cluster::default(),
+            storage: StorageOptions::default(),
         }
+    }
+
+    #[test]
+    fn object_store_paths() {
+        let c = ShardConfig {
+            input: "s3://in-bucket/data/".into(),
+            output: "s3://out-bucket/sets/run1/".into(),
+            ..cfg()
+        };
+        assert!(c.validate().is_ok());
+        assert_eq!(c.meta_dir().to_string(), "s3://in-bucket/data/metas/v0");
+        assert_eq!(c.version_dir().to_string(), "s3://out-bucket/sets/run1/v0");
+        assert_eq!(c.root_version_dir(), "sets/run1/v0");
+        assert_eq!(c.display_version_dir(), "s3://out-bucket/sets/run1/v0");
+        assert_eq!(cfg().root_version_dir(), "out/v0");
+        let bad = ShardConfig {
+            input: "ftp://h/x".into(),
+            output: "http://h/y".into(),
+            remaps: vec![("/a".into(), "hdfs://x/".into())],
+            ..cfg()
+        };
+        let errs = bad.validate().unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0]
+                .starts_with("input_clip_path (--input-clip-path): ftp://h/x: unsupported scheme"),
+            "{errs:?}"
+        );
+        assert!(errs[1].starts_with("output_dataset_path"), "{errs:?}");
+        assert!(errs[2].starts_with("remap_clip_location[0]"), "{errs:?}");
+    }
+
+    #[test]
+    fn storage_section_is_validated() {
+        let f = ShardFile {
+            input_clip_path: Some(".".into()),
+            output_dataset_path: Some("o".into()),
+            t5_model: Some(".".into()),
+            output_s3_profile_name: Some("team".into()),
+            storage: Some(StorageFile {
+                part_size_mb: Some(4),
+                read_concurrency: Some(0),
+                max_retries: Some(2),
+                ..StorageFile::default()
+            }),
+            ..ShardFile::default()
+        };
+        let errs = ShardConfig::resolve(f.clone(), &|_| None).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("storage.part_size_mb") && errs[0].contains("at least 5"));
+        assert!(errs[1].contains("storage.read_concurrency"));
+        let mut ok = f;
+        ok.storage = Some(StorageFile {
+            part_size_mb: Some(8),
+            max_retries: Some(2),
+            ..StorageFile::default()
+        });
+        let c = ShardConfig::resolve(ok, &|_| None).unwrap();
+        assert_eq!(c.storage.part_size_bytes, 8 << 20);
+        assert_eq!(c.storage.max_retries, 2);
+        assert_eq!(c.storage.output_profile.as_deref(), Some("team"));
+        assert_eq!(c.storage.input_profile, None);
     }
 
     #[test]
@@ -402,7 +552,7 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.target_tar_bytes(), 500 * 1024 * 1024);
         assert_eq!(c.display_version_dir(), "out/v0");
-        assert_eq!(c.meta_dir(), PathBuf::from("./metas/v0"));
+        assert_eq!(c.meta_dir(), Location::Local(PathBuf::from("./metas/v0")));
     }
 
     #[test]
@@ -469,7 +619,7 @@ mod tests {
     fn command_line_overrides_file_and_env_gives_the_process() {
         let dir = tempfile::tempdir().unwrap();
         let file = ShardFile {
-            input_clip_path: Some(dir.path().into()),
+            input_clip_path: Some(dir.path().to_string_lossy().into_owned()),
             output_dataset_path: Some("out".into()),
             t5_model: Some(dir.path().into()),
             workers: Some(4),

@@ -3,7 +3,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use timely::dataflow::channels::pact::Exchange;
@@ -13,13 +12,20 @@ use timely::dataflow::Stream;
 use crate::error::ShardError;
 use crate::formats::wdinfo::{wdinfo_list_csv, WdInfo};
 use crate::record::{TarDone, TarId};
+use crate::storage::{Location, Storage};
 
 /// Writes the dataset summaries.
 #[derive(Clone, Debug)]
 pub struct Finalizer {
-    /// `<output>/<version>` on disk.
-    pub version_dir: PathBuf,
-    /// The same directory as the user named it (`root` and csv rows are written with it).
+    /// Writes the files (output credentials).
+    pub storage: Storage,
+    /// `<output>/<version>`.
+    pub version_dir: Location,
+    /// The same directory as `wdinfo.json`'s `root` names it: the path as the user wrote it,
+    /// or the key prefix without bucket.
+    pub root_version_dir: String,
+    /// The same directory as the user wrote it (with scheme and bucket): `wdinfo_list.csv`
+    /// rows start with it.
     pub display_version_dir: String,
     /// `chunk_size` in `wdinfo.json`: tars per part.
     pub max_tars_per_part: u32,
@@ -38,7 +44,8 @@ pub struct BinWritten {
 
 impl Finalizer {
     /// Writes `wdinfo.json` for every bin of `plan` (in plan order) that has a finished tar,
-    /// then `wdinfo_list.csv`. Each file is written to a temporary name and renamed.
+    /// then `wdinfo_list.csv`. Each file appears whole or not at all (temporary name and
+    /// rename, or one PUT).
     pub fn finish(
         &self,
         plan: &[(String, Vec<TarId>)],
@@ -56,43 +63,29 @@ impl Finalizer {
             let mut data_list: Vec<String> = finished.iter().map(|d| d.tar.rel_path()).collect();
             data_list.sort();
             let samples = finished.iter().map(|d| d.samples).sum();
-            let root = format!("{}/{bin}", self.display_version_dir);
             let info = WdInfo {
                 chunk_size: self.max_tars_per_part as usize,
                 data_list: data_list.clone(),
-                root: root.clone(),
+                root: format!("{}/{bin}", self.root_version_dir),
                 total_key_count: samples,
             };
-            write_atomic(
-                &self.version_dir.join(bin).join("wdinfo.json"),
+            self.storage.put(
+                &self.version_dir.join(&format!("{bin}/wdinfo.json")),
                 info.to_json().as_bytes(),
             )?;
-            rows.push(format!("{root}/wdinfo.json"));
+            rows.push(format!("{}/{bin}/wdinfo.json", self.display_version_dir));
             written.push(BinWritten {
                 bin: bin.clone(),
                 tars: data_list,
                 samples,
             });
         }
-        write_atomic(
+        self.storage.put(
             &self.version_dir.join("wdinfo_list.csv"),
             wdinfo_list_csv(&rows).as_bytes(),
         )?;
         Ok(written)
     }
-}
-
-/// Writes a file completely under a temporary name, syncs it, then renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ShardError> {
-    use std::io::Write;
-    let dir = path.parent().expect("path has a parent");
-    std::fs::create_dir_all(dir).map_err(|e| ShardError::io(dir, e))?;
-    let name = path.file_name().expect("file name").to_string_lossy();
-    let tmp = dir.join(format!(".{name}.partial"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| ShardError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| ShardError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| ShardError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ShardError::io(path, e))
 }
 
 /// The collecting half of `finalize`.
@@ -134,6 +127,7 @@ mod tests {
             windows_embedded: 0,
             tokens_embedded: 0,
             rejects: vec![],
+            error: None,
         }
     }
 
@@ -141,7 +135,9 @@ mod tests {
     fn writes_wdinfo_per_bin_in_plan_order_and_csv() {
         let dir = tempfile::tempdir().unwrap();
         let f = Finalizer {
-            version_dir: dir.path().join("v0"),
+            storage: Storage::new(crate::storage::StorageOptions::default()),
+            version_dir: Location::Local(dir.path().join("v0")),
+            root_version_dir: "out/v0".into(),
             display_version_dir: "out/v0".into(),
             max_tars_per_part: 2,
         };

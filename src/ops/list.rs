@@ -1,7 +1,5 @@
 //! `list`: every file under `metas/<version>/`, recursively, in listing order (SPEC §2.1).
 
-use std::path::{Path, PathBuf};
-
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
@@ -9,71 +7,32 @@ use crate::error::ShardError;
 use crate::ops::StageClock;
 use crate::record::ListedFile;
 use crate::spec::listing_order;
+use crate::storage::{Location, Storage};
 
-/// Lists a metadata directory.
+/// Lists a metadata directory, local or on an object store.
 #[derive(Clone, Debug)]
 pub struct Lister {
-    root: PathBuf,
+    root: Location,
+    storage: Storage,
 }
 
 impl Lister {
     /// A lister of `root` (`<input>/metas/<version>`).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Lister { root: root.into() }
+    pub fn new(storage: Storage, root: Location) -> Self {
+        Lister { root, storage }
     }
 
     /// Every file below the root, sorted by relative path in byte order. Entries that cannot
     /// be listed (an unreadable subdirectory, a non-UTF-8 name) are returned with `error` set,
     /// so they are reported instead of silently missing.
     pub fn list(&self) -> Result<Vec<ListedFile>, ShardError> {
-        let meta =
-            std::fs::metadata(&self.root).map_err(|_| ShardError::NoMetaDir(self.root.clone()))?;
-        if !meta.is_dir() {
-            return Err(ShardError::NoMetaDir(self.root.clone()));
-        }
-        let mut found: Vec<(String, Option<String>)> = Vec::new();
-        let mut stack = vec![PathBuf::new()];
-        while let Some(rel_dir) = stack.pop() {
-            let dir = self.root.join(&rel_dir);
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    found.push((
-                        rel_string(&rel_dir),
-                        Some(format!("cannot list directory: {e}")),
-                    ));
-                    continue;
-                }
-            };
-            for entry in entries {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(e) => {
-                        found.push((
-                            rel_string(&rel_dir),
-                            Some(format!("cannot list directory: {e}")),
-                        ));
-                        continue;
-                    }
-                };
-                let rel = rel_dir.join(entry.file_name());
-                // follow symlinks, as Python's os.walk/glob reading of files does
-                let is_dir = std::fs::metadata(entry.path())
-                    .map(|m| m.is_dir())
-                    .unwrap_or(false);
-                if is_dir {
-                    stack.push(rel);
-                } else {
-                    match rel.to_str() {
-                        Some(s) => found.push((s.to_string(), None)),
-                        None => found.push((
-                            rel.to_string_lossy().into_owned(),
-                            Some("file name is not valid UTF-8".to_string()),
-                        )),
-                    }
-                }
+        let found = self.storage.list(&self.root).map_err(|e| {
+            if e.not_found {
+                ShardError::NoMetaDir(self.root.to_string())
+            } else {
+                ShardError::Storage(e)
             }
-        }
+        })?;
         let mut names: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
         listing_order(&mut names);
         let mut errors: std::collections::HashMap<String, String> = found
@@ -90,10 +49,6 @@ impl Lister {
             })
             .collect())
     }
-}
-
-fn rel_string(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// Builds the `list` source: worker 0 emits the listing, the other workers nothing.
@@ -123,6 +78,14 @@ pub fn list_metas<'scope>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::StorageOptions;
+
+    fn local(p: impl Into<std::path::PathBuf>) -> Lister {
+        Lister::new(
+            Storage::new(StorageOptions::default()),
+            Location::Local(p.into()),
+        )
+    }
 
     #[test]
     fn lists_recursively_in_byte_order() {
@@ -132,7 +95,7 @@ mod tests {
         for f in ["ab/c.json", "ab-c.json", "b.txt", "a.json"] {
             std::fs::write(root.join(f), b"{}").unwrap();
         }
-        let got: Vec<String> = Lister::new(root)
+        let got: Vec<String> = local(root)
             .list()
             .unwrap()
             .into_iter()
@@ -144,7 +107,7 @@ mod tests {
     #[test]
     fn missing_root_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Lister::new(dir.path().join("nope")).list().unwrap_err();
+        let err = local(dir.path().join("nope")).list().unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
@@ -158,7 +121,7 @@ mod tests {
         for i in 0..5 {
             std::fs::write(dir.path().join(format!("{i}.json")), b"{}").unwrap();
         }
-        let lister = Lister::new(dir.path());
+        let lister = local(dir.path());
         timely::execute(timely::Config::process(2), move |worker| {
             let seen = seen2.clone();
             let lister = lister.clone();

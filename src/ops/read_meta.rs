@@ -1,6 +1,6 @@
 //! `read_meta`: read, parse and validate one metadata file (SPEC §1, §2, §9).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -10,14 +10,17 @@ use crate::formats::pyjson::{self, PyValue};
 use crate::ops::StageClock;
 use crate::record::{ClipMeta, ListedFile, MetaOutcome, Reject, RejectKind, WarningKind};
 use crate::spec::{check_key, BinSpec, ClipDims};
+use crate::storage::{Location, Storage, StorageError};
 
 /// Reads metadata files and turns each into a [`MetaOutcome`].
 #[derive(Clone, Debug)]
 pub struct MetaReader {
+    /// Reads metadata and checks clips (input credentials).
+    pub storage: Storage,
     /// `<input>/metas/<version>`.
-    pub meta_dir: PathBuf,
+    pub meta_dir: Location,
     /// `<input>`: relative `clip_location`s are resolved against it.
-    pub input_root: PathBuf,
+    pub input_root: Location,
     /// `clip_location` prefix rewrites, applied first match wins.
     pub remaps: Vec<(String, String)>,
     /// The window key holding the caption, e.g. `qwen_caption`.
@@ -28,35 +31,77 @@ pub struct MetaReader {
 
 type Check<T> = Result<T, (RejectKind, String)>;
 
+/// A metadata file parsed and validated, waiting for its clip to be checked.
+struct NeedsClip {
+    meta: Box<ClipMeta>,
+    clip: Location,
+    declared: i64,
+}
+
+enum Stage {
+    Done(MetaOutcome),
+    Clip(NeedsClip),
+}
+
 impl MetaReader {
     /// Reads and validates one listed file.
     pub fn read(&self, file: &ListedFile) -> MetaOutcome {
-        let reject = |kind, message: String, uuid: Option<String>| {
-            MetaOutcome::Reject(Reject {
-                meta: file.rel_path.clone(),
-                span_uuid: uuid,
-                kind,
-                message,
+        self.read_batch(std::slice::from_ref(file))
+            .pop()
+            .expect("one outcome per file")
+    }
+
+    /// Reads and validates a batch of listed files, one outcome each, in order. Object-store
+    /// reads (metadata, then clip checks) run concurrently within the batch.
+    pub fn read_batch(&self, files: &[ListedFile]) -> Vec<MetaOutcome> {
+        let to_read: Vec<Location> = files
+            .iter()
+            .filter(|f| f.error.is_none())
+            .map(|f| self.meta_dir.join(&f.rel_path))
+            .collect();
+        let mut bytes = self.storage.read_many(&to_read).into_iter();
+        let stages: Vec<Stage> = files
+            .iter()
+            .map(|f| {
+                if let Some(err) = &f.error {
+                    return Stage::Done(reject(f, RejectKind::UnreadableMeta, err.clone(), None));
+                }
+                match bytes.next().expect("one read per file") {
+                    Ok(b) => self.parse(f, &b),
+                    Err(e) => Stage::Done(reject(
+                        f,
+                        RejectKind::UnreadableMeta,
+                        format!("cannot read: {}", e.message),
+                        None,
+                    )),
+                }
             })
+            .collect();
+        let clips: Vec<Location> = stages
+            .iter()
+            .filter_map(|s| match s {
+                Stage::Clip(n) => Some(n.clip.clone()),
+                Stage::Done(_) => None,
+            })
+            .collect();
+        let mut sizes = self.storage.size_many(&clips).into_iter();
+        stages
+            .into_iter()
+            .map(|s| match s {
+                Stage::Done(o) => o,
+                Stage::Clip(n) => finish_clip(n, sizes.next().expect("one check per clip")),
+            })
+            .collect()
+    }
+
+    fn parse(&self, file: &ListedFile, bytes: &[u8]) -> Stage {
+        let done = |kind, message: String, uuid: Option<String>| {
+            Stage::Done(reject(file, kind, message, uuid))
         };
-        if let Some(err) = &file.error {
-            return reject(RejectKind::UnreadableMeta, err.clone(), None);
-        }
-        let path = self.meta_dir.join(&file.rel_path);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                return reject(
-                    RejectKind::UnreadableMeta,
-                    format!("cannot read: {e}"),
-                    None,
-                )
-            }
-        };
-        let json = match pyjson::parse(&bytes) {
+        let json = match pyjson::parse(bytes) {
             Ok(v) => v,
             Err(e) => {
-                return reject(
+                return done(
                     RejectKind::InvalidJson,
                     format!("not valid JSON: {e}"),
                     None,
@@ -65,7 +110,7 @@ impl MetaReader {
         };
         if !matches!(json, PyValue::Object(_)) {
             let t = json.type_name();
-            return reject(
+            return done(
                 RejectKind::InvalidJson,
                 format!("top level is a {t}, not an object"),
                 None,
@@ -73,24 +118,24 @@ impl MetaReader {
         }
         let uuid = match get_str(&json, "span_uuid") {
             Ok(u) => u,
-            Err((k, m)) => return reject(k, m, None),
+            Err((k, m)) => return done(k, m, None),
         };
         if let Err(why) = check_key(&uuid) {
-            return reject(
+            return done(
                 RejectKind::UnsafeSpanUuid,
                 format!("span_uuid {uuid:?} {why}; it cannot be a sample key"),
                 Some(uuid),
             );
         }
         match self.validate(file, json, &uuid) {
-            Ok(outcome) => outcome,
-            Err((k, m)) => reject(k, m, Some(uuid)),
+            Ok(stage) => stage,
+            Err((k, m)) => done(k, m, Some(uuid)),
         }
     }
 
-    fn validate(&self, file: &ListedFile, mut json: PyValue, uuid: &str) -> Check<MetaOutcome> {
+    fn validate(&self, file: &ListedFile, mut json: PyValue, uuid: &str) -> Check<Stage> {
         if !get_bool(&json, "valid")? {
-            return Ok(MetaOutcome::Invalid { seq: file.seq });
+            return Ok(Stage::Done(MetaOutcome::Invalid { seq: file.seq }));
         }
         let width = get_int(&json, "width")?;
         let height = get_int(&json, "height")?;
@@ -114,6 +159,12 @@ impl MetaReader {
         }
         let captions = self.captions(&json)?;
         let mut warnings = Vec::new();
+        let clip = Location::parse(&self.resolve_location(&clip_location)).map_err(|e| {
+            (
+                RejectKind::ClipUnreadable,
+                format!("clip_location {clip_location:?}: {e}"),
+            )
+        })?;
         if captions.iter().any(Option::is_none) {
             // SPEC §5: the reference marks such a clip invalid and still writes it
             json.set("valid", PyValue::Bool(false));
@@ -125,28 +176,27 @@ impl MetaReader {
             num_frames,
             framerate,
         });
-        let clip_path = self.resolve_location(&clip_location);
-        if bin.is_some() {
-            let real = check_clip(&clip_path)?;
-            if real != num_bytes as u64 {
-                warnings.push(WarningKind::NumBytesMismatch);
-                tracing::warn!(
-                    "{}: num_bytes {num_bytes} differs from the size of {clip_path} ({real} bytes); grouping uses num_bytes",
-                    file.rel_path
-                );
-            }
-        }
-        Ok(MetaOutcome::Clip(Box::new(ClipMeta {
+        let needs_clip = bin.is_some();
+        let meta = Box::new(ClipMeta {
             seq: file.seq,
             rel_path: file.rel_path.clone(),
             span_uuid: uuid.to_string(),
             bin,
             num_bytes: num_bytes as u64,
-            clip_path,
+            clip_path: clip.to_string(),
             captions,
             json: pyjson::dumps(&json).into_bytes(),
             warnings,
-        })))
+        });
+        if needs_clip {
+            Ok(Stage::Clip(NeedsClip {
+                meta,
+                clip,
+                declared: num_bytes,
+            }))
+        } else {
+            Ok(Stage::Done(MetaOutcome::Clip(meta)))
+        }
     }
 
     fn captions(&self, json: &PyValue) -> Check<Vec<Option<String>>> {
@@ -201,36 +251,57 @@ impl MetaReader {
         if loc.contains("://") || Path::new(&loc).is_absolute() {
             loc
         } else {
-            self.input_root.join(loc).to_string_lossy().into_owned()
+            self.input_root.join(&loc).to_string()
         }
     }
 }
 
-/// Checks that a clip can be read and returns its size.
-fn check_clip(path: &str) -> Check<u64> {
-    if path.contains("://") {
-        return Err((
-            RejectKind::ClipUnreadable,
-            format!("clip_location {path}: only local paths are supported"),
-        ));
+fn reject(
+    file: &ListedFile,
+    kind: RejectKind,
+    message: String,
+    uuid: Option<String>,
+) -> MetaOutcome {
+    MetaOutcome::Reject(Reject {
+        meta: file.rel_path.clone(),
+        span_uuid: uuid,
+        kind,
+        message,
+    })
+}
+
+/// Completes a clip's outcome with the result of checking that its clip can be read.
+fn finish_clip(n: NeedsClip, size: Result<u64, StorageError>) -> MetaOutcome {
+    let NeedsClip {
+        mut meta,
+        clip,
+        declared,
+    } = n;
+    match size {
+        Ok(real) => {
+            if real != declared as u64 {
+                meta.warnings.push(WarningKind::NumBytesMismatch);
+                tracing::warn!(
+                    "{}: num_bytes {declared} differs from the size of {clip} ({real} bytes); grouping uses num_bytes",
+                    meta.rel_path
+                );
+            }
+            MetaOutcome::Clip(meta)
+        }
+        Err(e) => {
+            let kind = if e.not_found {
+                RejectKind::ClipMissing
+            } else {
+                RejectKind::ClipUnreadable
+            };
+            MetaOutcome::Reject(Reject {
+                meta: meta.rel_path,
+                span_uuid: Some(meta.span_uuid),
+                kind,
+                message: format!("clip {clip}: {}", e.message),
+            })
+        }
     }
-    let meta = std::fs::metadata(path).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            RejectKind::ClipMissing
-        } else {
-            RejectKind::ClipUnreadable
-        };
-        (kind, format!("clip {path}: {e}"))
-    })?;
-    if !meta.is_file() {
-        return Err((
-            RejectKind::ClipUnreadable,
-            format!("clip {path}: not a regular file"),
-        ));
-    }
-    std::fs::File::open(path)
-        .map_err(|e| (RejectKind::ClipUnreadable, format!("clip {path}: {e}")))?;
-    Ok(meta.len())
 }
 
 fn get<'a>(json: &'a PyValue, key: &str) -> Check<&'a PyValue> {
@@ -301,7 +372,7 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
                 move |input, output| {
                     input.for_each(|cap, data| {
                         let _t = clock.time("read_meta");
-                        let out: Vec<MetaOutcome> = data.iter().map(|f| reader.read(f)).collect();
+                        let out = reader.read_batch(data);
                         output.session(&cap).give_iterator(out.into_iter());
                     });
                 }

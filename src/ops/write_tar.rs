@@ -1,11 +1,10 @@
 //! `write_tar`: writes each tar triple (`video`, `t5_xxl`, `metas`) as samples arrive, in
-//! position order, streaming to `.partial` files that are renamed into place only when the
-//! tar is complete — a tar either is whole or does not exist.
+//! position order, streaming through the storage layer (a `.partial` file renamed into place,
+//! or a multipart upload completed) only when the tar is complete — a tar either is whole or
+//! does not exist. A sample's clip read starts as soon as the sample arrives, so reads of
+//! queued samples overlap with writing.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
 
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
@@ -15,49 +14,71 @@ use timely::dataflow::Stream;
 use crate::error::ShardError;
 use crate::ops::StageClock;
 use crate::record::{EncodedSample, Reject, RejectKind, TarDone, TarId};
+use crate::storage::{Fetch, Location, ObjectWriter, Storage};
 
 /// The three members of a sample, in the order of [`KINDS`].
 pub const KINDS: [(&str, &str); 3] = [("video", "mp4"), ("t5_xxl", "pickle"), ("metas", "json")];
 
 /// Writes tar triples under a version directory.
 pub struct TarWriters {
-    version_dir: PathBuf,
+    output: Storage,
+    input: Storage,
+    version_dir: Location,
     mtime: u64,
     open: HashMap<TarId, OpenTar>,
+    failed: std::collections::HashSet<TarId>,
 }
 
-/// One member tar being written: its builder, temporary path and final path.
+/// One member tar being written.
 struct PartialTar {
-    builder: tar::Builder<BufWriter<File>>,
-    tmp: PathBuf,
-    fin: PathBuf,
+    builder: tar::Builder<ObjectWriter>,
+    fin: Location,
 }
 
 struct OpenTar {
     next: u32,
-    pending: BTreeMap<u32, EncodedSample>,
+    pending: BTreeMap<u32, (EncodedSample, Fetch)>,
     files: Option<Vec<PartialTar>>,
     done: TarDone,
 }
 
 impl TarWriters {
-    /// Writers into `<output>/<version>`; member mtimes are `mtime` (seconds since the epoch).
-    pub fn new(version_dir: impl Into<PathBuf>, mtime: u64) -> Self {
+    /// Writers into `<output>/<version>` through `output`, reading clips through `input`;
+    /// member mtimes are `mtime` (seconds since the epoch).
+    pub fn new(output: Storage, input: Storage, version_dir: Location, mtime: u64) -> Self {
         TarWriters {
-            version_dir: version_dir.into(),
+            output,
+            input,
+            version_dir,
             mtime,
             open: HashMap::new(),
+            failed: Default::default(),
         }
     }
 
-    /// Final path of one member tar of a triple.
-    pub fn tar_path(version_dir: &Path, tar: &TarId, kind: &str) -> PathBuf {
-        version_dir.join(&tar.bin).join(kind).join(tar.rel_path())
+    /// Final location of one member tar of a triple.
+    pub fn tar_path(version_dir: &Location, tar: &TarId, kind: &str) -> Location {
+        version_dir.join(&format!("{}/{kind}/{}", tar.bin, tar.rel_path()))
     }
 
     /// Accepts a sample; writes it and any queued successors. Returns the finished triple when
     /// this sample completed it.
     pub fn push(&mut self, sample: EncodedSample) -> Result<Option<TarDone>, ShardError> {
+        let id = sample.tar.clone();
+        if self.failed.contains(&id) {
+            // the triple already failed and was abandoned
+            return Ok(None);
+        }
+        let result = self.push_inner(sample);
+        if result.is_err() {
+            // dropping the writers removes partial files and aborts uploads
+            self.open.remove(&id);
+            self.failed.insert(id);
+        }
+        result
+    }
+
+    fn push_inner(&mut self, sample: EncodedSample) -> Result<Option<TarDone>, ShardError> {
         let id = sample.tar.clone();
         let tar_len = sample.tar_len;
         let open = self.open.entry(id.clone()).or_insert_with(|| OpenTar {
@@ -71,14 +92,19 @@ impl TarWriters {
                 windows_embedded: 0,
                 tokens_embedded: 0,
                 rejects: vec![],
+                error: None,
             },
         });
-        open.pending.insert(sample.index, sample);
-        while let Some(s) = open.pending.remove(&open.next) {
+        let fetch = match Location::parse(&sample.clip_path) {
+            Ok(clip) => self.input.fetch(&clip),
+            Err(e) => Fetch::failed("read", &sample.clip_path, e),
+        };
+        open.pending.insert(sample.index, (sample, fetch));
+        while let Some((s, fetch)) = open.pending.remove(&open.next) {
             if open.files.is_none() {
-                open.files = Some(create_files(&self.version_dir, &id)?);
+                open.files = Some(create_files(&self.output, &self.version_dir, &id)?);
             }
-            write_sample(open, s, self.mtime)?;
+            write_sample(open, s, fetch, self.mtime)?;
             open.next += 1;
         }
         if open.next < tar_len {
@@ -86,17 +112,13 @@ impl TarWriters {
         }
         let mut open = self.open.remove(&id).expect("present");
         if open.files.is_none() {
-            open.files = Some(create_files(&self.version_dir, &id)?);
+            open.files = Some(create_files(&self.output, &self.version_dir, &id)?);
         }
-        for PartialTar { builder, tmp, fin } in open.files.take().expect("created") {
-            let mut w = builder.into_inner().map_err(|e| ShardError::io(&tmp, e))?;
-            w.flush().map_err(|e| ShardError::io(&tmp, e))?;
-            let f = w
-                .into_inner()
-                .map_err(|e| ShardError::io(&tmp, e.into_error()))?;
-            f.sync_all().map_err(|e| ShardError::io(&tmp, e))?;
-            open.done.bytes += f.metadata().map_err(|e| ShardError::io(&tmp, e))?.len();
-            std::fs::rename(&tmp, &fin).map_err(|e| ShardError::io(&fin, e))?;
+        // the three members are finished in order; if one fails, the ones not yet finished
+        // are aborted when dropped, and the triple is reported incomplete
+        for PartialTar { builder, fin } in open.files.take().expect("created") {
+            let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
+            open.done.bytes += w.finish()?;
         }
         Ok(Some(open.done))
     }
@@ -107,50 +129,63 @@ impl TarWriters {
     }
 }
 
-fn create_files(version_dir: &Path, id: &TarId) -> Result<Vec<PartialTar>, ShardError> {
+fn write_error(fin: &Location, e: std::io::Error) -> ShardError {
+    ShardError::Storage(crate::storage::StorageError {
+        op: "write",
+        location: fin.to_string(),
+        message: e.to_string(),
+        not_found: false,
+    })
+}
+
+fn create_files(
+    output: &Storage,
+    version_dir: &Location,
+    id: &TarId,
+) -> Result<Vec<PartialTar>, ShardError> {
     KINDS
         .iter()
         .map(|(kind, _)| {
             let fin = TarWriters::tar_path(version_dir, id, kind);
-            let dir = fin.parent().expect("tar path has a parent");
-            std::fs::create_dir_all(dir).map_err(|e| ShardError::io(dir, e))?;
-            let name = fin.file_name().expect("file name").to_string_lossy();
-            let tmp = dir.join(format!(".{name}.partial"));
-            let f = File::create(&tmp).map_err(|e| ShardError::io(&tmp, e))?;
             Ok(PartialTar {
-                builder: tar::Builder::new(BufWriter::with_capacity(1 << 20, f)),
-                tmp,
+                builder: tar::Builder::new(output.writer(&fin)?),
                 fin,
             })
         })
         .collect()
 }
 
-fn write_sample(open: &mut OpenTar, s: EncodedSample, mtime: u64) -> Result<(), ShardError> {
-    // read the whole clip first, so a failure skips the sample in all three tars alike
-    let video = match std::fs::read(&s.clip_path) {
+fn write_sample(
+    open: &mut OpenTar,
+    s: EncodedSample,
+    fetch: Fetch,
+    mtime: u64,
+) -> Result<(), ShardError> {
+    // the whole clip first, so a failure skips the sample in all three tars alike
+    let video = match fetch.wait() {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(
-                "{}: clip {} became unreadable: {e}",
+                "{}: clip {} became unreadable: {}",
                 s.meta_rel_path,
-                s.clip_path
+                s.clip_path,
+                e.message
             );
             open.done.rejects.push(Reject {
                 meta: s.meta_rel_path,
                 span_uuid: Some(s.key),
                 kind: RejectKind::ClipUnreadable,
-                message: format!("clip {}: {e}", s.clip_path),
+                message: format!("clip {}: {}", s.clip_path, e.message),
             });
             return Ok(());
         }
     };
     let files = open.files.as_mut().expect("files created");
-    for (PartialTar { builder, tmp, .. }, (data, ext)) in
-        files
-            .iter_mut()
-            .zip([(&video, "mp4"), (&s.pickle, "pickle"), (&s.json, "json")])
-    {
+    for (PartialTar { builder, fin }, (data, ext)) in files.iter_mut().zip([
+        (video.as_ref(), "mp4"),
+        (s.pickle.as_slice(), "pickle"),
+        (s.json.as_slice(), "json"),
+    ]) {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o444);
@@ -161,8 +196,8 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, mtime: u64) -> Result<(), 
         let _ = header.set_username("bigdata");
         let _ = header.set_groupname("bigdata");
         builder
-            .append_data(&mut header, format!("{}.{ext}", s.key), data.as_slice())
-            .map_err(|e| ShardError::io(tmp.as_path(), e))?;
+            .append_data(&mut header, format!("{}.{ext}", s.key), data)
+            .map_err(|e| write_error(fin, e))?;
     }
     open.done.samples += 1;
     open.done.windows_embedded += s.windows_embedded as u64;
@@ -202,6 +237,7 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
                         progress
                             .written
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let tar = sample.tar.clone();
                         match writers.push(sample) {
                             Ok(Some(done)) => output.session(&cap).give(done),
                             Ok(None) => {}
@@ -211,6 +247,10 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
                                     .lock()
                                     .expect("not poisoned")
                                     .get_or_insert(e.to_string());
+                                // tell worker 0, which may be in another process
+                                output
+                                    .session(&cap)
+                                    .give(TarDone::failed(tar, e.to_string()));
                             }
                         }
                     }

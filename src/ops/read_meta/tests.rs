@@ -15,8 +15,9 @@ impl Fixture {
 
     fn reader(&self) -> MetaReader {
         MetaReader {
-            meta_dir: self.dir.path().join("metas/v0"),
-            input_root: self.dir.path().to_path_buf(),
+            storage: Storage::new(crate::storage::StorageOptions::default()),
+            meta_dir: Location::Local(self.dir.path().join("metas/v0")),
+            input_root: Location::Local(self.dir.path().to_path_buf()),
             remaps: vec![],
             caption_field: "qwen_caption".into(),
             bins: BinSpec::Frames,

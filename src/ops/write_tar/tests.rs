@@ -1,5 +1,22 @@
 use super::*;
+use crate::storage::StorageOptions;
 use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn writers(dir: impl AsRef<Path>, mtime: u64) -> TarWriters {
+    let s = Storage::new(StorageOptions::default());
+    TarWriters::new(
+        s.clone(),
+        s,
+        Location::Local(dir.as_ref().to_path_buf()),
+        mtime,
+    )
+}
+
+fn local_tar(dir: &Path, t: &TarId, kind: &str) -> PathBuf {
+    let loc = TarWriters::tar_path(&Location::Local(dir.to_path_buf()), t, kind);
+    loc.as_local().unwrap().to_path_buf()
+}
 
 fn tar_id(t: u32) -> TarId {
     TarId {
@@ -49,8 +66,8 @@ fn members(path: &Path) -> Vec<(String, u32, Vec<u8>)> {
 fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let mut w = TarWriters::new(out.path(), 1_700_000_000);
-    let final_video = TarWriters::tar_path(out.path(), &tar_id(0), "video");
+    let mut w = writers(out.path(), 1_700_000_000);
+    let final_video = local_tar(out.path(), &tar_id(0), "video");
     assert!(w
         .push(sample(clips.path(), 0, 2, 3, Some(b"two")))
         .unwrap()
@@ -73,17 +90,17 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
     assert_eq!(names, ["k0_0.mp4", "k0_1.mp4", "k0_2.mp4"]);
     assert_eq!(video[1].2, b"one");
     assert!(video.iter().all(|m| m.1 == 0o444));
-    let metas = members(&TarWriters::tar_path(out.path(), &tar_id(0), "metas"));
+    let metas = members(&local_tar(out.path(), &tar_id(0), "metas"));
     assert_eq!(
         metas[2],
         ("k0_2.json".to_string(), 0o444, b"{\"i\": 2}".to_vec())
     );
-    let pickles = members(&TarWriters::tar_path(out.path(), &tar_id(0), "t5_xxl"));
+    let pickles = members(&local_tar(out.path(), &tar_id(0), "t5_xxl"));
     assert_eq!(pickles[0].0, "k0_0.pickle");
     let total: u64 = KINDS
         .iter()
         .map(|(k, _)| {
-            std::fs::metadata(TarWriters::tar_path(out.path(), &tar_id(0), k))
+            std::fs::metadata(local_tar(out.path(), &tar_id(0), k))
                 .unwrap()
                 .len()
         })
@@ -102,7 +119,7 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
 fn unreadable_clip_is_skipped_in_all_three_tars() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let mut w = TarWriters::new(out.path(), 0);
+    let mut w = writers(out.path(), 0);
     assert!(w
         .push(sample(clips.path(), 1, 0, 2, None))
         .unwrap()
@@ -115,7 +132,7 @@ fn unreadable_clip_is_skipped_in_all_three_tars() {
     assert_eq!(done.rejects.len(), 1);
     assert_eq!(done.rejects[0].kind, RejectKind::ClipUnreadable);
     for (kind, ext) in KINDS {
-        let m = members(&TarWriters::tar_path(out.path(), &tar_id(1), kind));
+        let m = members(&local_tar(out.path(), &tar_id(1), kind));
         assert_eq!(
             m.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
             [format!("k1_1.{ext}")]
@@ -127,7 +144,7 @@ fn unreadable_clip_is_skipped_in_all_three_tars() {
 fn python_tarfile_reads_our_tars() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let mut w = TarWriters::new(out.path(), 1_700_000_000);
+    let mut w = writers(out.path(), 1_700_000_000);
     for i in 0..2 {
         w.push(sample(
             clips.path(),
@@ -138,7 +155,7 @@ fn python_tarfile_reads_our_tars() {
         ))
         .unwrap();
     }
-    let path = TarWriters::tar_path(out.path(), &tar_id(2), "video");
+    let path = local_tar(out.path(), &tar_id(2), "video");
     let script = "import sys, tarfile\n\
         t = tarfile.open(sys.argv[1])\n\
         for m in t.getmembers():\n\
@@ -182,7 +199,7 @@ fn dataflow_writes_each_tar_once() {
             .filter(|s| s.index as usize % 2 == worker.index())
             .cloned()
             .collect();
-        let writers = TarWriters::new(out_dir.clone(), 0);
+        let writers = writers(out_dir.clone(), 0);
         worker.dataflow::<u64, _, _>(|scope| {
             mine.to_stream(scope)
                 .exchange_by_bin()
@@ -203,7 +220,7 @@ fn dataflow_writes_each_tar_once() {
         progress.written.load(std::sync::atomic::Ordering::Relaxed),
         12
     );
-    let m = members(&TarWriters::tar_path(out.path(), &tar_id(1), "metas"));
+    let m = members(&local_tar(out.path(), &tar_id(1), "metas"));
     assert_eq!(
         m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
         ["k1_0.json", "k1_1.json", "k1_2.json", "k1_3.json"]

@@ -1,0 +1,594 @@
+//! Storage: local directories and object stores (S3 and S3-compatible stores; GCS and Azure
+//! through the same code, untested) behind one blocking interface that the dataflow's
+//! operators call. Object stores go through `object_store` on a small tokio runtime shared by
+//! the process's workers; local paths use the file system directly, because object_store's
+//! `LocalFileSystem` hides names containing `#` (its upload staging marker) and
+//! percent-encodes others, which would change the listing the reference sees.
+//!
+//! Every remote request retries with exponential backoff on throttling (503 SlowDown), other
+//! 5xx answers and connection errors (object_store's retry layer), up to
+//! [`StorageOptions::max_retries`] times within [`StorageOptions::retry_timeout_s`].
+
+mod aws;
+mod location;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+pub use aws::{read_profile, Profile};
+pub use location::{Location, Scheme};
+pub use writer::ObjectWriter;
+
+/// Settings of the storage layer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageOptions {
+    /// S3 profile for the input (metadata and clips); `None`: `$AWS_PROFILE` or `default`.
+    pub input_profile: Option<String>,
+    /// S3 profile for the output.
+    pub output_profile: Option<String>,
+    /// Retries of one request before it fails.
+    pub max_retries: usize,
+    /// Give up retrying a request after this many seconds.
+    pub retry_timeout_s: u64,
+    /// Concurrent requests per batch of reads (metadata, clip checks, clip prefetch).
+    pub read_concurrency: usize,
+    /// Multipart upload part size in bytes (at least 5 MiB, S3's minimum).
+    pub part_size_bytes: usize,
+    /// Parts of one upload in flight at once.
+    pub parts_in_flight: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            input_profile: None,
+            output_profile: None,
+            max_retries: 10,
+            retry_timeout_s: 180,
+            read_concurrency: 16,
+            part_size_bytes: 16 << 20,
+            parts_in_flight: 4,
+        }
+    }
+}
+
+/// A storage operation that failed, with the location it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {op} {location}: {message}")]
+pub struct StorageError {
+    /// What was attempted: `read`, `list`, `write`, ...
+    pub op: &'static str,
+    /// The file or object.
+    pub location: String,
+    /// Why.
+    pub message: String,
+    /// The object or file does not exist.
+    pub not_found: bool,
+}
+
+impl StorageError {
+    fn io(op: &'static str, location: &dyn std::fmt::Display, e: &std::io::Error) -> Self {
+        StorageError {
+            op,
+            location: location.to_string(),
+            message: e.to_string(),
+            not_found: e.kind() == std::io::ErrorKind::NotFound,
+        }
+    }
+
+    fn obj(op: &'static str, location: &dyn std::fmt::Display, e: &object_store::Error) -> Self {
+        StorageError {
+            op,
+            location: location.to_string(),
+            message: e.to_string(),
+            not_found: matches!(e, object_store::Error::NotFound { .. }),
+        }
+    }
+
+    fn other(op: &'static str, location: &dyn std::fmt::Display, message: String) -> Self {
+        StorageError {
+            op,
+            location: location.to_string(),
+            message,
+            not_found: false,
+        }
+    }
+}
+
+/// Whose credentials a request uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reading metadata and clips.
+    Input,
+    /// Writing the dataset.
+    Output,
+}
+
+struct Shared {
+    opts: StorageOptions,
+    runtime: OnceLock<Result<tokio::runtime::Runtime, String>>,
+    stores: Mutex<HashMap<(Role, Scheme, String), Arc<dyn ObjectStore>>>,
+}
+
+/// A handle on the storage layer with one role's credentials; cheap to clone and shared by
+/// every worker of a process.
+#[derive(Clone)]
+pub struct Storage {
+    shared: Arc<Shared>,
+    role: Role,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").field("role", &self.role).finish()
+    }
+}
+
+/// An in-flight read started by [`Storage::fetch`].
+pub struct Fetch {
+    inner: FetchInner,
+}
+
+enum FetchInner {
+    Local(std::path::PathBuf),
+    Remote(
+        tokio::runtime::Handle,
+        tokio::task::JoinHandle<Result<bytes::Bytes, StorageError>>,
+        String,
+    ),
+    Failed(StorageError),
+}
+
+impl Fetch {
+    /// A read that failed before it started (e.g. an unparsable location).
+    pub fn failed(op: &'static str, location: &str, message: String) -> Fetch {
+        Fetch {
+            inner: FetchInner::Failed(StorageError::other(op, &location, message)),
+        }
+    }
+
+    /// Waits for the bytes.
+    pub fn wait(self) -> Result<bytes::Bytes, StorageError> {
+        match self.inner {
+            FetchInner::Local(p) => std::fs::read(&p)
+                .map(bytes::Bytes::from)
+                .map_err(|e| StorageError::io("read", &p.display(), &e)),
+            FetchInner::Remote(rt, handle, loc) => match rt.block_on(handle) {
+                Ok(r) => r,
+                Err(e) => Err(StorageError::other("read", &loc, e.to_string())),
+            },
+            FetchInner::Failed(e) => Err(e),
+        }
+    }
+}
+
+impl Storage {
+    /// A storage layer with the input role; see [`Storage::with_role`].
+    pub fn new(opts: StorageOptions) -> Storage {
+        Storage {
+            shared: Arc::new(Shared {
+                opts,
+                runtime: OnceLock::new(),
+                stores: Mutex::default(),
+            }),
+            role: Role::Input,
+        }
+    }
+
+    /// The same layer acting with `role`'s credentials.
+    pub fn with_role(&self, role: Role) -> Storage {
+        Storage {
+            shared: self.shared.clone(),
+            role,
+        }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &StorageOptions {
+        &self.shared.opts
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, String> {
+        self.shared
+            .runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("shardflow-io")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The object store holding `bucket`, built once per role and bucket.
+    fn store(&self, scheme: Scheme, bucket: &str) -> Result<Arc<dyn ObjectStore>, String> {
+        let key = (self.role, scheme, bucket.to_string());
+        let mut stores = self.shared.stores.lock().expect("not poisoned");
+        if let Some(s) = stores.get(&key) {
+            return Ok(s.clone());
+        }
+        let profile = match self.role {
+            Role::Input => self.shared.opts.input_profile.as_deref(),
+            Role::Output => self.shared.opts.output_profile.as_deref(),
+        };
+        let store = build_store(scheme, bucket, profile, &self.shared.opts)?;
+        stores.insert(key, store.clone());
+        Ok(store)
+    }
+
+    /// Resolves a remote location to its store, runtime and object path.
+    fn remote(
+        &self,
+        op: &'static str,
+        loc: &Location,
+    ) -> Result<(Arc<dyn ObjectStore>, &tokio::runtime::Runtime, ObjPath), StorageError> {
+        let Location::Remote {
+            scheme,
+            bucket,
+            key,
+        } = loc
+        else {
+            unreachable!("remote() on a local location")
+        };
+        let fail = |m: String| StorageError::other(op, loc, m);
+        let store = self.store(*scheme, bucket).map_err(fail)?;
+        let rt = self.runtime().map_err(fail)?;
+        let path = ObjPath::parse(key).map_err(|e| fail(format!("not a valid object key: {e}")))?;
+        Ok((store, rt, path))
+    }
+
+    /// Checks that the store of `loc` can be set up (credentials, endpoint); no request is made.
+    pub fn check(&self, loc: &Location) -> Result<(), StorageError> {
+        if loc.is_remote() {
+            self.remote("open", loc)?;
+        }
+        Ok(())
+    }
+
+    /// Every file below directory `dir`, as `(relative path, error)`: an entry that could not
+    /// be listed (an unreadable subdirectory, a non-UTF-8 name) carries its error instead of
+    /// going missing. Unsorted. A missing directory (for an object store: no object under the
+    /// prefix) is a `not_found` error.
+    pub fn list(&self, dir: &Location) -> Result<Vec<(String, Option<String>)>, StorageError> {
+        match dir {
+            Location::Local(p) => list_local(p),
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("list", dir)?;
+                let prefix = (!path.as_ref().is_empty()).then_some(&path);
+                let strip = if path.as_ref().is_empty() {
+                    String::new()
+                } else {
+                    format!("{}/", path.as_ref())
+                };
+                let metas: Vec<object_store::ObjectMeta> = rt
+                    .block_on(store.list(prefix).try_collect())
+                    .map_err(|e| StorageError::obj("list", dir, &e))?;
+                if metas.is_empty() {
+                    return Err(StorageError {
+                        op: "list",
+                        location: dir.to_string(),
+                        message: "no objects under this prefix".into(),
+                        not_found: true,
+                    });
+                }
+                Ok(metas
+                    .into_iter()
+                    .map(|m| {
+                        let k = m.location.as_ref();
+                        (k.strip_prefix(&strip).unwrap_or(k).to_string(), None)
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// True when nothing exists at or below `dir`.
+    pub fn is_empty_dir(&self, dir: &Location) -> Result<bool, StorageError> {
+        match dir {
+            Location::Local(p) => match std::fs::read_dir(p) {
+                Ok(mut entries) => Ok(entries.next().is_none()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+                Err(e) => Err(StorageError::io("list", &p.display(), &e)),
+            },
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("list", dir)?;
+                let prefix = (!path.as_ref().is_empty()).then_some(&path);
+                let first = rt.block_on(async { store.list(prefix).next().await });
+                match first {
+                    None => Ok(true),
+                    Some(Ok(_)) => Ok(false),
+                    Some(Err(e)) => Err(StorageError::obj("list", dir, &e)),
+                }
+            }
+        }
+    }
+
+    /// Reads a whole file or object.
+    pub fn read(&self, loc: &Location) -> Result<bytes::Bytes, StorageError> {
+        self.fetch(loc).wait()
+    }
+
+    /// Starts reading a file or object. A remote read starts at once on the I/O runtime (so
+    /// several can be in flight while the caller works); a local one when waited for.
+    pub fn fetch(&self, loc: &Location) -> Fetch {
+        let inner = match loc {
+            Location::Local(p) => FetchInner::Local(p.clone()),
+            Location::Remote { .. } => match self.remote("read", loc) {
+                Err(e) => FetchInner::Failed(e),
+                Ok((store, rt, path)) => {
+                    let shown = loc.to_string();
+                    let task_loc = shown.clone();
+                    let handle = rt.spawn(async move {
+                        let got = async {
+                            let opts = object_store::GetOptions::default();
+                            store.get_opts(&path, opts).await?.bytes().await
+                        }
+                        .await;
+                        got.map_err(|e| StorageError::obj("read", &task_loc, &e))
+                    });
+                    FetchInner::Remote(rt.handle().clone(), handle, shown)
+                }
+            },
+        };
+        Fetch { inner }
+    }
+
+    /// Reads many files, at most [`StorageOptions::read_concurrency`] requests at once for
+    /// object stores; results in input order.
+    pub fn read_many(&self, locs: &[Location]) -> Vec<Result<bytes::Bytes, StorageError>> {
+        self.many(
+            locs,
+            |s, l| s.read(l),
+            |store, path| async move { store.get(&path).await?.bytes().await },
+            "read",
+        )
+    }
+
+    /// Size of a regular, readable file or an object (a HEAD request).
+    pub fn size(&self, loc: &Location) -> Result<u64, StorageError> {
+        match loc {
+            Location::Local(p) => local_size(p),
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("stat", loc)?;
+                rt.block_on(store.head(&path))
+                    .map(|m| m.size)
+                    .map_err(|e| StorageError::obj("stat", loc, &e))
+            }
+        }
+    }
+
+    /// [`Storage::size`] of many locations, concurrently for object stores.
+    pub fn size_many(&self, locs: &[Location]) -> Vec<Result<u64, StorageError>> {
+        self.many(
+            locs,
+            |s, l| s.size(l),
+            |store, path| async move { store.head(&path).await.map(|m| m.size) },
+            "stat",
+        )
+    }
+
+    fn many<T, F, Fut>(
+        &self,
+        locs: &[Location],
+        local: impl Fn(&Storage, &Location) -> Result<T, StorageError>,
+        remote: F,
+        op: &'static str,
+    ) -> Vec<Result<T, StorageError>>
+    where
+        T: Send + 'static,
+        F: Fn(Arc<dyn ObjectStore>, ObjPath) -> Fut,
+        Fut: std::future::Future<Output = Result<T, object_store::Error>>,
+    {
+        if !locs.iter().any(Location::is_remote) {
+            return locs.iter().map(|l| local(self, l)).collect();
+        }
+        let rt = match self.runtime() {
+            Ok(rt) => rt,
+            Err(m) => {
+                return locs
+                    .iter()
+                    .map(|l| match l {
+                        Location::Local(_) => local(self, l),
+                        Location::Remote { .. } => Err(StorageError::other(op, l, m.clone())),
+                    })
+                    .collect()
+            }
+        };
+        let futs = locs.iter().map(|l| {
+            let (ready, fut) = match l {
+                Location::Local(_) => (Some(local(self, l)), None),
+                Location::Remote { .. } => match self.remote(op, l) {
+                    Ok((store, _, path)) => (None, Some(remote(store, path))),
+                    Err(e) => (Some(Err(e)), None),
+                },
+            };
+            async move {
+                match (ready, fut) {
+                    (Some(r), _) => r,
+                    (None, Some(f)) => f.await.map_err(|e| StorageError::obj(op, l, &e)),
+                    (None, None) => unreachable!("one of the two is set"),
+                }
+            }
+        });
+        rt.block_on(
+            stream::iter(futs)
+                .buffered(self.shared.opts.read_concurrency.max(1))
+                .collect(),
+        )
+    }
+
+    /// Writes a whole small file or object atomically (temporary name + rename locally; a
+    /// single PUT remotely).
+    pub fn put(&self, loc: &Location, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut w = self.writer(loc)?;
+        std::io::Write::write_all(&mut w, bytes).map_err(|e| StorageError::io("write", loc, &e))?;
+        w.finish().map(|_| ())
+    }
+
+    /// A streaming writer for `loc`; nothing appears at `loc` until
+    /// [`ObjectWriter::finish`] succeeds.
+    pub fn writer(&self, loc: &Location) -> Result<ObjectWriter, StorageError> {
+        match loc {
+            Location::Local(p) => ObjectWriter::local(p),
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("write", loc)?;
+                Ok(ObjectWriter::remote(
+                    rt.handle().clone(),
+                    store,
+                    path,
+                    loc.to_string(),
+                    self.shared.opts.part_size_bytes,
+                    self.shared.opts.parts_in_flight,
+                ))
+            }
+        }
+    }
+}
+
+fn local_size(p: &Path) -> Result<u64, StorageError> {
+    let shown = p.display();
+    let meta = std::fs::metadata(p).map_err(|e| StorageError::io("stat", &shown, &e))?;
+    if !meta.is_file() {
+        return Err(StorageError::other(
+            "read",
+            &shown,
+            "not a regular file".into(),
+        ));
+    }
+    std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
+    Ok(meta.len())
+}
+
+fn list_local(root: &Path) -> Result<Vec<(String, Option<String>)>, StorageError> {
+    let not_dir = || StorageError {
+        op: "list",
+        location: root.display().to_string(),
+        message: "no such directory".into(),
+        not_found: true,
+    };
+    let meta = std::fs::metadata(root).map_err(|_| not_dir())?;
+    if !meta.is_dir() {
+        return Err(not_dir());
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let shown = rel_dir.to_string_lossy().into_owned();
+        let entries = match std::fs::read_dir(root.join(&rel_dir)) {
+            Ok(e) => e,
+            Err(e) => {
+                found.push((shown, Some(format!("cannot list directory: {e}"))));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    found.push((shown.clone(), Some(format!("cannot list directory: {e}"))));
+                    continue;
+                }
+            };
+            let rel = rel_dir.join(entry.file_name());
+            // follow symlinks, as Python's reading of files does
+            let is_dir = std::fs::metadata(entry.path())
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
+            if is_dir {
+                stack.push(rel);
+            } else {
+                match rel.to_str() {
+                    Some(s) => found.push((s.to_string(), None)),
+                    None => found.push((
+                        rel.to_string_lossy().into_owned(),
+                        Some("file name is not valid UTF-8".to_string()),
+                    )),
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn retry_config(opts: &StorageOptions) -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+        },
+        max_retries: opts.max_retries,
+        retry_timeout: Duration::from_secs(opts.retry_timeout_s),
+    }
+}
+
+fn build_store(
+    scheme: Scheme,
+    bucket: &str,
+    profile: Option<&str>,
+    opts: &StorageOptions,
+) -> Result<Arc<dyn ObjectStore>, String> {
+    let retry = retry_config(opts);
+    let env = |k: &str| std::env::var(k).ok();
+    match scheme {
+        Scheme::S3 => {
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            let resolved = aws::load(profile, &env)?;
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry);
+            if let Some((k, s, t)) = resolved.keys {
+                b = b.with_access_key_id(k).with_secret_access_key(s);
+                if let Some(t) = t {
+                    b = b.with_token(t);
+                }
+            }
+            if let Some(r) = resolved.region {
+                b = b.with_region(r);
+            }
+            if let Some(e) = resolved.endpoint {
+                b = b.with_endpoint(e);
+            }
+            let endpoint = b
+                .get_config_value(&AmazonS3ConfigKey::Endpoint)
+                .or_else(|| env("AWS_ENDPOINT_URL_S3"));
+            if let Some(e) = endpoint {
+                b = b.with_endpoint(&e);
+                if e.starts_with("http://") {
+                    b = b.with_allow_http(true);
+                }
+                if env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_none() {
+                    b = b.with_virtual_hosted_style_request(false);
+                }
+            }
+            b.build()
+                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                .map_err(|e| format!("S3 bucket {bucket}: {e}"))
+        }
+        Scheme::Gcs => object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| format!("GCS bucket {bucket}: {e}")),
+        Scheme::Azure => object_store::azure::MicrosoftAzureBuilder::from_env()
+            .with_container_name(bucket)
+            .with_retry(retry)
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            .map_err(|e| format!("Azure container {bucket}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+use std::io::Write;
+
+use object_store::memory::InMemory;
+
+use super::*;
+
+/// A storage layer whose `s3://mem` bucket is an in-memory store.
+fn with_memory() -> (Storage, Arc<InMemory>) {
+    let storage = Storage::new(StorageOptions {
+        part_size_bytes: 5 << 20,
+        parts_in_flight: 2,
+        ..StorageOptions::default()
+    });
+    let mem = Arc::new(InMemory::new());
+    for role in [Role::Input, Role::Output] {
+        storage.shared.stores.lock().unwrap().insert(
+            (role, Scheme::S3, "mem".into()),
+            mem.clone() as Arc<dyn ObjectStore>,
+        );
+    }
+    (storage, mem)
+}
+
+fn loc(s: &str) -> Location {
+    Location::parse(s).unwrap()
+}
+
+#[test]
+fn remote_write_read_list_and_sizes() {
+    let (s, _mem) = with_memory();
+    let out = s.with_role(Role::Output);
+    out.put(&loc("s3://mem/p/metas/v0/b.json"), b"bee").unwrap();
+    out.put(&loc("s3://mem/p/metas/v0/a/c.json"), b"sea!")
+        .unwrap();
+    out.put(&loc("s3://mem/p/other.json"), b"x").unwrap();
+    let mut listed = s.list(&loc("s3://mem/p/metas/v0")).unwrap();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [("a/c.json".to_string(), None), ("b.json".to_string(), None)]
+    );
+    let err = s.list(&loc("s3://mem/p/metas/v9")).unwrap_err();
+    assert!(err.not_found, "{err}");
+    assert!(err.to_string().contains("s3://mem/p/metas/v9"), "{err}");
+    assert!(!s.is_empty_dir(&loc("s3://mem/p")).unwrap());
+    assert!(s.is_empty_dir(&loc("s3://mem/q")).unwrap());
+    let locs = [
+        loc("s3://mem/p/metas/v0/b.json"),
+        loc("s3://mem/p/missing"),
+        loc("s3://mem/p/metas/v0/a/c.json"),
+    ];
+    let got = s.read_many(&locs);
+    assert_eq!(got[0].as_ref().unwrap().as_ref(), b"bee");
+    let missing = got[1].as_ref().unwrap_err();
+    assert!(missing.not_found && missing.to_string().contains("s3://mem/p/missing"));
+    assert_eq!(got[2].as_ref().unwrap().as_ref(), b"sea!");
+    let sizes = s.size_many(&locs);
+    assert_eq!(sizes[0].as_ref().unwrap(), &3);
+    assert!(sizes[1].is_err());
+    assert_eq!(s.fetch(&locs[2]).wait().unwrap().as_ref(), b"sea!");
+}
+
+#[test]
+fn remote_large_object_goes_up_in_parts_and_appears_only_when_finished() {
+    let (s, mem) = with_memory();
+    let target = loc("s3://mem/out/big.tar");
+    let data: Vec<u8> = (0..(12 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut w = s.writer(&target).unwrap();
+    for chunk in data.chunks(700_001) {
+        w.write_all(chunk).unwrap();
+    }
+    // two 5 MiB parts have gone up; the object is not visible yet
+    assert!(s.size(&target).unwrap_err().not_found);
+    assert_eq!(w.finish().unwrap(), data.len() as u64);
+    assert_eq!(s.read(&target).unwrap().as_ref(), data.as_slice());
+    drop(mem);
+}
+
+#[test]
+fn remote_abort_and_drop_publish_nothing() {
+    let (s, _mem) = with_memory();
+    for (i, abort) in [true, false].into_iter().enumerate() {
+        let target = loc(&format!("s3://mem/out/{i}.tar"));
+        let mut w = s.writer(&target).unwrap();
+        w.write_all(&vec![7u8; 6 << 20]).unwrap();
+        if abort {
+            w.abort();
+        } else {
+            drop(w);
+        }
+        assert!(s.size(&target).unwrap_err().not_found);
+    }
+    assert!(s.is_empty_dir(&loc("s3://mem/out")).unwrap());
+}
+
+#[test]
+fn local_writer_renames_on_finish_and_cleans_up_on_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::new(StorageOptions::default());
+    let target = Location::Local(dir.path().join("a/b/x.tar"));
+    let mut w = s.writer(&target).unwrap();
+    w.write_all(b"hello").unwrap();
+    assert!(dir.path().join("a/b/.x.tar.partial").exists());
+    assert!(!dir.path().join("a/b/x.tar").exists());
+    assert_eq!(w.finish().unwrap(), 5);
+    assert_eq!(
+        std::fs::read(dir.path().join("a/b/x.tar")).unwrap(),
+        b"hello"
+    );
+    assert!(!dir.path().join("a/b/.x.tar.partial").exists());
+    let other = Location::Local(dir.path().join("a/b/y.tar"));
+    let mut w = s.writer(&other).unwrap();
+    w.write_all(b"half").unwrap();
+    w.abort();
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["x.tar"]);
+    assert!(!s.is_empty_dir(&Location::Local(dir.path().into())).unwrap());
+    assert!(s
+        .is_empty_dir(&Location::Local(dir.path().join("nope")))
+        .unwrap());
+}
+
+#[test]
+fn local_list_size_and_errors_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("m/sub")).unwrap();
+    std::fs::write(dir.path().join("m/sub/a#1.json"), b"{}").unwrap();
+    std::fs::write(dir.path().join("m/b.json"), b"[]").unwrap();
+    let s = Storage::new(StorageOptions::default());
+    let mut listed = s.list(&Location::Local(dir.path().join("m"))).unwrap();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [("b.json".into(), None), ("sub/a#1.json".into(), None)],
+        "names with # are kept"
+    );
+    let missing = Location::Local(dir.path().join("m/none.mp4"));
+    let e = s.size(&missing).unwrap_err();
+    assert!(e.not_found && e.to_string().contains("none.mp4"), "{e}");
+    let e = s
+        .size(&Location::Local(dir.path().join("m/sub")))
+        .unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert_eq!(
+        s.size(&Location::Local(dir.path().join("m/b.json")))
+            .unwrap(),
+        2
+    );
+    assert!(
+        s.list(&Location::Local(dir.path().join("zz")))
+            .unwrap_err()
+            .not_found
+    );
+}

@@ -1,0 +1,231 @@
+//! Streaming writers that publish a file or object only when it is complete.
+//!
+//! Locally: a `.<name>.partial` file beside the target, synced and renamed into place. On an
+//! object store: bytes are buffered up to one part; a file that ends within the first part is
+//! one PUT, anything larger is a multipart upload (parts of `part_size` bytes, S3's minimum
+//! being 5 MiB, at most `parts_in_flight` uploading at once), completed by `finish`. An
+//! upload that fails, or a writer dropped without `finish`, is aborted server-side so no
+//! orphaned multipart upload is left.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+
+use super::StorageError;
+
+/// A file or object being written; see the module documentation.
+pub struct ObjectWriter {
+    shown: String,
+    bytes: u64,
+    state: State,
+}
+
+enum State {
+    Local {
+        file: BufWriter<File>,
+        tmp: PathBuf,
+        fin: PathBuf,
+    },
+    Remote {
+        rt: tokio::runtime::Handle,
+        store: Arc<dyn ObjectStore>,
+        path: ObjPath,
+        buf: Vec<u8>,
+        upload: Option<WriteMultipart>,
+        part_size: usize,
+        parts_in_flight: usize,
+    },
+    Done,
+}
+
+fn io_err(e: object_store::Error) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl ObjectWriter {
+    pub(super) fn local(fin: &Path) -> Result<ObjectWriter, StorageError> {
+        let shown = fin.display().to_string();
+        let dir = fin.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io("write", &dir.display(), &e))?;
+        let name = fin
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.partial"));
+        let f = File::create(&tmp).map_err(|e| StorageError::io("write", &tmp.display(), &e))?;
+        Ok(ObjectWriter {
+            shown,
+            bytes: 0,
+            state: State::Local {
+                file: BufWriter::with_capacity(1 << 20, f),
+                tmp,
+                fin: fin.to_path_buf(),
+            },
+        })
+    }
+
+    pub(super) fn remote(
+        rt: tokio::runtime::Handle,
+        store: Arc<dyn ObjectStore>,
+        path: ObjPath,
+        shown: String,
+        part_size: usize,
+        parts_in_flight: usize,
+    ) -> ObjectWriter {
+        ObjectWriter {
+            shown,
+            bytes: 0,
+            state: State::Remote {
+                rt,
+                store,
+                path,
+                buf: Vec::new(),
+                upload: None,
+                part_size: part_size.max(5 << 20),
+                parts_in_flight: parts_in_flight.max(1),
+            },
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Publishes the file or object; returns its size. On failure nothing is published and a
+    /// multipart upload is aborted.
+    pub fn finish(mut self) -> Result<u64, StorageError> {
+        let shown = self.shown.clone();
+        let fail = |e: &dyn std::fmt::Display| StorageError::other("write", &shown, e.to_string());
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Local { file, tmp, fin } => {
+                let f = file
+                    .into_inner()
+                    .map_err(|e| StorageError::io("write", &tmp.display(), e.error()))?;
+                let done = f
+                    .sync_all()
+                    .map_err(|e| StorageError::io("write", &tmp.display(), &e))
+                    .and_then(|_| {
+                        std::fs::rename(&tmp, &fin)
+                            .map_err(|e| StorageError::io("write", &fin.display(), &e))
+                    });
+                if done.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                done?;
+            }
+            State::Remote {
+                rt,
+                store,
+                path,
+                buf,
+                upload,
+                ..
+            } => match upload {
+                None => {
+                    rt.block_on(store.put(&path, PutPayload::from(buf)))
+                        .map_err(|e| fail(&e))?;
+                }
+                Some(w) => {
+                    // WriteMultipart::finish aborts the upload itself when a part or the
+                    // completion fails
+                    rt.block_on(w.finish()).map_err(|e| fail(&e))?;
+                }
+            },
+            State::Done => {}
+        }
+        Ok(self.bytes)
+    }
+
+    /// Abandons the file or object: removes the temporary file, aborts the upload.
+    pub fn abort(mut self) {
+        self.abort_in_place();
+    }
+
+    fn abort_in_place(&mut self) {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Local { file, tmp, .. } => {
+                drop(file);
+                let _ = std::fs::remove_file(&tmp);
+            }
+            State::Remote {
+                rt,
+                upload: Some(w),
+                ..
+            } => {
+                if let Err(e) = rt.block_on(w.abort()) {
+                    tracing::warn!("cannot abort the upload of {}: {e}", self.shown);
+                }
+            }
+            State::Remote { upload: None, .. } | State::Done => {}
+        }
+    }
+}
+
+impl Write for ObjectWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match &mut self.state {
+            State::Local { file, .. } => {
+                let n = file.write(data)?;
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            State::Remote {
+                rt,
+                store,
+                path,
+                buf,
+                upload,
+                part_size,
+                parts_in_flight,
+            } => {
+                match upload {
+                    None => {
+                        buf.extend_from_slice(data);
+                        if buf.len() >= *part_size {
+                            let up = rt.block_on(store.put_multipart(path)).map_err(io_err)?;
+                            let mut w = WriteMultipart::new_with_chunk_size(up, *part_size);
+                            {
+                                // parts are spawned onto the I/O runtime
+                                let _g = rt.enter();
+                                w.write(buf);
+                            }
+                            *buf = Vec::new();
+                            let waited = rt.block_on(w.wait_for_capacity(*parts_in_flight));
+                            *upload = Some(w);
+                            waited.map_err(io_err)?;
+                        }
+                    }
+                    Some(w) => {
+                        {
+                            let _g = rt.enter();
+                            w.write(data);
+                        }
+                        rt.block_on(w.wait_for_capacity(*parts_in_flight))
+                            .map_err(io_err)?;
+                    }
+                }
+                self.bytes += data.len() as u64;
+                Ok(data.len())
+            }
+            State::Done => Err(std::io::Error::other("writer already finished")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.state {
+            State::Local { file, .. } => file.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        self.abort_in_place();
+    }
+}
