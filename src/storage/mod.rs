@@ -111,10 +111,16 @@ pub enum Role {
     Output,
 }
 
+/// Object stores built so far, one per role, scheme and bucket.
+type StoreCache = HashMap<(Role, Scheme, String), Arc<dyn ObjectStore>>;
+
+/// What [`Storage::remote`] resolves a location to.
+type Remote<'a> = (Arc<dyn ObjectStore>, &'a tokio::runtime::Runtime, ObjPath);
+
 struct Shared {
     opts: StorageOptions,
     runtime: OnceLock<Result<tokio::runtime::Runtime, String>>,
-    stores: Mutex<HashMap<(Role, Scheme, String), Arc<dyn ObjectStore>>>,
+    stores: Mutex<StoreCache>,
 }
 
 /// A handle on the storage layer with one role's credentials; cheap to clone and shared by
@@ -227,11 +233,7 @@ impl Storage {
     }
 
     /// Resolves a remote location to its store, runtime and object path.
-    fn remote(
-        &self,
-        op: &'static str,
-        loc: &Location,
-    ) -> Result<(Arc<dyn ObjectStore>, &tokio::runtime::Runtime, ObjPath), StorageError> {
+    fn remote(&self, op: &'static str, loc: &Location) -> Result<Remote<'_>, StorageError> {
         let Location::Remote {
             scheme,
             bucket,
