@@ -209,7 +209,7 @@ pub fn run<B: Backend>(
             vec![]
         }
     };
-    let report = JobReport {
+    let mut report = JobReport {
         job: "shard".into(),
         ok: error.is_none(),
         error,
@@ -220,6 +220,14 @@ pub fn run<B: Backend>(
         processes: cfg.cluster.processes,
         bins: bin_reports(&bins),
     };
-    write_report(&report_output, &job_dir, &report, &rejects)?;
+    if let Err(e) = write_report(&report_output, &job_dir, &report, &rejects) {
+        // a job that already failed keeps its own error first
+        let Some(first) = report.error.take() else {
+            return Err(e);
+        };
+        report.error = Some(format!(
+            "{first}; the report could not be written either: {e}"
+        ));
+    }
     Ok(Some(report))
 }

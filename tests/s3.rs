@@ -1,0 +1,561 @@
+//! S3 input and output against a real S3-compatible server on 127.0.0.1 (`moto_server`,
+//! started by `.ci/run`, which exports `SHARDFLOW_TEST_S3_ENDPOINT`), with the real binary.
+//! Objects are put and fetched with boto3 (`tests/tools/s3util.py`), independently of
+//! shardflow's own storage code; faults come from `tests/tools/fault_proxy.py`.
+//!
+//! By hand: `moto_server -H 127.0.0.1 -p 5000 &` then
+//! `SHARDFLOW_TEST_S3_ENDPOINT=http://127.0.0.1:5000 cargo test --test s3`. Without a server
+//! these tests say so loudly and pass, unless `SHARDFLOW_REQUIRE_S3=1` (set by CI).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+use common::*;
+
+/// The S3 server under test.
+struct S3 {
+    endpoint: String,
+}
+
+fn s3() -> Option<S3> {
+    let required = std::env::var("SHARDFLOW_REQUIRE_S3").is_ok_and(|v| v == "1");
+    let endpoint = std::env::var("SHARDFLOW_TEST_S3_ENDPOINT").ok();
+    let reachable = endpoint.as_deref().is_some_and(|e| {
+        let addr = e.trim_start_matches("http://").trim_end_matches('/');
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    if !reachable {
+        let msg = format!(
+            "S3 TESTS SKIPPED: no S3 server at SHARDFLOW_TEST_S3_ENDPOINT={endpoint:?}; start \
+             `moto_server -H 127.0.0.1 -p 5000` and set SHARDFLOW_TEST_S3_ENDPOINT=http://127.0.0.1:5000"
+        );
+        assert!(!required, "{msg} (SHARDFLOW_REQUIRE_S3=1)");
+        eprintln!("\n*** {msg} ***\n");
+        return None;
+    }
+    Some(S3 {
+        endpoint: endpoint.unwrap(),
+    })
+}
+
+/// Keys of the test server (moto accepts any); the instance-metadata fallback of the AWS
+/// credential chain points at a closed loopback port, so nothing ever leaves 127.0.0.1.
+const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9"),
+];
+
+impl S3 {
+    /// A fresh bucket for one test.
+    fn bucket(&self, name: &str) -> String {
+        let b = format!("{name}-{}", std::process::id());
+        self.util(&["mkbucket", &b]);
+        b
+    }
+
+    fn util(&self, args: &[&str]) -> String {
+        let out = Command::new("python3")
+            .arg(root().join("tests/tools/s3util.py"))
+            .args(args)
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "s3util {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn download(&self, uri: &str, to: &Path) {
+        self.util(&["download", uri, to.to_str().unwrap()]);
+    }
+
+    /// Runs `shardflow shard` with the tiny model against `endpoint` (the server or a proxy).
+    fn shard(&self, cwd: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let model = data("t5-tiny");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
+        cmd.arg("shard")
+            .args(["--t5-model", model.to_str().unwrap(), "--workers", "2"])
+            .args(args)
+            .current_dir(cwd)
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("HOME", cwd)
+            .env("SHARDFLOW_LOG", "warn");
+        for (k, v) in env {
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
+        }
+        cmd.output().expect("shardflow runs")
+    }
+}
+
+/// A running fault proxy in front of the server; killed on drop.
+struct Proxy {
+    child: Child,
+    endpoint: String,
+    faults: PathBuf,
+}
+
+impl Proxy {
+    fn start(s3: &S3, dir: &Path, extra: &[&str]) -> Proxy {
+        std::fs::create_dir_all(dir).unwrap();
+        let port_file = dir.join("proxy.port");
+        let child = Command::new("python3")
+            .arg(root().join("tests/tools/fault_proxy.py"))
+            .args(["--upstream", &s3.endpoint, "--port-file"])
+            .arg(&port_file)
+            .args(extra)
+            .spawn()
+            .expect("python3 runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p;
+            }
+            assert!(std::time::Instant::now() < deadline, "proxy did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Proxy {
+            child,
+            endpoint: format!("http://127.0.0.1:{}", port.trim()),
+            faults: dir.join("proxy.port.faults"),
+        }
+    }
+
+    fn faults(&self) -> Vec<String> {
+        lines(&self.faults)
+    }
+
+    /// Access key ids that signed requests through the proxy.
+    fn keys(&self) -> Vec<String> {
+        lines(&self.faults.with_extension("keys"))
+    }
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn remap_to(target: &str) -> String {
+    format!("{SAMPLE_ROOT}={target}")
+}
+
+/// The sample dataset plus one clip of 12 MiB (random bytes; binning reads only metadata), so
+/// its video tar goes up as a multipart upload with 5 MiB parts.
+fn dataset_with_big_clip(dir: &Path) -> PathBuf {
+    let input = dir.join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    python(
+        r#"
+import json, os, random, sys
+root = sys.argv[1]
+metas = os.path.join(root, "metas/v0")
+for name in sorted(os.listdir(metas)):
+    m = json.load(open(os.path.join(metas, name)))
+    if m.get("valid") and min(m["width"], m["height"]) >= 720 and m["windows"] \
+            and all(isinstance(w.get("qwen_caption"), str) for w in m["windows"]):
+        break
+data = random.Random(7).randbytes(12 * 1024 * 1024)
+open(os.path.join(root, "clips/big-clip.mp4"), "wb").write(data)
+m["span_uuid"] = "big-clip"
+m["clip_location"] = m["clip_location"].rsplit("/", 1)[0] + "/big-clip.mp4"
+m["num_bytes"] = len(data)
+open(os.path.join(metas, "big-clip.json"), "w").write(json.dumps(m, indent=4))
+"#,
+        &[input.to_str().unwrap()],
+    );
+    input
+}
+
+#[test]
+fn sample_dataset_in_every_direction_matches_the_reference() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("dirs");
+    let input = data("sample-dataset");
+    s3.util(&[
+        "upload",
+        input.to_str().unwrap(),
+        &format!("s3://{bucket}/in"),
+    ]);
+    let s3_in = format!("s3://{bucket}/in");
+    let expected = data("sample-dataset-expected");
+    let cases: [(&str, String, String, String); 3] = [
+        (
+            "s3-to-s3",
+            s3_in.clone(),
+            format!("s3://{bucket}/out-s3s3/"),
+            remap_to(&s3_in),
+        ),
+        (
+            "s3-to-local",
+            s3_in.clone(),
+            "local-out".into(),
+            remap_to(&s3_in),
+        ),
+        (
+            "local-to-s3",
+            input.to_string_lossy().into_owned(),
+            format!("s3://{bucket}/deep/out-ls3"),
+            remap_to(input.to_str().unwrap()),
+        ),
+    ];
+    for (name, from, to, remap) in cases {
+        let out = s3.shard(
+            tmp.path(),
+            &s3.endpoint,
+            &[
+                "--input-clip-path",
+                &from,
+                "--output-dataset-path",
+                &to,
+                "--remap-clip-location",
+                &remap,
+            ],
+            &[],
+        );
+        assert_ok(&out);
+        let got = if to.starts_with("s3://") {
+            let d = tmp.path().join(format!("dl-{name}"));
+            s3.download(&to, &d);
+            d
+        } else {
+            tmp.path().join(&to)
+        };
+        let line = compare_strict(&expected, &got);
+        assert!(line.ends_with("OK"), "{name}: {line}");
+        let counts = reconciled_counts(&got.join("v0"));
+        assert_eq!(counts["written"], 23, "{name}");
+        if let Some(uri) = to.strip_prefix("s3://") {
+            // SPEC §7: root is the key prefix without bucket; csv rows name the objects
+            let key_prefix = uri.split_once('/').unwrap().1.trim_end_matches('/');
+            let wd: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(
+                    got.join("v0/resolution_1080/aspect_ratio_16_9/frames_0_120/wdinfo.json"),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(
+                wd["root"],
+                format!("{key_prefix}/v0/resolution_1080/aspect_ratio_16_9/frames_0_120"),
+                "{name}"
+            );
+            let csv = std::fs::read_to_string(got.join("v0/wdinfo_list.csv")).unwrap();
+            let first = csv.lines().next().unwrap();
+            assert!(
+                first.starts_with(&format!("{}/v0/resolution_", to.trim_end_matches('/'))),
+                "{name}: {first}"
+            );
+        }
+    }
+    // a second run into the same S3 output is refused
+    let again = s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            &s3_in,
+            "--output-dataset-path",
+            &format!("s3://{bucket}/out-s3s3"),
+            "--remap-clip-location",
+            &remap_to(&s3_in),
+        ],
+        &[],
+    );
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains(&format!("s3://{bucket}/out-s3s3/v0")) && err.contains("not empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn s3_clip_locations_with_profile_credentials() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("clips");
+    let s3_in = format!("s3://{bucket}/split-output");
+    // the splitting pipeline wrote S3 URIs into clip_location
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    python(
+        r#"
+import json, os, sys
+metas, uri = sys.argv[1], sys.argv[2]
+for name in os.listdir(metas):
+    p = os.path.join(metas, name)
+    try:
+        m = json.load(open(p))
+        m["clip_location"] = uri + "/clips/" + m["clip_location"].rsplit("/", 1)[1]
+    except Exception:
+        continue
+    open(p, "w").write(json.dumps(m, indent=4))
+"#,
+        &[input.join("metas/v0").to_str().unwrap(), &s3_in],
+    );
+    s3.util(&["upload", input.to_str().unwrap(), &s3_in]);
+    // baseline: the same metadata, clips read from disk
+    let local_remap = format!("{s3_in}={}", input.display());
+    let base = s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            "base",
+            "--remap-clip-location",
+            &local_remap,
+        ],
+        &[],
+    );
+    assert_ok(&base);
+
+    // keys only in a profile of a credentials file; none in the environment
+    let creds = tmp.path().join("aws-credentials");
+    std::fs::write(
+        &creds,
+        "[default]\naws_access_key_id = default-key\naws_secret_access_key = s\n\n[team]\naws_access_key_id = team-key\naws_secret_access_key = s\n",
+    )
+    .unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+    ];
+    // a proxy that injects nothing, to see which keys sign the requests
+    let proxy = Proxy::start(&s3, tmp.path(), &["--rate", "0"]);
+    let run = s3.shard(
+        tmp.path(),
+        &proxy.endpoint,
+        &[
+            "--input-clip-path",
+            &s3_in,
+            "--output-dataset-path",
+            "from-s3",
+            "--input-s3-profile-name",
+            "team",
+        ],
+        &env,
+    );
+    assert_ok(&run);
+    assert_eq!(proxy.keys(), ["team-key"]);
+    // no profile named, no keys in the environment: the default profile signs
+    let proxy2 = Proxy::start(&s3, &tmp.path().join("p2"), &["--rate", "0"]);
+    let run = s3.shard(
+        tmp.path(),
+        &proxy2.endpoint,
+        &[
+            "--input-clip-path",
+            &s3_in,
+            "--output-dataset-path",
+            "from-s3-default",
+        ],
+        &env,
+    );
+    assert_ok(&run);
+    assert_eq!(proxy2.keys(), ["default-key"]);
+    let line = compare_strict(&tmp.path().join("base"), &tmp.path().join("from-s3"));
+    assert!(line.ends_with("OK"), "{line}");
+    let json = python(
+        "import tarfile,sys,json\nt=tarfile.open(sys.argv[1])\nm=t.getmembers()[0]\nprint(json.load(t.extractfile(m))['clip_location'])",
+        &[tmp
+            .path()
+            .join("from-s3/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/metas/part_000000/000000.tar")
+            .to_str()
+            .unwrap()],
+    );
+    assert!(
+        json.trim().starts_with(&format!("{s3_in}/clips/")),
+        "{json}"
+    );
+
+    // a named profile that does not exist is refused up front, naming it
+    let missing = s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            &s3_in,
+            "--output-dataset-path",
+            "never",
+            "--input-s3-profile-name",
+            "nobody",
+        ],
+        &env,
+    );
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("\"nobody\"") && err.contains("aws-credentials"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("never").exists());
+}
+
+#[test]
+fn multipart_uploads_survive_injected_faults() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("faults");
+    let input = dataset_with_big_clip(tmp.path());
+    let remap = remap_to(input.to_str().unwrap());
+    let base = s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            "base",
+            "--remap-clip-location",
+            &remap,
+        ],
+        &[],
+    );
+    assert_ok(&base);
+    // input on S3 too, so reads, listing and HEADs also see faults
+    let s3_in = format!("s3://{bucket}/in");
+    s3.util(&["upload", input.to_str().unwrap(), &s3_in]);
+    let proxy = Proxy::start(&s3, tmp.path(), &["--rate", "0.2", "--seed", "11"]);
+    let out_uri = format!("s3://{bucket}/out");
+    let run = s3.shard(
+        tmp.path(),
+        &proxy.endpoint,
+        &[
+            "--input-clip-path",
+            &s3_in,
+            "--output-dataset-path",
+            &out_uri,
+            "--remap-clip-location",
+            &remap_to(&s3_in),
+            "--s3-part-size-mb",
+            "5",
+        ],
+        &[],
+    );
+    assert_ok(&run);
+    let faults = proxy.faults();
+    for kind in ["503", "500", "drop-"] {
+        assert!(
+            faults.iter().any(|f| f.starts_with(kind)),
+            "no {kind} fault injected: {faults:?}"
+        );
+    }
+    assert!(
+        faults.iter().any(|f| f.contains("partNumber=")),
+        "no multipart part was faulted: {faults:?}"
+    );
+    let got = tmp.path().join("dl");
+    s3.download(&out_uri, &got);
+    let line = compare_strict(&tmp.path().join("base"), &got);
+    assert!(line.ends_with("OK"), "{line}");
+    let counts = reconciled_counts(&got.join("v0"));
+    assert_eq!(counts["written"], 24);
+    assert_eq!(
+        s3.util(&["uploads", &bucket]),
+        "",
+        "orphaned multipart uploads"
+    );
+}
+
+#[test]
+fn failing_uploads_fail_the_job_and_leave_nothing() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("fail");
+    let input = dataset_with_big_clip(tmp.path());
+    let proxy = Proxy::start(&s3, tmp.path(), &["--fail-puts"]);
+    let out_uri = format!("s3://{bucket}/out");
+    let run = s3.shard(
+        tmp.path(),
+        &proxy.endpoint,
+        &[
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            &out_uri,
+            "--remap-clip-location",
+            &remap_to(input.to_str().unwrap()),
+            "--s3-part-size-mb",
+            "5",
+            "--s3-max-retries",
+            "1",
+        ],
+        &[],
+    );
+    assert!(!run.status.success(), "the job must fail");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains(&format!("{out_uri}/v0/")) && err.contains(".tar"),
+        "the error names the object: {err}"
+    );
+    assert!(
+        proxy.faults().iter().any(|f| f.contains("partNumber=")),
+        "the big tar went up as a multipart upload"
+    );
+    assert_eq!(
+        s3.util(&["ls", &out_uri]),
+        "",
+        "nothing claims completeness"
+    );
+    assert_eq!(
+        s3.util(&["uploads", &bucket]),
+        "",
+        "failed uploads are aborted"
+    );
+}
+
+#[test]
+fn listing_pages_through_thousands_of_objects() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("pages");
+    // 2,500 metadata objects: more than two pages of 1,000
+    s3.util(&["many", &format!("s3://{bucket}/in/metas/v0"), "2500"]);
+    let run = s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            &format!("s3://{bucket}/in"),
+            "--output-dataset-path",
+            "out",
+        ],
+        &[],
+    );
+    assert_ok(&run);
+    let counts = reconciled_counts(&tmp.path().join("out/v0"));
+    assert_eq!(counts["listed"], 2500);
+    assert_eq!(counts["rejected"]["missing_key"], 2500, "{counts}");
+    let rejects =
+        std::fs::read_to_string(tmp.path().join("out/v0/_shardflow/rejects.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(rejects.lines().next().unwrap()).unwrap();
+    assert_eq!(first["meta"], "000000.json");
+    let last: serde_json::Value = serde_json::from_str(rejects.lines().last().unwrap()).unwrap();
+    assert_eq!(last["meta"], "002499.json");
+}
