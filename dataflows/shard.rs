@@ -149,7 +149,10 @@ pub fn run<B: Backend>(
                     move |c| tokenizer.tokenize(c),
                     clock.clone(),
                 )
-                .encode(SampleEncoder::new(encoder), clock.clone())
+                .encode(
+                    SampleEncoder::new(encoder).with_stop(worker_failure.clone()),
+                    clock.clone(),
+                )
                 .exchange_by_bin()
                 .write_tar(
                     TarWriters::new(

@@ -17,12 +17,30 @@ use crate::record::EncodedSample;
 #[derive(Clone)]
 pub struct SampleEncoder<B: Backend> {
     encoder: TextEncoder<B>,
+    stop: Option<std::sync::Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 impl<B: Backend> SampleEncoder<B> {
     /// Wraps a loaded encoder.
     pub fn new(encoder: TextEncoder<B>) -> Self {
-        SampleEncoder { encoder }
+        SampleEncoder {
+            encoder,
+            stop: None,
+        }
+    }
+
+    /// Stops encoding (batches are dropped) once `failure` holds an error: after a fatal
+    /// write error the job cannot complete, so the remaining work is skipped.
+    pub fn with_stop(mut self, failure: std::sync::Arc<std::sync::Mutex<Option<String>>>) -> Self {
+        self.stop = Some(failure);
+        self
+    }
+
+    /// True once the job has failed.
+    pub fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|f| f.lock().expect("not poisoned").is_some())
     }
 
     /// Encodes every window of the batch in one forward pass and assembles the samples.
@@ -90,6 +108,10 @@ impl<'scope> Encode<'scope> for Stream<'scope, u64, Vec<EncodeBatch>> {
         self.unary(Pipeline, "Encode", move |_cap, _info| {
             move |input, output| {
                 input.for_each(|cap, data| {
+                    if encoder.stopped() {
+                        data.clear();
+                        return;
+                    }
                     for batch in data.drain(..) {
                         let samples = {
                             let _t = clock.time("encode");

@@ -121,6 +121,8 @@ struct Shared {
     opts: StorageOptions,
     runtime: OnceLock<Result<tokio::runtime::Runtime, String>>,
     stores: Mutex<StoreCache>,
+    /// Bounds the reads started by [`Storage::fetch`] that are in flight at once.
+    fetch_permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// A handle on the storage layer with one role's credentials; cheap to clone and shared by
@@ -180,6 +182,7 @@ impl Storage {
     pub fn new(opts: StorageOptions) -> Storage {
         Storage {
             shared: Arc::new(Shared {
+                fetch_permits: Arc::new(tokio::sync::Semaphore::new(opts.read_concurrency.max(1))),
                 opts,
                 runtime: OnceLock::new(),
                 stores: Mutex::default(),
@@ -320,8 +323,9 @@ impl Storage {
         self.fetch(loc).wait()
     }
 
-    /// Starts reading a file or object. A remote read starts at once on the I/O runtime (so
-    /// several can be in flight while the caller works); a local one when waited for.
+    /// Starts reading a file or object. A remote read starts on the I/O runtime as soon as one
+    /// of [`StorageOptions::read_concurrency`] slots is free (so reads overlap with the
+    /// caller's work, in bounded number); a local one when waited for.
     pub fn fetch(&self, loc: &Location) -> Fetch {
         let inner = match loc {
             Location::Local(p) => FetchInner::Local(p.clone()),
@@ -330,7 +334,9 @@ impl Storage {
                 Ok((store, rt, path)) => {
                     let shown = loc.to_string();
                     let task_loc = shown.clone();
+                    let permits = self.shared.fetch_permits.clone();
                     let handle = rt.spawn(async move {
+                        let _permit = permits.acquire_owned().await;
                         let got = async {
                             let opts = object_store::GetOptions::default();
                             store.get_opts(&path, opts).await?.bytes().await
