@@ -10,7 +10,9 @@ use burn::tensor::backend::Backend;
 
 use crate::config::ShardConfig;
 use crate::error::ShardError;
+use crate::journal::{differences, model_fingerprint, options_of, JobFingerprint, Journal};
 use crate::model::TextEncoder;
+use crate::ops::assign_tars::PlanGate;
 use crate::ops::assign_tars::{AssignTars, PlanSummary, Planner};
 use crate::ops::batch::Batch;
 use crate::ops::encode::{Encode, SampleEncoder};
@@ -24,8 +26,7 @@ use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress
 use crate::spec::BinSpec;
 use crate::storage::{Location, Role, Storage};
 
-/// Name of the job's own folder under `<output>/<version>`.
-pub const JOB_DIR: &str = "_shardflow";
+pub use crate::journal::JOB_DIR;
 
 /// What worker 0 brings back.
 struct LeaderResult {
@@ -34,9 +35,15 @@ struct LeaderResult {
     done: Vec<crate::record::TarDone>,
 }
 
-/// Checks that the job can start: metadata directory present, output version empty (checked
-/// by process 0 only: the others may already see its job folder).
-pub fn preflight(cfg: &ShardConfig, storage: &Storage) -> Result<(), ShardError> {
+/// Checks that the job can start: metadata directory present, output version empty — or,
+/// with `resume`, holding the journal of the same job (same options and model). Checked by
+/// process 0 only: the others may already see its job folder. Returns the journal's
+/// fingerprint when resuming.
+pub fn preflight(
+    cfg: &ShardConfig,
+    storage: &Storage,
+    resume: bool,
+) -> Result<Option<JobFingerprint>, ShardError> {
     let meta_dir = cfg.meta_dir();
     match &meta_dir {
         Location::Local(p) if !p.is_dir() => {
@@ -53,13 +60,42 @@ pub fn preflight(cfg: &ShardConfig, storage: &Storage) -> Result<(), ShardError>
     let output = storage.with_role(Role::Output);
     let version_dir = cfg.version_dir();
     output.check(&version_dir)?;
-    if cfg.cluster.process != 0 {
-        return Ok(());
+    if cfg.cluster.process != 0 || output.is_empty_dir(&version_dir)? {
+        if resume && cfg.cluster.process == 0 {
+            tracing::info!("{version_dir} is empty: nothing to resume, starting the job");
+        }
+        return Ok(None);
     }
-    if !output.is_empty_dir(&version_dir)? {
+    if !resume {
         return Err(ShardError::OutputNotEmpty(version_dir.to_string()));
     }
-    Ok(())
+    let journal = Journal::new(output, version_dir.clone());
+    let Some(old) = journal.read_job()? else {
+        return Err(ShardError::Journal(format!(
+            "cannot resume {version_dir}: it is not empty and holds no job journal ({}/job.json)",
+            journal.dir()
+        )));
+    };
+    let now = fingerprint(cfg, old.mtime)?;
+    let diffs = differences(&old, &now);
+    if !diffs.is_empty() {
+        return Err(ShardError::Journal(format!(
+            "cannot resume {version_dir}: the job differs from the interrupted one: {}",
+            diffs.join("; ")
+        )));
+    }
+    Ok(Some(old))
+}
+
+/// This run's fingerprint, without the plan's part.
+fn fingerprint(cfg: &ShardConfig, mtime: u64) -> Result<JobFingerprint, ShardError> {
+    Ok(JobFingerprint {
+        format: crate::journal::FORMAT,
+        mtime,
+        options: options_of(cfg),
+        model: model_fingerprint(&cfg.model_dir)?,
+        inputs: None,
+    })
 }
 
 /// Runs this process's share of the job with a loaded encoder; call [`preflight`] first
@@ -70,6 +106,7 @@ pub fn preflight(cfg: &ShardConfig, storage: &Storage) -> Result<(), ShardError>
 pub fn run<B: Backend>(
     cfg: &ShardConfig,
     storage: &Storage,
+    resume: Option<JobFingerprint>,
     encoder: TextEncoder<B>,
     progress: Arc<Progress>,
     started: Instant,
@@ -92,10 +129,17 @@ pub fn run<B: Backend>(
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
         bins: BinSpec::Frames,
     };
+    let mtime = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let planner = Planner {
         target_tar_bytes: cfg.target_tar_bytes(),
         max_tars_per_part: cfg.max_tars_per_part,
+        mtime,
     };
+    let journal = Journal::new(output.clone(), version_dir.clone());
+    let job = fingerprint(cfg, mtime)?;
     let finalizer = Finalizer {
         storage: output.clone(),
         version_dir: version_dir.clone(),
@@ -103,10 +147,6 @@ pub fn run<B: Backend>(
         display_version_dir: cfg.display_version_dir(),
         max_tars_per_part: cfg.max_tars_per_part,
     };
-    let mtime = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
     let batch_size = cfg.batch_size;
     let max_batch_tokens = cfg.max_batch_tokens;
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
@@ -131,7 +171,14 @@ pub fn run<B: Backend>(
     let guards = timely::execute(cfg.cluster.timely_config(cfg.workers), move |worker| {
         let clock = StageClock::default();
         let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
-        let done = Rc::default();
+        let done: Rc<RefCell<Vec<crate::record::TarDone>>> = Rc::default();
+        let gate = PlanGate {
+            journal: journal.clone(),
+            job: job.clone(),
+            resume: resume.clone(),
+            done: done.clone(),
+            failure: worker_failure.clone(),
+        };
         let encoder = encoder.lock().expect("not poisoned").clone();
         let tokenizer = encoder.clone();
         worker.dataflow::<u64, _, _>(|scope| {
@@ -139,6 +186,7 @@ pub fn run<B: Backend>(
                 .read_meta(reader.clone(), clock.clone())
                 .assign_tars(
                     planner,
+                    Some(gate),
                     summary.clone(),
                     worker_progress.clone(),
                     clock.clone(),
@@ -155,12 +203,8 @@ pub fn run<B: Backend>(
                 )
                 .exchange_by_bin()
                 .write_tar(
-                    TarWriters::new(
-                        output.clone(),
-                        input.clone(),
-                        finalizer.version_dir.clone(),
-                        mtime,
-                    ),
+                    TarWriters::new(output.clone(), input.clone(), finalizer.version_dir.clone())
+                        .with_journal(journal.clone()),
                     worker_failure.clone(),
                     worker_progress.clone(),
                     clock.clone(),

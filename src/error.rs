@@ -16,7 +16,7 @@ pub enum ShardError {
         source: std::io::Error,
     },
     /// The output version directory already has content.
-    #[error("{0}: output directory is not empty; choose another --output-dataset-path or --annotation-version, or remove it")]
+    #[error("{0}: output directory is not empty; continue an interrupted job there with --resume, or choose another --output-dataset-path or --annotation-version, or remove it")]
     OutputNotEmpty(String),
     /// The input has no `metas/<version>` directory.
     #[error(
@@ -29,6 +29,9 @@ pub enum ShardError {
     /// The T5 model could not be loaded.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// The job journal refuses the run (e.g. `--resume` with other options or model).
+    #[error("{0}")]
+    Journal(String),
     /// A worker thread failed.
     #[error("dataflow failed: {0}")]
     Dataflow(String),

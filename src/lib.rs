@@ -9,6 +9,7 @@
 //! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
 //! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
+//! - [`journal`]: the job's fingerprint and completed tars, for `--resume`.
 //! - [`report`]: counts, stage timings and rejects; the JSON job report.
 
 pub mod config;
@@ -17,6 +18,7 @@ pub mod dataflows;
 pub mod embed;
 pub mod error;
 pub mod formats;
+pub mod journal;
 pub mod model;
 pub mod ops;
 pub mod record;

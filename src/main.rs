@@ -161,6 +161,10 @@ struct ShardArgs {
     /// Validate the options, input and model, then exit without running.
     #[arg(long)]
     check: bool,
+    /// Continue an interrupted job in the same output: keep its completed tars, write the
+    /// rest. Refused if the options, model or inputs differ from the interrupted job's.
+    #[arg(long)]
+    resume: bool,
 }
 
 impl ShardArgs {
@@ -257,10 +261,11 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let storage = Storage::new(cfg.storage.clone());
-    shard::preflight(&cfg, &storage)?;
+    let resume = shard::preflight(&cfg, &storage, args.resume)?;
     let job = ShardJob {
         cfg: &cfg,
         storage: &storage,
+        resume,
         check: args.check,
         started,
     };
@@ -302,6 +307,7 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
 struct ShardJob<'a> {
     cfg: &'a ShardConfig,
     storage: &'a Storage,
+    resume: Option<shardflow::journal::JobFingerprint>,
     check: bool,
     started: Instant,
 }
@@ -326,7 +332,14 @@ impl BackendJob for ShardJob<'_> {
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
         let display = spawn_progress(progress.clone(), stop.clone());
-        let report = shard::run(cfg, self.storage, encoder, progress, self.started);
+        let report = shard::run(
+            cfg,
+            self.storage,
+            self.resume,
+            encoder,
+            progress,
+            self.started,
+        );
         stop.store(true, Ordering::Relaxed);
         let _ = display.join();
         Ok(report?)

@@ -158,6 +158,8 @@ pub struct PlannedClip {
     pub tar_len: u32,
     /// The clip's metadata.
     pub meta: Box<ClipMeta>,
+    /// mtime of the clip's tar members (seconds since the epoch), the same for the whole job.
+    pub mtime: u64,
 }
 
 /// A clip ready to be written: its three members except the mp4 bytes, which the writer
@@ -184,6 +186,8 @@ pub struct EncodedSample {
     pub windows_embedded: u32,
     /// Tokens embedded for this clip.
     pub tokens_embedded: u64,
+    /// mtime of the tar members.
+    pub mtime: u64,
 }
 
 /// What a writer reports when it has finished a tar triple.
@@ -204,6 +208,9 @@ pub struct TarDone {
     /// The triple could not be written (storage failure): nothing of it exists, and the job
     /// must not claim completeness.
     pub error: Option<String>,
+    /// Completed by an earlier, interrupted run of the job (`--resume`).
+    #[serde(default)]
+    pub resumed: bool,
 }
 
 impl TarDone {
@@ -217,6 +224,7 @@ impl TarDone {
             tokens_embedded: 0,
             rejects: vec![],
             error: Some(error),
+            resumed: false,
         }
     }
 }

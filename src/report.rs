@@ -49,8 +49,10 @@ pub struct Counts {
     pub windows_embedded: u64,
     /// Tokens embedded (`</s>` included).
     pub tokens_embedded: u64,
-    /// Tar triples written.
+    /// Tar triples written (including those resumed).
     pub tars: u64,
+    /// Tar triples an interrupted run had completed, kept by `--resume`.
+    pub tars_resumed: u64,
     /// Bytes of all tars written.
     pub bytes: u64,
 }
@@ -130,6 +132,7 @@ pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject
         counts.windows_embedded += d.windows_embedded;
         counts.tokens_embedded += d.tokens_embedded;
         counts.tars += 1;
+        counts.tars_resumed += d.resumed as u64;
         counts.bytes += d.bytes;
     }
     (counts, rejects)

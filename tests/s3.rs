@@ -441,7 +441,11 @@ fn multipart_uploads_survive_injected_faults() {
     // input on S3 too, so reads, listing and HEADs also see faults
     let s3_in = format!("s3://{bucket}/in");
     s3.util(&["upload", input.to_str().unwrap(), &s3_in]);
-    let proxy = Proxy::start(&s3, tmp.path(), &["--rate", "0.2", "--seed", "11"]);
+    let proxy = Proxy::start(
+        &s3,
+        tmp.path(),
+        &["--rate", "0.2", "--seed", "11", "--fail-first-part"],
+    );
     let out_uri = format!("s3://{bucket}/out");
     let run = s3.shard(
         tmp.path(),
@@ -489,7 +493,12 @@ fn failing_uploads_fail_the_job_and_leave_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let bucket = s3.bucket("fail");
     let input = dataset_with_big_clip(tmp.path());
-    let proxy = Proxy::start(&s3, tmp.path(), &["--fail-puts"]);
+    // every tar upload fails; the job's own small files go through
+    let proxy = Proxy::start(
+        &s3,
+        tmp.path(),
+        &["--fail-puts", "--fail-puts-matching", ".tar"],
+    );
     let out_uri = format!("s3://{bucket}/out");
     let run = s3.shard(
         tmp.path(),
@@ -518,11 +527,24 @@ fn failing_uploads_fail_the_job_and_leave_nothing() {
         proxy.faults().iter().any(|f| f.contains("partNumber=")),
         "the big tar went up as a multipart upload"
     );
+    // nothing claims completeness: no tar, no wdinfo, no completion record; the report says
+    // the job failed
+    let left = s3.util(&["ls", &out_uri]);
+    let left: Vec<&str> = left.lines().collect();
     assert_eq!(
-        s3.util(&["ls", &out_uri]),
-        "",
-        "nothing claims completeness"
+        left,
+        [
+            "out/v0/_shardflow/job.json",
+            "out/v0/_shardflow/rejects.jsonl",
+            "out/v0/_shardflow/report.json"
+        ],
+        "{left:?}"
     );
+    let dl = tmp.path().join("dl");
+    s3.download(&out_uri, &dl);
+    let r = report(&dl.join("v0"));
+    assert_eq!(r["ok"], false);
+    assert!(r["error"].as_str().unwrap().contains(".tar"), "{r}");
     assert_eq!(
         s3.util(&["uploads", &bucket]),
         "",

@@ -1,6 +1,8 @@
 //! `assign_tars`: the one global step over metadata. Drops duplicates and clips without a
 //! bin, then gives every clip its tar triple and position (SPEC §2.5–§4). Runs on worker 0
-//! once all metadata has arrived; clips and embeddings never pass through it.
+//! once all metadata has arrived; clips and embeddings never pass through it. A [`PlanGate`]
+//! then records or checks the job's fingerprint and drops the triples an interrupted run
+//! already completed.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +45,8 @@ pub struct Planner {
     pub target_tar_bytes: u64,
     /// Tars per part.
     pub max_tars_per_part: u32,
+    /// mtime given to every clip's tar members.
+    pub mtime: u64,
 }
 
 impl Planner {
@@ -111,6 +115,7 @@ impl Planner {
                         index,
                         tar_len: len,
                         meta,
+                        mtime: self.mtime,
                     });
                 }
                 tars.push(tar);
@@ -142,6 +147,7 @@ pub trait AssignTars<'scope> {
     fn assign_tars(
         self,
         planner: Planner,
+        gate: Option<PlanGate>,
         summary: Rc<RefCell<Option<PlanSummary>>>,
         progress: Arc<Progress>,
         clock: StageClock,
@@ -152,6 +158,7 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
     fn assign_tars(
         self,
         planner: Planner,
+        gate: Option<PlanGate>,
         summary: Rc<RefCell<Option<PlanSummary>>>,
         progress: Arc<Progress>,
         clock: StageClock,
@@ -174,8 +181,13 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
                     if !done && frontier.is_empty() {
                         done = true;
                         let _t = clock.time("assign_tars");
-                        let (planned, s) = planner.plan(std::mem::take(&mut stash));
-                        progress.planned.store(s.planned, Ordering::Relaxed);
+                        let (mut planned, s) = planner.plan(std::mem::take(&mut stash));
+                        if let Some(gate) = &gate {
+                            planned = gate.admit(planned, &s);
+                        }
+                        progress
+                            .planned
+                            .store(planned.len() as u64, Ordering::Relaxed);
                         *summary.borrow_mut() = Some(s);
                         if let Some(cap) = cap.take() {
                             output.session(&cap).give_iterator(planned.into_iter());
@@ -186,6 +198,9 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
         )
     }
 }
+
+mod gate;
+pub use gate::PlanGate;
 
 #[cfg(test)]
 mod tests;

@@ -91,6 +91,7 @@ mod tests {
                         pickle: vec![],
                         windows_embedded: 0,
                         tokens_embedded: 0,
+                        mtime: 0,
                     })
                     .collect();
                 samples

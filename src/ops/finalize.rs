@@ -128,6 +128,7 @@ mod tests {
             tokens_embedded: 0,
             rejects: vec![],
             error: None,
+            resumed: false,
         }
     }
 

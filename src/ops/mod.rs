@@ -93,6 +93,7 @@ pub(crate) mod test_support {
                 json: json.to_vec(),
                 warnings: vec![],
             }),
+            mtime: 1_700_000_000,
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct TarWriters {
     output: Storage,
     input: Storage,
     version_dir: Location,
-    mtime: u64,
+    journal: Option<crate::journal::Journal>,
     open: HashMap<TarId, OpenTar>,
     failed: std::collections::HashSet<TarId>,
 }
@@ -43,17 +43,22 @@ struct OpenTar {
 }
 
 impl TarWriters {
-    /// Writers into `<output>/<version>` through `output`, reading clips through `input`;
-    /// member mtimes are `mtime` (seconds since the epoch).
-    pub fn new(output: Storage, input: Storage, version_dir: Location, mtime: u64) -> Self {
+    /// Writers into `<output>/<version>` through `output`, reading clips through `input`.
+    pub fn new(output: Storage, input: Storage, version_dir: Location) -> Self {
         TarWriters {
             output,
             input,
             version_dir,
-            mtime,
+            journal: None,
             open: HashMap::new(),
             failed: Default::default(),
         }
+    }
+
+    /// Records every completed triple in `journal` (after its three tars are complete).
+    pub fn with_journal(mut self, journal: crate::journal::Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Final location of one member tar of a triple.
@@ -93,6 +98,7 @@ impl TarWriters {
                 tokens_embedded: 0,
                 rejects: vec![],
                 error: None,
+                resumed: false,
             },
         });
         let fetch = match Location::parse(&sample.clip_path) {
@@ -104,7 +110,7 @@ impl TarWriters {
             if open.files.is_none() {
                 open.files = Some(create_files(&self.output, &self.version_dir, &id)?);
             }
-            write_sample(open, s, fetch, self.mtime)?;
+            write_sample(open, s, fetch)?;
             open.next += 1;
         }
         if open.next < tar_len {
@@ -119,6 +125,9 @@ impl TarWriters {
         for PartialTar { builder, fin } in open.files.take().expect("created") {
             let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
             open.done.bytes += w.finish()?;
+        }
+        if let Some(j) = &self.journal {
+            j.record_done(&open.done)?;
         }
         Ok(Some(open.done))
     }
@@ -155,12 +164,7 @@ fn create_files(
         .collect()
 }
 
-fn write_sample(
-    open: &mut OpenTar,
-    s: EncodedSample,
-    fetch: Fetch,
-    mtime: u64,
-) -> Result<(), ShardError> {
+fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<(), ShardError> {
     // the whole clip first, so a failure skips the sample in all three tars alike
     let video = match fetch.wait() {
         Ok(v) => v,
@@ -189,7 +193,7 @@ fn write_sample(
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(0o444);
-        header.set_mtime(mtime);
+        header.set_mtime(s.mtime);
         header.set_uid(0);
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);

@@ -4,11 +4,12 @@
 InternalError, or closes the connection without an answer.
 
   fault_proxy.py --upstream http://127.0.0.1:PORT --port-file F [--rate 0.2] [--seed 1]
-                 [--fail-puts]
+                 [--fail-first-part] [--fail-puts [--fail-puts-matching S]]
 
 A dropped connection is closed before the request is forwarded, or, for GET, HEAD and PUT
 (idempotent), after forwarding, with the answer lost. --fail-puts answers every PUT (whole
-objects and multipart parts) with 500 instead, so no upload can succeed. The proxy listens on
+objects and multipart parts; with --fail-puts-matching S only those whose path contains S) with
+500 instead, so no such upload can succeed. The proxy listens on
 a free port, writes it to --port-file, and appends one line per injected fault to
 <port-file>.faults, and each access key id it sees signing requests to <port-file>.keys.
 """
@@ -39,7 +40,9 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--rate", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--fail-first-part", action="store_true", help="answer the first multipart part upload with 503")
     ap.add_argument("--fail-puts", action="store_true")
+    ap.add_argument("--fail-puts-matching", default="", help="with --fail-puts: only PUTs whose path contains this")
     args = ap.parse_args()
     up = urllib.parse.urlparse(args.upstream)
     rng = random.Random(args.seed)
@@ -66,8 +69,13 @@ def main():
         with lock, open(faults_path, "a") as f:
             f.write(f"{kind} {method} {path}\n")
 
-    def draw():
+    first_part = [args.fail_first_part]
+
+    def draw(path):
         with lock:
+            if first_part[0] and "partNumber=" in path:
+                first_part[0] = False
+                return "503"
             if rng.random() >= args.rate:
                 return None
             return rng.choice(["503", "500", "drop-before", "drop-after"])
@@ -113,10 +121,10 @@ def main():
             record_key(self.headers.get("Authorization", ""))
             n = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(n) if n else (b"" if self.command in ("PUT", "POST") else None)
-            if args.fail_puts and self.command == "PUT":
+            if args.fail_puts and self.command == "PUT" and args.fail_puts_matching in self.path:
                 record("500", self.command, self.path)
                 return self.answer(500, INTERNAL, [("Content-Type", "application/xml")])
-            fault = None if args.fail_puts else draw()
+            fault = None if args.fail_puts else draw(self.path)
             if fault == "503":
                 record(fault, self.command, self.path)
                 return self.answer(503, SLOWDOWN, [("Content-Type", "application/xml")])

@@ -28,6 +28,7 @@ fn plan_orders_bins_by_first_appearance_and_counts_reconcile() {
     let planner = Planner {
         target_tar_bytes: 10,
         max_tars_per_part: 2,
+        mtime: 0,
     };
     // given out of order, as workers deliver them
     let outcomes = vec![
@@ -94,6 +95,7 @@ fn plan_is_independent_of_arrival_order() {
     let planner = Planner {
         target_tar_bytes: 7,
         max_tars_per_part: 3,
+        mtime: 0,
     };
     let make = || -> Vec<MetaOutcome> {
         (0..60)
@@ -152,7 +154,9 @@ fn dataflow_plans_once_on_worker_zero() {
                     Planner {
                         target_tar_bytes: 8,
                         max_tars_per_part: 100,
+                        mtime: 0,
                     },
+                    None,
                     summary.clone(),
                     progress.clone(),
                     StageClock::default(),

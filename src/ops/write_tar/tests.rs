@@ -3,14 +3,10 @@ use crate::storage::StorageOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-fn writers(dir: impl AsRef<Path>, mtime: u64) -> TarWriters {
+/// Writers into `dir`; the samples of [`sample`] carry mtime 1_700_000_000.
+fn writers(dir: impl AsRef<Path>) -> TarWriters {
     let s = Storage::new(StorageOptions::default());
-    TarWriters::new(
-        s.clone(),
-        s,
-        Location::Local(dir.as_ref().to_path_buf()),
-        mtime,
-    )
+    TarWriters::new(s.clone(), s, Location::Local(dir.as_ref().to_path_buf()))
 }
 
 fn local_tar(dir: &Path, t: &TarId, kind: &str) -> PathBuf {
@@ -43,6 +39,7 @@ fn sample(dir: &Path, t: u32, index: u32, len: u32, clip: Option<&[u8]>) -> Enco
         pickle: vec![index as u8; 3],
         windows_embedded: 1,
         tokens_embedded: 5,
+        mtime: 1_700_000_000,
     }
 }
 
@@ -66,7 +63,7 @@ fn members(path: &Path) -> Vec<(String, u32, Vec<u8>)> {
 fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let mut w = writers(out.path(), 1_700_000_000);
+    let mut w = writers(out.path());
     let final_video = local_tar(out.path(), &tar_id(0), "video");
     assert!(w
         .push(sample(clips.path(), 0, 2, 3, Some(b"two")))
@@ -119,7 +116,7 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
 fn unreadable_clip_is_skipped_in_all_three_tars() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let mut w = writers(out.path(), 0);
+    let mut w = writers(out.path());
     assert!(w
         .push(sample(clips.path(), 1, 0, 2, None))
         .unwrap()
@@ -144,7 +141,7 @@ fn unreadable_clip_is_skipped_in_all_three_tars() {
 fn python_tarfile_reads_our_tars() {
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
-    let mut w = writers(out.path(), 1_700_000_000);
+    let mut w = writers(out.path());
     for i in 0..2 {
         w.push(sample(
             clips.path(),
@@ -199,7 +196,7 @@ fn dataflow_writes_each_tar_once() {
             .filter(|s| s.index as usize % 2 == worker.index())
             .cloned()
             .collect();
-        let writers = writers(out_dir.clone(), 0);
+        let writers = writers(out_dir.clone());
         worker.dataflow::<u64, _, _>(|scope| {
             mine.to_stream(scope)
                 .exchange_by_bin()

@@ -1,0 +1,309 @@
+//! The job journal under `<output>/<version>/_shardflow/`, which makes a job resumable:
+//!
+//! - `job.json`: the job's fingerprint — the options that change the output, the model's
+//!   identity, the tar mtime, and (once planned) a hash of the plan, i.e. of every input that
+//!   reaches the output. Written by the planner before any tar is written.
+//! - `done/<bin>/<part>/<tar>.json`: one record per completed tar triple, written by its
+//!   writer after all three tars are complete (renamed, or upload completed).
+//!
+//! `--resume` skips the triples with a record whose three tars still exist with the recorded
+//! size and redoes the rest; the tar mtime comes from `job.json`, so the result is byte for
+//! byte what an uninterrupted run writes. A tar written but not yet recorded when the job
+//! died is simply written again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::ShardConfig;
+use crate::error::ShardError;
+use crate::ops::assign_tars::PlanSummary;
+use crate::record::{PlannedClip, TarDone, TarId};
+use crate::storage::{Location, Storage, StorageError};
+
+/// Name of the job's own folder under `<output>/<version>`.
+pub const JOB_DIR: &str = "_shardflow";
+
+/// Version of the journal's format.
+pub const FORMAT: u32 = 1;
+
+/// What identifies a job's output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobFingerprint {
+    /// Journal format.
+    pub format: u32,
+    /// mtime of every tar member (seconds since the epoch).
+    pub mtime: u64,
+    /// The options that change the output, by name.
+    pub options: BTreeMap<String, serde_json::Value>,
+    /// The T5 model.
+    pub model: ModelFingerprint,
+    /// The plan; absent until planning finished.
+    pub inputs: Option<InputsFingerprint>,
+}
+
+/// The model's identity: its small files hashed, its weight files by name and size (hashing
+/// tens of GB of weights would cost minutes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFingerprint {
+    /// SHA-256 over the config and tokenizer files (and a sharded checkpoint's index).
+    pub sha256: String,
+    /// Weight files and their sizes.
+    pub weights: Vec<(String, u64)>,
+}
+
+/// The plan's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputsFingerprint {
+    /// Metadata files listed.
+    pub listed: u64,
+    /// Clips planned.
+    pub planned: u64,
+    /// SHA-256 over every planned clip (tar, position, key, metadata bytes, captions, clip
+    /// location) and the listing's rejects and counts.
+    pub sha256: String,
+}
+
+/// The options of `cfg` that change the output.
+pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
+    use serde_json::json;
+    let device = match cfg.device {
+        crate::model::DeviceSpec::Cpu => "cpu",
+        _ => "cuda",
+    };
+    BTreeMap::from([
+        ("annotation_version".into(), json!(cfg.version)),
+        ("target_tar_size_mb".into(), json!(cfg.target_tar_size_mb)),
+        ("max_tars_per_part".into(), json!(cfg.max_tars_per_part)),
+        (
+            "captioning_algorithm".into(),
+            json!(cfg.captioning_algorithm),
+        ),
+        ("t5_dtype".into(), json!(format!("{:?}", cfg.precision))),
+        ("device".into(), json!(device)),
+    ])
+}
+
+/// Fingerprints a model directory.
+pub fn model_fingerprint(dir: &Path) -> Result<ModelFingerprint, ShardError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| ShardError::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let mut hasher = Sha256::new();
+    let mut weights = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let is_weights = name.ends_with(".safetensors")
+            || name.ends_with(".bin")
+            || name.ends_with(".bin.reduced");
+        if is_weights {
+            let len = std::fs::metadata(&path)
+                .map_err(|e| ShardError::io(&path, e))?
+                .len();
+            weights.push((name, len));
+        } else if name.ends_with(".json") || name.ends_with(".model") {
+            let bytes = std::fs::read(&path).map_err(|e| ShardError::io(&path, e))?;
+            hasher.update((name.len() as u64).to_le_bytes());
+            hasher.update(name.as_bytes());
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    Ok(ModelFingerprint {
+        sha256: hex(&hasher.finalize()),
+        weights,
+    })
+}
+
+/// Fingerprints a plan: everything that reaches the output.
+pub fn inputs_fingerprint(planned: &[PlannedClip], summary: &PlanSummary) -> InputsFingerprint {
+    let mut h = Sha256::new();
+    let mut field = |b: &[u8]| {
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    for c in planned {
+        field(c.tar.bin.as_bytes());
+        field(&c.tar.part.to_le_bytes());
+        field(&c.tar.tar.to_le_bytes());
+        field(&c.index.to_le_bytes());
+        field(c.meta.span_uuid.as_bytes());
+        field(&c.meta.json);
+        field(c.meta.clip_path.as_bytes());
+        for cap in &c.meta.captions {
+            match cap {
+                Some(s) => field(s.as_bytes()),
+                None => field(b"\xff"),
+            }
+        }
+    }
+    for r in &summary.rejects {
+        field(r.meta.as_bytes());
+        field(r.kind.as_str().as_bytes());
+    }
+    field(&summary.invalid.to_le_bytes());
+    field(&summary.dropped_no_bin.to_le_bytes());
+    InputsFingerprint {
+        listed: summary.listed,
+        planned: summary.planned,
+        sha256: hex(&h.finalize()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What differs between the journal's fingerprint and this run's, one line per difference
+/// (options and model; the inputs are compared once planned).
+pub fn differences(old: &JobFingerprint, new: &JobFingerprint) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.format != new.format {
+        out.push(format!(
+            "journal format {} (this version writes {})",
+            old.format, new.format
+        ));
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        old.options.keys().chain(new.options.keys()).collect();
+    for k in keys {
+        let (a, b) = (old.options.get(k), new.options.get(k));
+        if a != b {
+            let show = |v: Option<&serde_json::Value>| {
+                v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into())
+            };
+            out.push(format!("{k}: {} before, {} now", show(a), show(b)));
+        }
+    }
+    if old.model != new.model {
+        out.push(format!(
+            "the T5 model differs (config/tokenizer sha256 {} before, {} now; weights {:?} before, {:?} now)",
+            short(&old.model.sha256),
+            short(&new.model.sha256),
+            old.model.weights,
+            new.model.weights
+        ));
+    }
+    out
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+/// Reads and writes the journal of one output version.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    storage: Storage,
+    dir: Location,
+    version_dir: Location,
+}
+
+impl Journal {
+    /// The journal of `<version_dir>/_shardflow`, accessed with `storage` (output role).
+    pub fn new(storage: Storage, version_dir: Location) -> Journal {
+        Journal {
+            storage,
+            dir: version_dir.join(JOB_DIR),
+            version_dir,
+        }
+    }
+
+    /// `_shardflow` itself.
+    pub fn dir(&self) -> &Location {
+        &self.dir
+    }
+
+    /// Reads `job.json`, if there is one.
+    pub fn read_job(&self) -> Result<Option<JobFingerprint>, ShardError> {
+        let loc = self.dir.join("job.json");
+        match self.storage.read(&loc) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                ShardError::Journal(format!("{loc}: not a shardflow job journal: {e}"))
+            }),
+            Err(e) if e.not_found => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `job.json` (atomically).
+    pub fn write_job(&self, job: &JobFingerprint) -> Result<(), ShardError> {
+        let text = serde_json::to_string_pretty(job).expect("serialises");
+        Ok(self
+            .storage
+            .put(&self.dir.join("job.json"), format!("{text}\n").as_bytes())?)
+    }
+
+    fn done_location(&self, tar: &TarId) -> Location {
+        self.dir.join(&format!(
+            "done/{}/part_{:06}/{:06}.json",
+            tar.bin, tar.part, tar.tar
+        ))
+    }
+
+    /// Records a completed triple.
+    pub fn record_done(&self, done: &TarDone) -> Result<(), StorageError> {
+        let text = serde_json::to_string(done).expect("serialises");
+        self.storage
+            .put(&self.done_location(&done.tar), text.as_bytes())
+    }
+
+    /// The completed triples whose tars still exist with their recorded total size. Records
+    /// that cannot be read, or whose tars are gone or changed, are left out (redone).
+    pub fn load_done(&self) -> Result<Vec<TarDone>, ShardError> {
+        let dir = self.dir.join("done");
+        let listed = match self.storage.list(&dir) {
+            Ok(l) => l,
+            Err(e) if e.not_found => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        let locs: Vec<Location> = listed
+            .iter()
+            .filter(|(_, err)| err.is_none())
+            .map(|(rel, _)| dir.join(rel))
+            .collect();
+        let mut records = Vec::new();
+        for (loc, bytes) in locs.iter().zip(self.storage.read_many(&locs)) {
+            match bytes
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<TarDone>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(d) if d.error.is_none() => records.push(d),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("{loc}: unusable completion record, redoing its tar: {e}"),
+            }
+        }
+        let tars: Vec<Location> = records
+            .iter()
+            .flat_map(|d| {
+                crate::ops::write_tar::KINDS.iter().map(|(kind, _)| {
+                    crate::ops::write_tar::TarWriters::tar_path(&self.version_dir, &d.tar, kind)
+                })
+            })
+            .collect();
+        let sizes = self.storage.size_many(&tars);
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (d, sizes) in records.into_iter().zip(sizes.chunks(3)) {
+            let total: Option<u64> = sizes.iter().map(|s| s.as_ref().ok().copied()).sum();
+            if total == Some(d.bytes) && seen.insert(d.tar.clone()) {
+                out.push(d);
+            } else {
+                tracing::warn!(
+                    "{}: tar triple missing or changed since it was recorded; writing it again",
+                    crate::ops::write_tar::TarWriters::tar_path(&self.version_dir, &d.tar, "video")
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! What the plan admits to the rest of the dataflow: the job journal's side of planning.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use super::PlanSummary;
+use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
+use crate::record::{PlannedClip, TarDone, TarId};
+
+/// Runs on worker 0 once the plan is made, before any clip is emitted (so before any tar is
+/// written): on a fresh run it writes `job.json` with the plan's fingerprint; on `--resume`
+/// it checks the plan against the journal and drops the clips of completed triples, handing
+/// their completion records to the report and summaries instead.
+pub struct PlanGate {
+    /// The output's journal.
+    pub journal: Journal,
+    /// This run's fingerprint (options, model, mtime; no inputs yet).
+    pub job: JobFingerprint,
+    /// The journal's fingerprint when resuming.
+    pub resume: Option<JobFingerprint>,
+    /// Where completed triples go (worker 0's collected [`TarDone`]s).
+    pub done: Rc<RefCell<Vec<TarDone>>>,
+    /// Set when the plan must not be written; the job then fails.
+    pub failure: Arc<Mutex<Option<String>>>,
+}
+
+impl PlanGate {
+    /// The clips still to write; none when the job cannot go on (see `failure`).
+    pub fn admit(&self, planned: Vec<PlannedClip>, summary: &PlanSummary) -> Vec<PlannedClip> {
+        match self.try_admit(planned, summary) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("{e}");
+                self.failure.lock().expect("not poisoned").get_or_insert(e);
+                vec![]
+            }
+        }
+    }
+
+    fn try_admit(
+        &self,
+        planned: Vec<PlannedClip>,
+        summary: &PlanSummary,
+    ) -> Result<Vec<PlannedClip>, String> {
+        let inputs = inputs_fingerprint(&planned, summary);
+        let old_inputs = self.resume.as_ref().and_then(|o| o.inputs.as_ref());
+        let mut completed = Vec::new();
+        match old_inputs {
+            Some(old) if *old != inputs => {
+                return Err(format!(
+                    "cannot resume {}: the inputs changed since the interrupted run ({} metadata files listed and {} clips planned then, {} and {} now; plan sha256 {} then, {} now); write to a new output instead",
+                    self.journal.dir(),
+                    old.listed,
+                    old.planned,
+                    inputs.listed,
+                    inputs.planned,
+                    &old.sha256[..12],
+                    &inputs.sha256[..12],
+                ));
+            }
+            Some(_) => {
+                completed = self.journal.load_done().map_err(|e| e.to_string())?;
+            }
+            None => {
+                // a fresh run, or one interrupted before it had planned
+                let job = JobFingerprint {
+                    inputs: Some(inputs),
+                    ..self.job.clone()
+                };
+                self.journal.write_job(&job).map_err(|e| e.to_string())?;
+            }
+        }
+        let planned_tars: HashSet<&TarId> = planned.iter().map(|c| &c.tar).collect();
+        completed.retain(|d| planned_tars.contains(&d.tar));
+        let skip: HashSet<TarId> = completed.iter().map(|d| d.tar.clone()).collect();
+        if !completed.is_empty() {
+            tracing::info!(
+                "resuming: {} of {} tar triples already complete",
+                completed.len(),
+                planned_tars.len()
+            );
+        }
+        let mut done = self.done.borrow_mut();
+        for mut d in completed {
+            d.resumed = true;
+            done.push(d);
+        }
+        let mtime = self.resume.as_ref().map_or(self.job.mtime, |o| o.mtime);
+        Ok(planned
+            .into_iter()
+            .filter(|c| !skip.contains(&c.tar))
+            .map(|mut c| {
+                c.mtime = mtime;
+                c
+            })
+            .collect())
+    }
+}
