@@ -60,7 +60,7 @@ pub fn preflight(
     let output = storage.with_role(Role::Output);
     let version_dir = cfg.version_dir();
     output.check(&version_dir)?;
-    if cfg.cluster.process != 0 || output.is_empty_dir(&version_dir)? {
+    if cfg.cluster.process != 0 || unused(&output, &version_dir)? {
         if resume && cfg.cluster.process == 0 {
             tracing::info!("{version_dir} is empty: nothing to resume, starting the job");
         }
@@ -87,6 +87,23 @@ pub fn preflight(
     Ok(Some(old))
 }
 
+/// True when `dir` holds nothing, or only the empty job folder an interrupted run made before
+/// it planned (no tar is written before `job.json`).
+fn unused(output: &Storage, dir: &Location) -> Result<bool, ShardError> {
+    if output.is_empty_dir(dir)? {
+        return Ok(true);
+    }
+    let Some(p) = dir.as_local() else {
+        return Ok(false);
+    };
+    let entries: Vec<_> = std::fs::read_dir(p)
+        .map_err(|e| ShardError::io(p, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    Ok(entries.len() == 1 && entries[0] == JOB_DIR && output.is_empty_dir(&dir.join(JOB_DIR))?)
+}
+
 /// This run's fingerprint, without the plan's part.
 fn fingerprint(cfg: &ShardConfig, mtime: u64) -> Result<JobFingerprint, ShardError> {
     Ok(JobFingerprint {
@@ -109,6 +126,7 @@ pub fn run<B: Backend>(
     resume: Option<JobFingerprint>,
     encoder: TextEncoder<B>,
     progress: Arc<Progress>,
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
     started: Instant,
 ) -> Result<Option<JobReport>, ShardError> {
     let input = storage.with_role(Role::Input);
@@ -129,10 +147,17 @@ pub fn run<B: Backend>(
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
         bins: BinSpec::Frames,
     };
-    let mtime = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    // SOURCE_DATE_EPOCH, the reproducible-builds convention, pins the tar member mtime
+    let mtime = match std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(t) => t,
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
     let planner = Planner {
         target_tar_bytes: cfg.target_tar_bytes(),
         max_tars_per_part: cfg.max_tars_per_part,
@@ -151,6 +176,26 @@ pub fn run<B: Backend>(
     let max_batch_tokens = cfg.max_batch_tokens;
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let encoder = Mutex::new(encoder);
+    // a signal stops the job like a fatal error: the encoder and writers stop, open tars are
+    // abandoned, no summary is written; completed tars stay recorded for --resume
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (failure, finished) = (failure.clone(), finished.clone());
+        std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::SeqCst;
+            while !finished.load(SeqCst) {
+                if interrupted.load(SeqCst) {
+                    tracing::warn!("interrupted: stopping; completed tars are kept");
+                    failure.lock().expect("not poisoned").get_or_insert(
+                        "interrupted by a signal; the completed tars are kept: continue with --resume"
+                            .into(),
+                    );
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+    }
     let worker_stop = failure.clone();
     let worker_failure = failure.clone();
     let worker_progress = progress.clone();
@@ -241,6 +286,7 @@ pub fn run<B: Backend>(
         }
         leader = leader.or(l);
     }
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
     let Some(leader) = leader else {
         if cfg.cluster.process == 0 {
             return Err(ShardError::Dataflow("worker 0 returned no plan".into()));

@@ -331,6 +331,14 @@ impl BackendJob for ShardJob<'_> {
         }
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
+        // SIGTERM / SIGINT stop the job gracefully (a second one ends the process at once)
+        let interrupted = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())
+                .context("installing signal handlers")?;
+            signal_hook::flag::register(sig, interrupted.clone())
+                .context("installing signal handlers")?;
+        }
         let display = spawn_progress(progress.clone(), stop.clone());
         let report = shard::run(
             cfg,
@@ -338,6 +346,7 @@ impl BackendJob for ShardJob<'_> {
             self.resume,
             encoder,
             progress,
+            interrupted,
             self.started,
         );
         stop.store(true, Ordering::Relaxed);

@@ -233,6 +233,11 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
         self.unary(Pipeline, "WriteTar", move |_cap, _info| {
             move |input, output| {
                 input.for_each(|cap, data| {
+                    if failure.lock().expect("not poisoned").is_some() {
+                        // the job failed or was interrupted: write nothing more
+                        data.clear();
+                        return;
+                    }
                     let cap: Capability<u64> = cap
                         .retain_least(output.output_index())
                         .expect("u64 is totally ordered");

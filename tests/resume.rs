@@ -1,0 +1,355 @@
+//! Crash safety and `--resume` with the real binary: SIGKILL at seeded random points, SIGTERM,
+//! and resumes that must be refused. The uninterrupted run is the oracle; with
+//! `SOURCE_DATE_EPOCH` pinning the tar mtime, every output file must be byte-identical.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const EPOCH: &str = "1700000000";
+
+/// The sample dataset with `copies` more clips (copies of its valid metadata under new
+/// `span_uuid`s, same clips), so a run takes a few seconds.
+fn dataset(dir: &Path, copies: usize) -> PathBuf {
+    let input = dir.join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    python(
+        r#"
+import json, os, sys
+metas, n = sys.argv[1], int(sys.argv[2])
+src = []
+for name in sorted(os.listdir(metas)):
+    try:
+        m = json.load(open(os.path.join(metas, name)))
+    except Exception:
+        continue
+    if isinstance(m, dict) and m.get("valid") is True and isinstance(m.get("span_uuid"), str):
+        src.append(m)
+for i in range(n):
+    m = dict(src[i % len(src)])
+    m["span_uuid"] = "%s-%05d" % (m["span_uuid"], i)
+    open(os.path.join(metas, "r%05d.json" % i), "w").write(json.dumps(m, indent=4))
+"#,
+        &[
+            input.join("metas/v0").to_str().unwrap(),
+            &copies.to_string(),
+        ],
+    );
+    input
+}
+
+fn command(cwd: &Path, input: &Path, out: &str, extra: &[&str]) -> Command {
+    let model = data("t5-tiny");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
+    cmd.arg("shard");
+    if !extra.contains(&"--t5-model") {
+        cmd.args(["--t5-model", model.to_str().unwrap()]);
+    }
+    if !extra.contains(&"--target-tar-size-mb") {
+        // small tars: many of them, so kills land between tars
+        cmd.args(["--target-tar-size-mb", "0.05"]);
+    }
+    cmd.args(["--input-clip-path", input.to_str().unwrap()])
+        .args(["--output-dataset-path", out])
+        .args([
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}={}", input.display()),
+        ])
+        .args(["--workers", "2"])
+        .args(extra)
+        .current_dir(cwd)
+        .env("SHARDFLOW_LOG", "warn");
+    cmd
+}
+
+fn run(cwd: &Path, input: &Path, out: &str, extra: &[&str], epoch: bool) -> Output {
+    let mut cmd = command(cwd, input, out, extra);
+    if epoch {
+        cmd.env("SOURCE_DATE_EPOCH", EPOCH);
+    }
+    cmd.output().expect("shardflow runs")
+}
+
+fn spawn(cwd: &Path, input: &Path, out: &str) -> Child {
+    command(cwd, input, out, &[])
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("shardflow starts")
+}
+
+/// Every file below `dir` except the job's own folder, with its bytes; in the summaries
+/// (`wdinfo.json`, `wdinfo_list.csv`), which name the output folder, that name reads `OUT`.
+fn dataset_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with("v0/_shardflow") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if rel.ends_with("wdinfo.json") || rel.ends_with(".csv") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.insert(rel, text.replace(&name, "OUT").into_bytes());
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Files whose name marks them as incomplete.
+fn partial_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".partial") {
+                out.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+fn done_records(out: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![out.join("v0/_shardflow/done")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// xorshift64*: seeded delays without a dependency.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_equals_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = dataset(tmp.path(), 200);
+    let started = Instant::now();
+    let base = run(tmp.path(), &input, "base", &[], true);
+    assert_ok(&base);
+    let wall = started.elapsed();
+    let expected = dataset_files(&tmp.path().join("base"));
+    let total = reconciled_counts(&tmp.path().join("base/v0"))["tars"]
+        .as_u64()
+        .unwrap();
+    assert!(total > 50, "the run has many tars ({total})");
+
+    let mut mid_run = 0;
+    for seed in 1..=5u64 {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let frac = 0.15 + 0.75 * (next(&mut state) % 1000) as f64 / 1000.0;
+        let delay = wall.mul_f64(frac);
+        let out = format!("killed-{seed}");
+        let mut child = spawn(tmp.path(), &input, &out);
+        std::thread::sleep(delay);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let out_dir = tmp.path().join(&out);
+        let recorded = done_records(&out_dir);
+        if recorded > 0 && (recorded as u64) < total {
+            mid_run += 1;
+        }
+        let resumed = run(tmp.path(), &input, &out, &["--resume"], true);
+        assert!(
+            resumed.status.success(),
+            "seed {seed} (killed after {delay:?}, {recorded} tars recorded): resume failed:\n{}",
+            String::from_utf8_lossy(&resumed.stderr)
+        );
+        let got = dataset_files(&out_dir);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "seed {seed}: file names differ"
+        );
+        for (name, bytes) in &expected {
+            assert!(
+                got[name] == *bytes,
+                "seed {seed} (killed after {delay:?}): {name} differs from the uninterrupted run"
+            );
+        }
+        assert_eq!(partial_files(&out_dir), Vec::<String>::new(), "seed {seed}");
+        let counts = reconciled_counts(&out_dir.join("v0"));
+        assert_eq!(counts["tars"].as_u64().unwrap(), total, "seed {seed}");
+        assert!(
+            counts["tars_resumed"].as_u64().unwrap() <= recorded as u64,
+            "seed {seed}: {counts}"
+        );
+    }
+    assert!(
+        mid_run >= 2,
+        "at least two kills landed mid-run ({mid_run})"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_resume_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = dataset(tmp.path(), 150);
+    assert_ok(&run(tmp.path(), &input, "base", &[], true));
+    let expected = dataset_files(&tmp.path().join("base"));
+
+    let out_dir = tmp.path().join("term");
+    let child = spawn(tmp.path(), &input, "term");
+    // wait until some tars are complete, then ask it to stop
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done_records(&out_dir) < 3 {
+        assert!(Instant::now() < deadline, "no tar completed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("--resume"),
+        "{err}"
+    );
+    // complete tars only, no summary claiming completeness, a report that says so
+    assert_eq!(partial_files(&out_dir), Vec::<String>::new());
+    assert!(!out_dir.join("v0/wdinfo_list.csv").exists());
+    let r = report(&out_dir.join("v0"));
+    assert_eq!(r["ok"], false);
+    let recorded = done_records(&out_dir);
+    assert!(recorded >= 3);
+
+    let resumed = run(tmp.path(), &input, "term", &["--resume"], true);
+    assert_ok(&resumed);
+    assert!(
+        dataset_files(&out_dir) == expected,
+        "resumed output differs"
+    );
+    let counts = reconciled_counts(&out_dir.join("v0"));
+    assert_eq!(counts["tars_resumed"].as_u64().unwrap(), recorded as u64);
+}
+
+#[test]
+fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    // no SOURCE_DATE_EPOCH: the mtime is the job's start, kept in the journal
+    assert_ok(&run(tmp.path(), &input, "out", &[], false));
+    let before = dataset_files(&tmp.path().join("out"));
+
+    let again = run(tmp.path(), &input, "out", &[], false);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("not empty") && err.contains("--resume"),
+        "{err}"
+    );
+
+    let other = run(
+        tmp.path(),
+        &input,
+        "out",
+        &["--resume", "--target-tar-size-mb", "0.07"],
+        false,
+    );
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("target_tar_size_mb: 0.05 before, 0.07 now"),
+        "{err}"
+    );
+
+    let model = tmp.path().join("model");
+    copy_tree(&data("t5-tiny"), &model);
+    let cfg = std::fs::read_to_string(model.join("config.json")).unwrap();
+    std::fs::write(model.join("config.json"), format!("{cfg}\n")).unwrap();
+    let other_model = run(
+        tmp.path(),
+        &input,
+        "out",
+        &["--resume", "--t5-model", model.to_str().unwrap()],
+        false,
+    );
+    let err = String::from_utf8_lossy(&other_model.stderr);
+    assert!(!other_model.status.success());
+    assert!(err.contains("the T5 model differs"), "{err}");
+
+    // an edited caption: the plan changed
+    let metas = input.join("metas/v0");
+    let name = std::fs::read_dir(&metas)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .is_ok_and(|t| t.contains("\"qwen_caption\": \"") && t.contains("\"valid\": true"))
+        })
+        .min()
+        .unwrap();
+    let text = std::fs::read_to_string(&name).unwrap();
+    std::fs::write(
+        &name,
+        text.replacen("\"qwen_caption\": \"", "\"qwen_caption\": \"An edited ", 1),
+    )
+    .unwrap();
+    let edited = run(tmp.path(), &input, "out", &["--resume"], false);
+    assert!(!edited.status.success());
+    let err = String::from_utf8_lossy(&edited.stderr);
+    assert!(err.contains("inputs changed"), "{err}");
+    std::fs::write(&name, text).unwrap();
+
+    // resuming the finished job keeps every tar and rewrites the same summaries
+    let same = run(tmp.path(), &input, "out", &["--resume"], false);
+    assert_ok(&same);
+    assert!(dataset_files(&tmp.path().join("out")) == before);
+    let c = reconciled_counts(&tmp.path().join("out/v0"));
+    assert_eq!(c["tars_resumed"], c["tars"]);
+
+    // a lost tar is written again, a second later, with the journal's mtime: same bytes
+    let bin = tmp
+        .path()
+        .join("out/v0/resolution_1080/aspect_ratio_16_9/frames_0_120");
+    std::fs::remove_file(bin.join("video/part_000000/000000.tar")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let redo = run(tmp.path(), &input, "out", &["--resume"], false);
+    assert_ok(&redo);
+    assert!(dataset_files(&tmp.path().join("out")) == before);
+    let c = reconciled_counts(&tmp.path().join("out/v0"));
+    assert_eq!(
+        c["tars_resumed"].as_u64().unwrap() + 1,
+        c["tars"].as_u64().unwrap()
+    );
+}
