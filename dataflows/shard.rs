@@ -146,6 +146,7 @@ pub fn run<B: Backend>(
         remaps: cfg.remaps.clone(),
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
         bins: BinSpec::Frames,
+        allowed_roots: cfg.allowed_clip_roots.clone(),
     };
     // SOURCE_DATE_EPOCH, the reproducible-builds convention, pins the tar member mtime
     let mtime = match std::env::var("SOURCE_DATE_EPOCH")

@@ -124,6 +124,14 @@ struct ShardArgs {
     /// Rewrite a `clip_location` prefix, FROM=TO (repeatable; first match wins).
     #[arg(long = "remap-clip-location")]
     remaps: Vec<String>,
+    /// Only read clips under these prefixes (local directories or s3:// URIs, comma-separated
+    /// or repeated); a clip_location elsewhere is rejected [default: anywhere].
+    #[arg(long, value_delimiter = ',')]
+    allowed_clip_roots: Vec<String>,
+    /// Exit with code 4 after the job completes if more than this fraction of the listed
+    /// inputs was rejected [default: 0, i.e. any reject].
+    #[arg(long)]
+    max_rejected_fraction: Option<f64>,
     /// AWS profile (in ~/.aws/credentials, ~/.aws/config) for reading the input; named
     /// explicitly, its keys override AWS_ACCESS_KEY_ID [default: $AWS_PROFILE or default].
     #[arg(long)]
@@ -197,6 +205,9 @@ impl ShardArgs {
             max_tars_per_part: self.max_tars_per_part,
             captioning_algorithm: self.captioning_algorithm.clone(),
             remap_clip_location: (!self.remaps.is_empty()).then(|| self.remaps.clone()),
+            allowed_clip_roots: (!self.allowed_clip_roots.is_empty())
+                .then(|| self.allowed_clip_roots.clone()),
+            max_rejected_fraction: self.max_rejected_fraction,
             input_s3_profile_name: self.input_s3_profile_name.clone(),
             output_s3_profile_name: self.output_s3_profile_name.clone(),
             cluster,
@@ -260,6 +271,14 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
                 .into_owned();
         }
     }
+    for r in cfg.allowed_clip_roots.iter_mut() {
+        if !(r.contains("://") || std::path::Path::new(r.as_str()).is_absolute()) {
+            *r = std::path::absolute(r.as_str())
+                .context("resolving --allowed-clip-roots")?
+                .to_string_lossy()
+                .into_owned();
+        }
+    }
     let storage = Storage::new(cfg.storage.clone());
     let resume = shard::preflight(&cfg, &storage, args.resume)?;
     let job = ShardJob {
@@ -299,6 +318,17 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = &report.error {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(1));
+    }
+    let rejected: u64 = c.rejected.values().sum();
+    if rejected as f64 > cfg.max_rejected_fraction * c.listed as f64 {
+        eprintln!(
+            "error: {rejected} of {} listed inputs were rejected ({:.2} %), more than --max-rejected-fraction {} allows; the dataset is complete without them, see {}",
+            c.listed,
+            100.0 * rejected as f64 / c.listed.max(1) as f64,
+            cfg.max_rejected_fraction,
+            job_dir.join("rejects.jsonl")
+        );
+        return Ok(ExitCode::from(4));
     }
     Ok(ExitCode::SUCCESS)
 }

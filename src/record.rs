@@ -10,6 +10,8 @@ pub struct ListedFile {
     pub seq: u64,
     /// Path relative to `metas/<version>/`.
     pub rel_path: String,
+    /// Size in bytes as listed.
+    pub size: u64,
     /// Set when the listing itself failed for this entry (unreadable directory, a name that is
     /// not UTF-8); the entry becomes a reject.
     pub error: Option<String>,
@@ -36,6 +38,10 @@ pub enum RejectKind {
     ClipUnreadable,
     /// A window's caption is present but not a string.
     CaptionNotString,
+    /// The metadata file is larger than any real one (see `MAX_META_BYTES`).
+    MetaTooLarge,
+    /// `clip_location` is outside every `--allowed-clip-roots` prefix.
+    ClipOutsideAllowedRoots,
 }
 
 impl RejectKind {
@@ -51,6 +57,8 @@ impl RejectKind {
             RejectKind::ClipMissing => "clip_missing",
             RejectKind::ClipUnreadable => "clip_unreadable",
             RejectKind::CaptionNotString => "caption_not_string",
+            RejectKind::MetaTooLarge => "meta_too_large",
+            RejectKind::ClipOutsideAllowedRoots => "clip_outside_allowed_roots",
         }
     }
 }

@@ -61,6 +61,8 @@ fn same_dataset_for_every_process_layout() {
             &remap,
             "--workers",
             &workers.to_string(),
+            "--max-rejected-fraction",
+            "0.05",
         ]
         .map(str::to_string);
         let mut args: Vec<String> = if processes == 1 {

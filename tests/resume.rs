@@ -60,7 +60,7 @@ fn command(cwd: &Path, input: &Path, out: &str, extra: &[&str]) -> Command {
             "--remap-clip-location",
             &format!("{SAMPLE_ROOT}={}", input.display()),
         ])
-        .args(["--workers", "2"])
+        .args(["--workers", "2", "--max-rejected-fraction", "0.05"])
         .args(extra)
         .current_dir(cwd)
         .env("SHARDFLOW_LOG", "warn");

@@ -39,6 +39,12 @@ pub struct ShardFile {
     pub captioning_algorithm: Option<String>,
     /// `clip_location` prefix rewrites, each `FROM=TO`.
     pub remap_clip_location: Option<Vec<String>>,
+    /// Clips must lie under one of these prefixes (local directories or `s3://` URIs);
+    /// others are rejected. Unset: any location.
+    pub allowed_clip_roots: Option<Vec<String>>,
+    /// Exit non-zero after the job completes when more than this fraction of the listed
+    /// inputs was rejected (default 0: any reject).
+    pub max_rejected_fraction: Option<f64>,
     /// AWS profile for reading the input (default: `$AWS_PROFILE`, else `default`).
     pub input_s3_profile_name: Option<String>,
     /// AWS profile for writing the output.
@@ -111,6 +117,11 @@ impl ShardFile {
         }
         if let Some(p) = file.cluster.as_mut().and_then(|c| c.hostfile.as_mut()) {
             rebase(p);
+        }
+        for r in file.allowed_clip_roots.iter_mut().flatten() {
+            if !r.contains("://") && Path::new(r.as_str()).is_relative() {
+                *r = base.join(r.as_str()).to_string_lossy().into_owned();
+            }
         }
         for r in file.remap_clip_location.iter_mut().flatten() {
             if let Some((from, to)) = r.split_once('=') {

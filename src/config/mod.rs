@@ -45,6 +45,10 @@ pub struct ShardConfig {
     pub cluster: Cluster,
     /// Object-store settings and S3 profiles.
     pub storage: StorageOptions,
+    /// Clips must lie under one of these prefixes; empty: anywhere.
+    pub allowed_clip_roots: Vec<String>,
+    /// Largest fraction of rejected inputs that still exits 0.
+    pub max_rejected_fraction: f64,
 }
 
 /// Where this process stands in a multi-process job.
@@ -117,6 +121,8 @@ impl ShardFile {
             max_tars_per_part: self.max_tars_per_part.or(other.max_tars_per_part),
             captioning_algorithm: self.captioning_algorithm.or(other.captioning_algorithm),
             remap_clip_location: self.remap_clip_location.or(other.remap_clip_location),
+            allowed_clip_roots: self.allowed_clip_roots.or(other.allowed_clip_roots),
+            max_rejected_fraction: self.max_rejected_fraction.or(other.max_rejected_fraction),
             input_s3_profile_name: self.input_s3_profile_name.or(other.input_s3_profile_name),
             output_s3_profile_name: self.output_s3_profile_name.or(other.output_s3_profile_name),
             cluster,
@@ -200,6 +206,8 @@ impl ShardConfig {
             remaps,
             cluster,
             storage,
+            allowed_clip_roots: f.allowed_clip_roots.unwrap_or_default(),
+            max_rejected_fraction: f.max_rejected_fraction.unwrap_or(0.0),
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);
@@ -243,6 +251,19 @@ impl ShardConfig {
             "target_tar_size_mb",
             format!("must be a positive number, got {}", self.target_tar_size_mb),
         );
+        check(
+            (0.0..=1.0).contains(&self.max_rejected_fraction),
+            "max_rejected_fraction",
+            format!(
+                "must be between 0 and 1, got {}",
+                self.max_rejected_fraction
+            ),
+        );
+        for (i, r) in self.allowed_clip_roots.iter().enumerate() {
+            if let Err(e) = Location::parse(r) {
+                check(false, &format!("allowed_clip_roots[{i}]"), e);
+            }
+        }
         check(
             self.max_tars_per_part > 0,
             "max_tars_per_part",
@@ -481,6 +502,8 @@ mod tests {
             remaps: vec![],
             cluster: Cluster::default(),
             storage: StorageOptions::default(),
+            allowed_clip_roots: vec![],
+            max_rejected_fraction: 0.0,
         }
     }
 

@@ -265,8 +265,8 @@ impl Journal {
         };
         let locs: Vec<Location> = listed
             .iter()
-            .filter(|(_, err)| err.is_none())
-            .map(|(rel, _)| dir.join(rel))
+            .filter(|l| l.error.is_none())
+            .map(|l| dir.join(&l.rel))
             .collect();
         let mut records = Vec::new();
         for (loc, bytes) in locs.iter().zip(self.storage.read_many(&locs)) {

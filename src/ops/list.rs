@@ -33,19 +33,21 @@ impl Lister {
                 ShardError::Storage(e)
             }
         })?;
-        let mut names: Vec<String> = found.iter().map(|f| f.0.clone()).collect();
+        let mut names: Vec<String> = found.iter().map(|f| f.rel.clone()).collect();
         listing_order(&mut names);
-        let mut errors: std::collections::HashMap<String, String> = found
-            .into_iter()
-            .filter_map(|(n, e)| e.map(|e| (n, e)))
-            .collect();
+        let mut entries: std::collections::HashMap<String, crate::storage::Listed> =
+            found.into_iter().map(|f| (f.rel.clone(), f)).collect();
         Ok(names
             .into_iter()
             .enumerate()
-            .map(|(seq, rel_path)| ListedFile {
-                seq: seq as u64,
-                error: errors.remove(&rel_path),
-                rel_path,
+            .map(|(seq, rel_path)| {
+                let entry = entries.remove(&rel_path);
+                ListedFile {
+                    seq: seq as u64,
+                    size: entry.as_ref().map_or(0, |e| e.size),
+                    error: entry.and_then(|e| e.error),
+                    rel_path,
+                }
             })
             .collect())
     }

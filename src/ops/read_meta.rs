@@ -27,7 +27,14 @@ pub struct MetaReader {
     pub caption_field: String,
     /// Binning rules.
     pub bins: BinSpec,
+    /// When not empty, a clip must lie under one of these prefixes (local paths, lexically
+    /// normalised, or URIs); others are rejected.
+    pub allowed_roots: Vec<String>,
 }
+
+/// Metadata files above this size are rejected unread: real ones are a few KiB, and a huge
+/// one would only cost memory.
+pub const MAX_META_BYTES: u64 = 16 << 20;
 
 type Check<T> = Result<T, (RejectKind, String)>;
 
@@ -54,9 +61,10 @@ impl MetaReader {
     /// Reads and validates a batch of listed files, one outcome each, in order. Object-store
     /// reads (metadata, then clip checks) run concurrently within the batch.
     pub fn read_batch(&self, files: &[ListedFile]) -> Vec<MetaOutcome> {
+        let readable = |f: &ListedFile| f.error.is_none() && f.size <= MAX_META_BYTES;
         let to_read: Vec<Location> = files
             .iter()
-            .filter(|f| f.error.is_none())
+            .filter(|f| readable(f))
             .map(|f| self.meta_dir.join(&f.rel_path))
             .collect();
         let mut bytes = self.storage.read_many(&to_read).into_iter();
@@ -65,6 +73,18 @@ impl MetaReader {
             .map(|f| {
                 if let Some(err) = &f.error {
                     return Stage::Done(reject(f, RejectKind::UnreadableMeta, err.clone(), None));
+                }
+                if f.size > MAX_META_BYTES {
+                    return Stage::Done(reject(
+                        f,
+                        RejectKind::MetaTooLarge,
+                        format!(
+                            "metadata file is {} bytes, more than the {} MiB limit",
+                            f.size,
+                            MAX_META_BYTES >> 20
+                        ),
+                        None,
+                    ));
                 }
                 match bytes.next().expect("one read per file") {
                     Ok(b) => self.parse(f, &b),
@@ -142,6 +162,18 @@ impl MetaReader {
         let num_frames = get_int(&json, "num_frames")?;
         let num_bytes = get_int(&json, "num_bytes")?;
         let framerate = get_number(&json, "framerate")?;
+        if !framerate.is_finite() {
+            return Err((
+                RejectKind::WrongType,
+                format!("key \"framerate\" is {framerate}; it must be a finite number"),
+            ));
+        }
+        if num_frames < 0 {
+            return Err((
+                RejectKind::WrongType,
+                format!("key \"num_frames\" is {num_frames}; it must not be negative"),
+            ));
+        }
         let clip_location = get_str(&json, "clip_location")?;
         for (key, v) in [("width", width), ("height", height)] {
             if v <= 0 {
@@ -165,6 +197,15 @@ impl MetaReader {
                 format!("clip_location {clip_location:?}: {e}"),
             )
         })?;
+        if !self.allowed(&clip) {
+            return Err((
+                RejectKind::ClipOutsideAllowedRoots,
+                format!(
+                    "clip_location {clip_location:?} ({clip}) is outside --allowed-clip-roots {:?}",
+                    self.allowed_roots
+                ),
+            ));
+        }
         if captions.iter().any(Option::is_none) {
             // SPEC §5: the reference marks such a clip invalid and still writes it
             json.set("valid", PyValue::Bool(false));
@@ -238,6 +279,27 @@ impl MetaReader {
             .collect()
     }
 
+    /// True when `clip` lies under an allowed root (or no roots are set). Local paths are
+    /// compared component-wise after resolving `.` and `..` lexically, so `root/../x` is
+    /// outside `root`; URIs by prefix at a `/` boundary.
+    pub fn allowed(&self, clip: &Location) -> bool {
+        if self.allowed_roots.is_empty() {
+            return true;
+        }
+        self.allowed_roots
+            .iter()
+            .any(|root| match (clip, Location::parse(root)) {
+                (Location::Local(p), Ok(Location::Local(r))) => {
+                    normalise(p).starts_with(normalise(&r))
+                }
+                (Location::Remote { .. }, Ok(r @ Location::Remote { .. })) => {
+                    let (c, r) = (clip.to_string(), r.to_string());
+                    c == r || c.starts_with(&format!("{r}/"))
+                }
+                _ => false,
+            })
+    }
+
     /// Applies the remaps, then resolves a relative location against the input root.
     pub fn resolve_location(&self, loc: &str) -> String {
         let mut loc = loc.to_string();
@@ -254,6 +316,22 @@ impl MetaReader {
             self.input_root.join(&loc).to_string()
         }
     }
+}
+
+/// `.` and `..` resolved without touching the file system.
+fn normalise(p: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn reject(

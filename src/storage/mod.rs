@@ -102,6 +102,17 @@ impl StorageError {
     }
 }
 
+/// One entry of [`Storage::list`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listed {
+    /// Path relative to the listed directory, `/`-separated.
+    pub rel: String,
+    /// Size in bytes (0 when unknown).
+    pub size: u64,
+    /// Why the entry could not be listed properly, if it could not.
+    pub error: Option<String>,
+}
+
 /// Whose credentials a request uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -260,11 +271,11 @@ impl Storage {
         Ok(())
     }
 
-    /// Every file below directory `dir`, as `(relative path, error)`: an entry that could not
-    /// be listed (an unreadable subdirectory, a non-UTF-8 name) carries its error instead of
-    /// going missing. Unsorted. A missing directory (for an object store: no object under the
-    /// prefix) is a `not_found` error.
-    pub fn list(&self, dir: &Location) -> Result<Vec<(String, Option<String>)>, StorageError> {
+    /// Every file below directory `dir`: an entry that could not be listed (an unreadable
+    /// subdirectory, a non-UTF-8 name) carries its error instead of going missing. Unsorted.
+    /// A missing directory (for an object store: no object under the prefix) is a
+    /// `not_found` error.
+    pub fn list(&self, dir: &Location) -> Result<Vec<Listed>, StorageError> {
         match dir {
             Location::Local(p) => list_local(p),
             Location::Remote { .. } => {
@@ -290,7 +301,11 @@ impl Storage {
                     .into_iter()
                     .map(|m| {
                         let k = m.location.as_ref();
-                        (k.strip_prefix(&strip).unwrap_or(k).to_string(), None)
+                        Listed {
+                            rel: k.strip_prefix(&strip).unwrap_or(k).to_string(),
+                            size: m.size,
+                            error: None,
+                        }
                     })
                     .collect())
             }
@@ -477,7 +492,7 @@ fn local_size(p: &Path) -> Result<u64, StorageError> {
     Ok(meta.len())
 }
 
-fn list_local(root: &Path) -> Result<Vec<(String, Option<String>)>, StorageError> {
+fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
     let not_dir = || StorageError {
         op: "list",
         location: root.display().to_string(),
@@ -495,7 +510,11 @@ fn list_local(root: &Path) -> Result<Vec<(String, Option<String>)>, StorageError
         let entries = match std::fs::read_dir(root.join(&rel_dir)) {
             Ok(e) => e,
             Err(e) => {
-                found.push((shown, Some(format!("cannot list directory: {e}"))));
+                found.push(Listed {
+                    rel: shown,
+                    size: 0,
+                    error: Some(format!("cannot list directory: {e}")),
+                });
                 continue;
             }
         };
@@ -503,25 +522,33 @@ fn list_local(root: &Path) -> Result<Vec<(String, Option<String>)>, StorageError
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    found.push((shown.clone(), Some(format!("cannot list directory: {e}"))));
+                    found.push(Listed {
+                        rel: shown.clone(),
+                        size: 0,
+                        error: Some(format!("cannot list directory: {e}")),
+                    });
                     continue;
                 }
             };
             let rel = rel_dir.join(entry.file_name());
             // follow symlinks, as Python's reading of files does
-            let is_dir = std::fs::metadata(entry.path())
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
-            if is_dir {
+            let meta = std::fs::metadata(entry.path()).ok();
+            if meta.as_ref().is_some_and(|m| m.is_dir()) {
                 stack.push(rel);
             } else {
-                match rel.to_str() {
-                    Some(s) => found.push((s.to_string(), None)),
-                    None => found.push((
-                        rel.to_string_lossy().into_owned(),
-                        Some("file name is not valid UTF-8".to_string()),
-                    )),
-                }
+                let size = meta.map(|m| m.len()).unwrap_or(0);
+                found.push(match rel.to_str() {
+                    Some(s) => Listed {
+                        rel: s.to_string(),
+                        size,
+                        error: None,
+                    },
+                    None => Listed {
+                        rel: rel.to_string_lossy().into_owned(),
+                        size,
+                        error: Some("file name is not valid UTF-8".to_string()),
+                    },
+                });
             }
         }
     }

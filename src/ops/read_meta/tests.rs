@@ -21,12 +21,14 @@ impl Fixture {
             remaps: vec![],
             caption_field: "qwen_caption".into(),
             bins: BinSpec::Frames,
+            allowed_roots: vec![],
         }
     }
 
     fn read_text(&self, text: &str) -> MetaOutcome {
         std::fs::write(self.dir.path().join("metas/v0/m.json"), text).unwrap();
         self.reader().read(&ListedFile {
+            size: 0,
             seq: 3,
             rel_path: "m.json".into(),
             error: None,
@@ -221,12 +223,14 @@ fn unreadable_or_unlistable_file_is_rejected() {
     let f = Fixture::new();
     let r = f.reader();
     let o = r.read(&ListedFile {
+        size: 0,
         seq: 0,
         rel_path: "absent.json".into(),
         error: None,
     });
     assert_eq!(reject_kind(&o), Some(RejectKind::UnreadableMeta));
     let o = r.read(&ListedFile {
+        size: 0,
         seq: 0,
         rel_path: "x".into(),
         error: Some("cannot list directory".into()),
@@ -311,6 +315,7 @@ fn dataflow_reads_every_file_once() {
             let files: Vec<ListedFile> = if leader {
                 (0..6)
                     .map(|i| ListedFile {
+                        size: 0,
                         seq: i,
                         rel_path: format!("{i}.json"),
                         error: None,
