@@ -9,6 +9,8 @@
 //! - [`wdinfo`]: the per-bin `wdinfo.json` and the `wdinfo_list.csv` summary.
 
 pub mod npy_pickle;
+#[cfg(test)]
+mod proptests;
 pub mod pyjson;
 #[cfg(test)]
 pub(crate) mod test_python;

@@ -37,7 +37,7 @@ struct PartialTar {
 
 struct OpenTar {
     next: u32,
-    pending: BTreeMap<u32, (EncodedSample, Fetch)>,
+    pending: BTreeMap<u32, (EncodedSample, Option<Fetch>)>,
     files: Option<Vec<PartialTar>>,
     done: TarDone,
 }
@@ -101,15 +101,22 @@ impl TarWriters {
                 resumed: false,
             },
         });
-        let fetch = match Location::parse(&sample.clip_path) {
-            Ok(clip) => self.input.fetch(&clip),
-            Err(e) => Fetch::failed("read", &sample.clip_path, e),
-        };
-        open.pending.insert(sample.index, (sample, fetch));
-        while let Some((s, fetch)) = open.pending.remove(&open.next) {
+        open.pending.insert(sample.index, (sample, None));
+        loop {
+            // start the clip reads of the next few samples, so they overlap with writing
+            let window = open.next..open.next.saturating_add(PREFETCH_WINDOW);
+            for (_, (s, fetch)) in open.pending.range_mut(window) {
+                if fetch.is_none() {
+                    *fetch = Some(start_fetch(&self.input, s));
+                }
+            }
+            let Some((s, fetch)) = open.pending.remove(&open.next) else {
+                break;
+            };
             if open.files.is_none() {
                 open.files = Some(create_files(&self.output, &self.version_dir, &id)?);
             }
+            let fetch = fetch.unwrap_or_else(|| start_fetch(&self.input, &s));
             write_sample(open, s, fetch)?;
             open.next += 1;
         }
@@ -135,6 +142,18 @@ impl TarWriters {
     /// Tars still waiting for samples (none once every planned sample has arrived).
     pub fn unfinished(&self) -> Vec<TarId> {
         self.open.keys().cloned().collect()
+    }
+}
+
+/// Clip reads started ahead of writing, per tar being written: with [`Storage::fetch`]'s
+/// limits this bounds the clip bytes in memory (an object store's clips up to
+/// `PREFETCH_MAX` are read whole; local files and larger objects stream).
+pub const PREFETCH_WINDOW: u32 = 4;
+
+fn start_fetch(input: &Storage, s: &EncodedSample) -> Fetch {
+    match Location::parse(&s.clip_path) {
+        Ok(clip) => input.fetch(&clip),
+        Err(e) => Fetch::failed("read", &s.clip_path, e),
     }
 }
 
@@ -165,8 +184,9 @@ fn create_files(
 }
 
 fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<(), ShardError> {
-    // the whole clip first, so a failure skips the sample in all three tars alike
-    let video = match fetch.wait() {
+    // open the clip first, so a missing or unreadable one skips the sample in all three tars
+    // alike; its bytes then stream into the video tar
+    let video = match fetch.open() {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(
@@ -185,13 +205,13 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<()
         }
     };
     let files = open.files.as_mut().expect("files created");
+    let mut video = Some(video);
     for (PartialTar { builder, fin }, (data, ext)) in files.iter_mut().zip([
-        (video.as_ref(), "mp4"),
+        (&[][..], "mp4"),
         (s.pickle.as_slice(), "pickle"),
         (s.json.as_slice(), "json"),
     ]) {
         let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
         header.set_mode(0o444);
         header.set_mtime(s.mtime);
         header.set_uid(0);
@@ -199,9 +219,18 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<()
         header.set_entry_type(tar::EntryType::Regular);
         let _ = header.set_username("bigdata");
         let _ = header.set_groupname("bigdata");
-        builder
-            .append_data(&mut header, format!("{}.{ext}", s.key), data)
-            .map_err(|e| write_error(fin, e))?;
+        let name = format!("{}.{ext}", s.key);
+        let appended = match video.take() {
+            Some(clip) => {
+                header.set_size(clip.len);
+                builder.append_data(&mut header, name, clip.reader)
+            }
+            None => {
+                header.set_size(data.len() as u64);
+                builder.append_data(&mut header, name, data)
+            }
+        };
+        appended.map_err(|e| write_error(fin, e))?;
     }
     open.done.samples += 1;
     open.done.windows_embedded += s.windows_embedded as u64;

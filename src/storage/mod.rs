@@ -150,7 +150,15 @@ impl std::fmt::Debug for Storage {
     }
 }
 
-/// An in-flight read started by [`Storage::fetch`].
+/// Objects up to this size are read whole by a prefetch; larger ones stream through in
+/// ranged reads of [`STREAM_CHUNK`] bytes, so no clip is ever held whole in memory when it is
+/// big.
+pub const PREFETCH_MAX: u64 = 64 << 20;
+/// Size of one ranged read when streaming a large object.
+pub const STREAM_CHUNK: u64 = 8 << 20;
+
+/// A clip read started by [`Storage::fetch`]: a local file (opened when waited for, then
+/// streamed), an object prefetched whole, or a large object to stream in ranges.
 pub struct Fetch {
     inner: FetchInner,
 }
@@ -159,10 +167,24 @@ enum FetchInner {
     Local(std::path::PathBuf),
     Remote(
         tokio::runtime::Handle,
-        tokio::task::JoinHandle<Result<bytes::Bytes, StorageError>>,
+        tokio::task::JoinHandle<Result<Prefetched, StorageError>>,
         String,
+        Option<(Arc<dyn ObjectStore>, ObjPath)>,
     ),
     Failed(StorageError),
+}
+
+enum Prefetched {
+    Whole(bytes::Bytes),
+    Large(u64),
+}
+
+/// The bytes of a clip, ready to be copied: `len` bytes from `reader`.
+pub struct ClipReader {
+    /// Exact size; reading yields exactly this many bytes or fails.
+    pub len: u64,
+    /// The bytes.
+    pub reader: Box<dyn std::io::Read + Send>,
 }
 
 impl Fetch {
@@ -173,18 +195,135 @@ impl Fetch {
         }
     }
 
-    /// Waits for the bytes.
-    pub fn wait(self) -> Result<bytes::Bytes, StorageError> {
+    /// Waits until the clip can be read: the file is open (or the object fetched, or its size
+    /// known). An error here means the clip is missing or unreadable.
+    pub fn open(self) -> Result<ClipReader, StorageError> {
         match self.inner {
-            FetchInner::Local(p) => std::fs::read(&p)
-                .map(bytes::Bytes::from)
-                .map_err(|e| StorageError::io("read", &p.display(), &e)),
-            FetchInner::Remote(rt, handle, loc) => match rt.block_on(handle) {
-                Ok(r) => r,
-                Err(e) => Err(StorageError::other("read", &loc, e.to_string())),
-            },
+            FetchInner::Local(p) => {
+                let shown = p.display();
+                let f =
+                    std::fs::File::open(&p).map_err(|e| StorageError::io("read", &shown, &e))?;
+                let meta = f
+                    .metadata()
+                    .map_err(|e| StorageError::io("read", &shown, &e))?;
+                if !meta.is_file() {
+                    return Err(StorageError::other(
+                        "read",
+                        &shown,
+                        "not a regular file".into(),
+                    ));
+                }
+                let len = meta.len();
+                Ok(ClipReader {
+                    len,
+                    reader: Box::new(Exact::new(f, len, shown.to_string())),
+                })
+            }
+            FetchInner::Remote(rt, handle, loc, target) => {
+                let got = match rt.block_on(handle) {
+                    Ok(r) => r?,
+                    Err(e) => return Err(StorageError::other("read", &loc, e.to_string())),
+                };
+                match got {
+                    Prefetched::Whole(b) => Ok(ClipReader {
+                        len: b.len() as u64,
+                        reader: Box::new(std::io::Cursor::new(b)),
+                    }),
+                    Prefetched::Large(len) => {
+                        let (store, path) = target.expect("remote target");
+                        let ranges = Ranged {
+                            rt,
+                            store,
+                            path,
+                            shown: loc.clone(),
+                            len,
+                            pos: 0,
+                            chunk: std::io::Cursor::new(bytes::Bytes::new()),
+                        };
+                        Ok(ClipReader {
+                            len,
+                            reader: Box::new(Exact::new(ranges, len, loc)),
+                        })
+                    }
+                }
+            }
             FetchInner::Failed(e) => Err(e),
         }
+    }
+
+    /// Waits for the whole bytes (for small files; large ones are read whole too).
+    pub fn wait(self) -> Result<bytes::Bytes, StorageError> {
+        let mut r = self.open()?;
+        let mut out = Vec::with_capacity(r.len as usize);
+        std::io::Read::read_to_end(&mut r.reader, &mut out)
+            .map_err(|e| StorageError::other("read", &"clip", e.to_string()))?;
+        Ok(out.into())
+    }
+}
+
+/// Yields exactly `left` bytes of `inner`, failing if it ends early (the file shrank) and
+/// never reading past them (it grew): a tar header announced this size.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+    shown: String,
+}
+
+impl<R> Exact<R> {
+    fn new(inner: R, left: u64, shown: String) -> Self {
+        Exact { inner, left, shown }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ended {} bytes early (changed while being read)",
+                    self.shown, self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Sequential ranged reads of a large object.
+struct Ranged {
+    rt: tokio::runtime::Handle,
+    store: Arc<dyn ObjectStore>,
+    path: ObjPath,
+    shown: String,
+    len: u64,
+    pos: u64,
+    chunk: std::io::Cursor<bytes::Bytes>,
+}
+
+impl std::io::Read for Ranged {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::io::Read::read(&mut self.chunk, buf)?;
+        if n > 0 || self.pos >= self.len {
+            return Ok(n);
+        }
+        let end = (self.pos + STREAM_CHUNK).min(self.len);
+        let got = self
+            .rt
+            .block_on(self.store.get_range(&self.path, self.pos..end))
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", self.shown)))?;
+        if got.is_empty() {
+            return Ok(0);
+        }
+        self.pos += got.len() as u64;
+        self.chunk = std::io::Cursor::new(got);
+        std::io::Read::read(&mut self.chunk, buf)
     }
 }
 
@@ -340,7 +479,9 @@ impl Storage {
 
     /// Starts reading a file or object. A remote read starts on the I/O runtime as soon as one
     /// of [`StorageOptions::read_concurrency`] slots is free (so reads overlap with the
-    /// caller's work, in bounded number); a local one when waited for.
+    /// caller's work, in bounded number): a HEAD, then the whole object up to
+    /// [`PREFETCH_MAX`] bytes; a larger one is streamed in ranges when opened. A local file is
+    /// opened and streamed when waited for.
     pub fn fetch(&self, loc: &Location) -> Fetch {
         let inner = match loc {
             Location::Local(p) => FetchInner::Local(p.clone()),
@@ -350,16 +491,26 @@ impl Storage {
                     let shown = loc.to_string();
                     let task_loc = shown.clone();
                     let permits = self.shared.fetch_permits.clone();
+                    let target = (store.clone(), path.clone());
                     let handle = rt.spawn(async move {
                         let _permit = permits.acquire_owned().await;
                         let got = async {
+                            let head = object_store::GetOptions {
+                                head: true,
+                                ..Default::default()
+                            };
+                            let size = store.get_opts(&path, head).await?.meta.size;
+                            if size > PREFETCH_MAX {
+                                return Ok(Prefetched::Large(size));
+                            }
                             let opts = object_store::GetOptions::default();
-                            store.get_opts(&path, opts).await?.bytes().await
+                            let b = store.get_opts(&path, opts).await?.bytes().await?;
+                            Ok(Prefetched::Whole(b))
                         }
                         .await;
                         got.map_err(|e| StorageError::obj("read", &task_loc, &e))
                     });
-                    FetchInner::Remote(rt.handle().clone(), handle, shown)
+                    FetchInner::Remote(rt.handle().clone(), handle, shown, Some(target))
                 }
             },
         };

@@ -154,3 +154,58 @@ fn local_list_size_and_errors_name_the_path() {
             .not_found
     );
 }
+
+#[test]
+fn large_objects_stream_in_ranges_and_small_ones_are_prefetched() {
+    let (s, _mem) = with_memory();
+    let big: Vec<u8> = (0..PREFETCH_MAX + 3 * STREAM_CHUNK / 2)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let target = loc("s3://mem/clips/big.mp4");
+    s.put(&target, &big).unwrap();
+    let mut clip = s.fetch(&target).open().unwrap();
+    assert_eq!(clip.len, big.len() as u64);
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut clip.reader, &mut got).unwrap();
+    assert!(got == big, "streamed bytes differ");
+    let small = loc("s3://mem/clips/small.mp4");
+    s.put(&small, b"tiny").unwrap();
+    assert_eq!(s.fetch(&small).wait().unwrap().as_ref(), b"tiny");
+    let e = s
+        .fetch(&loc("s3://mem/clips/none.mp4"))
+        .open()
+        .err()
+        .unwrap();
+    assert!(e.not_found, "{e}");
+}
+
+#[test]
+fn a_local_clip_that_shrinks_while_read_is_an_error_not_a_short_tar_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.mp4");
+    std::fs::write(&p, vec![1u8; 10_000]).unwrap();
+    let s = Storage::new(StorageOptions::default());
+    let mut clip = s.fetch(&Location::Local(p.clone())).open().unwrap();
+    assert_eq!(clip.len, 10_000);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let mut buf = Vec::new();
+    let e = std::io::Read::read_to_end(&mut clip.reader, &mut buf).unwrap_err();
+    assert!(
+        e.to_string().contains("ended") && e.to_string().contains("c.mp4"),
+        "{e}"
+    );
+    let dir_err = s
+        .fetch(&Location::Local(dir.path().into()))
+        .open()
+        .err()
+        .unwrap();
+    assert!(
+        dir_err.to_string().contains("not a regular file"),
+        "{dir_err}"
+    );
+}

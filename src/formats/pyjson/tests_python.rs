@@ -259,3 +259,28 @@ fn random_values_match_python_json() {
         }
     }
 }
+
+/// Values drawn from the proptest strategy (deterministic runner: the same values on every
+/// run) against Python's `json`.
+#[test]
+fn proptest_values_match_python_json() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = crate::formats::proptests::py_value();
+    let values: Vec<PyValue> = (0..400)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .collect();
+    let inputs: Vec<Vec<u8>> = values.iter().map(|v| dumps(v).into_bytes()).collect();
+    let py = python_roundtrip(&inputs);
+    for (i, (v, want)) in values.iter().zip(&py).enumerate() {
+        let ours = dumps(v);
+        assert!(
+            want.ok,
+            "value {i}: python rejects our {ours:?}: {}",
+            want.compact
+        );
+        assert_eq!(ours, want.compact, "value {i}: dumps differs from Python");
+        assert_eq!(dumps_indent4(v), want.indent, "value {i}: indent=4 differs");
+    }
+}

@@ -339,3 +339,47 @@ fn dataflow_reads_every_file_once() {
     v.sort();
     assert_eq!(v, ["u0", "u1", "u2", "u3", "u4", "u5"]);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn listed() -> ListedFile {
+        ListedFile {
+            seq: 0,
+            rel_path: "m.json".into(),
+            size: 0,
+            error: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the bytes, validation returns an outcome (a reject names a kind and has a
+        /// message); it never panics.
+        #[test]
+        fn metadata_validation_never_panics(
+            edits in prop::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 0..8),
+            junk in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let f = Fixture::new();
+            let reader = f.reader();
+            let mut good = meta(&[]).into_bytes();
+            for (op, pos, byte) in edits {
+                let len = good.len();
+                match op % 3 {
+                    0 => good[pos % len] = byte,
+                    1 => good.insert(pos % (len + 1), byte),
+                    _ => { good.remove(pos % len); }
+                }
+            }
+            for bytes in [good, junk] {
+                match reader.parse(&listed(), &bytes) {
+                    Stage::Done(MetaOutcome::Reject(r)) => prop_assert!(!r.message.is_empty()),
+                    Stage::Done(_) | Stage::Clip(_) => {}
+                }
+            }
+        }
+    }
+}
