@@ -20,6 +20,7 @@ use crate::ops::exchange_by_bin::ExchangeByBin;
 use crate::ops::finalize::{BinWritten, CollectDone, Finalizer};
 use crate::ops::list::{list_metas, Lister};
 use crate::ops::read_meta::{MetaReader, ReadMeta};
+use crate::ops::reload::Reloader;
 use crate::ops::write_tar::{TarWriters, WriteTar};
 use crate::ops::StageClock;
 use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress};
@@ -147,6 +148,14 @@ pub fn run<B: Backend>(
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
         bins: BinSpec::Frames,
         allowed_roots: cfg.allowed_clip_roots.clone(),
+        slim: true,
+        check_clips: true,
+    };
+    // after planning, each planned clip's metadata is read again in full
+    let full_reader = MetaReader {
+        slim: false,
+        check_clips: false,
+        ..reader.clone()
     };
     // SOURCE_DATE_EPOCH, the reproducible-builds convention, pins the tar member mtime
     let mtime = match std::env::var("SOURCE_DATE_EPOCH")
@@ -241,6 +250,9 @@ pub fn run<B: Backend>(
                     batch_size,
                     max_batch_tokens,
                     move |c| tokenizer.tokenize(c),
+                    Some(Reloader {
+                        reader: full_reader.clone(),
+                    }),
                     clock.clone(),
                 )
                 .encode(

@@ -42,6 +42,8 @@ pub enum RejectKind {
     MetaTooLarge,
     /// `clip_location` is outside every `--allowed-clip-roots` prefix.
     ClipOutsideAllowedRoots,
+    /// The metadata file changed or vanished between planning and writing.
+    ChangedDuringJob,
 }
 
 impl RejectKind {
@@ -59,6 +61,7 @@ impl RejectKind {
             RejectKind::CaptionNotString => "caption_not_string",
             RejectKind::MetaTooLarge => "meta_too_large",
             RejectKind::ClipOutsideAllowedRoots => "clip_outside_allowed_roots",
+            RejectKind::ChangedDuringJob => "changed_during_job",
         }
     }
 }
@@ -117,6 +120,9 @@ pub struct ClipMeta {
     pub json: Vec<u8>,
     /// Warnings raised while reading.
     pub warnings: Vec<WarningKind>,
+    /// Hash of the metadata file's bytes: the planner keeps slim records (no `json`, no
+    /// `captions`) and the file is read again after planning; the hash proves it is the same.
+    pub meta_hash: u64,
 }
 
 /// The result of reading one listed metadata file.
@@ -168,6 +174,9 @@ pub struct PlannedClip {
     pub meta: Box<ClipMeta>,
     /// mtime of the clip's tar members (seconds since the epoch), the same for the whole job.
     pub mtime: u64,
+    /// Set when the clip cannot be written after all (its metadata changed or vanished
+    /// between planning and reading it again): its writer records this reject in its place.
+    pub gone: Option<Reject>,
 }
 
 /// A clip ready to be written: its three members except the mp4 bytes, which the writer
@@ -196,6 +205,8 @@ pub struct EncodedSample {
     pub tokens_embedded: u64,
     /// mtime of the tar members.
     pub mtime: u64,
+    /// The clip is not to be written: this reject takes its place (see [`PlannedClip::gone`]).
+    pub gone: Option<Reject>,
 }
 
 /// What a writer reports when it has finished a tar triple.

@@ -61,7 +61,7 @@ pub struct InputsFingerprint {
     pub listed: u64,
     /// Clips planned.
     pub planned: u64,
-    /// SHA-256 over every planned clip (tar, position, key, metadata bytes, captions, clip
+    /// SHA-256 over every planned clip (tar, position, key, hash of its metadata file, clip
     /// location) and the listing's rejects and counts.
     pub sha256: String,
 }
@@ -134,14 +134,10 @@ pub fn inputs_fingerprint(planned: &[PlannedClip], summary: &PlanSummary) -> Inp
         field(&c.tar.tar.to_le_bytes());
         field(&c.index.to_le_bytes());
         field(c.meta.span_uuid.as_bytes());
-        field(&c.meta.json);
+        // the metadata file's bytes (captions and `.json` member included), by their hash:
+        // the planner holds slim records
+        field(&c.meta.meta_hash.to_le_bytes());
         field(c.meta.clip_path.as_bytes());
-        for cap in &c.meta.captions {
-            match cap {
-                Some(s) => field(s.as_bytes()),
-                None => field(b"\xff"),
-            }
-        }
     }
     for r in &summary.rejects {
         field(r.meta.as_bytes());

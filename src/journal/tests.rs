@@ -104,6 +104,7 @@ fn job_and_done_records_round_trip_and_stale_records_are_dropped() {
 }
 
 fn planned(json: &[u8]) -> PlannedClip {
+    let meta_hash = crate::ops::stable_hash(json);
     PlannedClip {
         rank: 0,
         tar: tar("b", 0),
@@ -119,8 +120,10 @@ fn planned(json: &[u8]) -> PlannedClip {
             captions: vec![Some("hi".into()), None],
             json: json.to_vec(),
             warnings: vec![],
+            meta_hash,
         }),
         mtime: 0,
+        gone: None,
     }
 }
 

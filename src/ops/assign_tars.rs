@@ -116,6 +116,7 @@ impl Planner {
                         tar_len: len,
                         meta,
                         mtime: self.mtime,
+                        gone: None,
                     });
                 }
                 tars.push(tar);

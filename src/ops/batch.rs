@@ -5,6 +5,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
+
+use crate::ops::reload::Reloader;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
@@ -36,6 +38,8 @@ pub struct Batcher {
     max_windows: usize,
     max_tokens: usize,
     queue: VecDeque<PlannedClip>,
+    /// Slim clips (planned, metadata not yet read again), in order, behind `queue`.
+    slim: VecDeque<PlannedClip>,
     /// The front clip, already tokenized, that did not fit the previous batch.
     held: Option<(PlannedClip, Vec<Vec<u32>>)>,
 }
@@ -47,6 +51,7 @@ impl Batcher {
             max_windows: max_windows.max(1),
             max_tokens: max_tokens.max(1),
             queue: VecDeque::new(),
+            slim: VecDeque::new(),
             held: None,
         }
     }
@@ -56,9 +61,24 @@ impl Batcher {
         self.queue.push_back(clip);
     }
 
+    /// Queues a slim clip, to be completed by [`Batcher::reload`] when its turn comes.
+    pub fn push_slim(&mut self, clip: PlannedClip) {
+        self.slim.push_back(clip);
+    }
+
+    /// Completes slim clips with `reload`, `n` at a time, until `n` clips are ready: only the
+    /// clips about to be encoded hold their full metadata.
+    pub fn reload(&mut self, n: usize, reload: &dyn Fn(Vec<PlannedClip>) -> Vec<PlannedClip>) {
+        if self.queue.len() >= n || self.slim.is_empty() {
+            return;
+        }
+        let take: Vec<PlannedClip> = self.slim.drain(..n.min(self.slim.len())).collect();
+        self.queue.extend(reload(take));
+    }
+
     /// Whether no clip is queued.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.held.is_none()
+        self.queue.is_empty() && self.slim.is_empty() && self.held.is_none()
     }
 
     /// Cuts the next batch, tokenizing its captions with `tokenize`.
@@ -110,6 +130,7 @@ pub trait Batch<'scope> {
         max_windows: usize,
         max_tokens: usize,
         tokenize: F,
+        reloader: Option<Reloader>,
         clock: StageClock,
     ) -> Stream<'scope, u64, Vec<EncodeBatch>>
     where
@@ -122,11 +143,14 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
         max_windows: usize,
         max_tokens: usize,
         tokenize: F,
+        reloader: Option<Reloader>,
         clock: StageClock,
     ) -> Stream<'scope, u64, Vec<EncodeBatch>>
     where
         F: Fn(&str) -> Vec<u32> + 'static,
     {
+        // slim clips are read again this many at a time
+        let chunk = max_windows.clamp(16, 256);
         let scope = self.scope();
         self.unary(
             Exchange::new(|c: &PlannedClip| c.rank),
@@ -141,9 +165,16 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
                             cap = c.retain_least(output.output_index());
                         }
                         for clip in data.drain(..) {
-                            batcher.push(clip);
+                            match reloader {
+                                Some(_) => batcher.push_slim(clip),
+                                None => batcher.push(clip),
+                            }
                         }
                     });
+                    if let Some(r) = &reloader {
+                        let _t = clock.time("reload_meta");
+                        batcher.reload(chunk, &|clips| r.reload(clips));
+                    }
                     let batch = {
                         let _t = clock.time("batch");
                         batcher.next_batch(&tokenize)
@@ -235,7 +266,7 @@ mod tests {
                 };
                 clips
                     .to_stream(scope)
-                    .batch(4, 1000, tok, StageClock::default())
+                    .batch(4, 1000, tok, None, StageClock::default())
                     .inspect(move |b| seen.lock().unwrap().extend(b.clips.iter().map(|c| c.rank)));
             });
         })

@@ -83,6 +83,7 @@ impl<B: Backend> SampleEncoder<B> {
                     windows_embedded: arrays.len() as u32,
                     tokens_embedded: ids.iter().map(|s| s.len() as u64).sum(),
                     mtime: clip.mtime,
+                    gone: clip.gone,
                     tar: clip.tar,
                 }
             })

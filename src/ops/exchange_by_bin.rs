@@ -92,6 +92,7 @@ mod tests {
                         windows_embedded: 0,
                         tokens_embedded: 0,
                         mtime: 0,
+                        gone: None,
                     })
                     .collect();
                 samples

@@ -10,6 +10,7 @@ pub mod exchange_by_bin;
 pub mod finalize;
 pub mod list;
 pub mod read_meta;
+pub mod reload;
 pub mod write_tar;
 
 use std::cell::RefCell;
@@ -92,8 +93,10 @@ pub(crate) mod test_support {
                 captions: captions.iter().map(|c| c.map(str::to_string)).collect(),
                 json: json.to_vec(),
                 warnings: vec![],
+                meta_hash: 0,
             }),
             mtime: 1_700_000_000,
+            gone: None,
         }
     }
 }

@@ -30,6 +30,11 @@ pub struct MetaReader {
     /// When not empty, a clip must lie under one of these prefixes (local paths, lexically
     /// normalised, or URIs); others are rejected.
     pub allowed_roots: Vec<String>,
+    /// Slim records for planning: drop `json` and `captions` (the bulk of a record) after
+    /// validating; they are read again once the plan is made ([`crate::ops::reload`]).
+    pub slim: bool,
+    /// Check that each binned clip exists and compare its size (off when reading again).
+    pub check_clips: bool,
 }
 
 /// Metadata files above this size are rejected unread: real ones are a few KiB, and a huge
@@ -115,6 +120,7 @@ impl MetaReader {
     }
 
     fn parse(&self, file: &ListedFile, bytes: &[u8]) -> Stage {
+        let meta_hash = crate::ops::stable_hash(bytes);
         let done = |kind, message: String, uuid: Option<String>| {
             Stage::Done(reject(file, kind, message, uuid))
         };
@@ -147,13 +153,19 @@ impl MetaReader {
                 Some(uuid),
             );
         }
-        match self.validate(file, json, &uuid) {
+        match self.validate(file, json, &uuid, meta_hash) {
             Ok(stage) => stage,
             Err((k, m)) => done(k, m, Some(uuid)),
         }
     }
 
-    fn validate(&self, file: &ListedFile, mut json: PyValue, uuid: &str) -> Check<Stage> {
+    fn validate(
+        &self,
+        file: &ListedFile,
+        mut json: PyValue,
+        uuid: &str,
+        meta_hash: u64,
+    ) -> Check<Stage> {
         if !get_bool(&json, "valid")? {
             return Ok(Stage::Done(MetaOutcome::Invalid { seq: file.seq }));
         }
@@ -217,7 +229,12 @@ impl MetaReader {
             num_frames,
             framerate,
         });
-        let needs_clip = bin.is_some();
+        let needs_clip = bin.is_some() && self.check_clips;
+        let (captions, json) = if self.slim {
+            (vec![], vec![])
+        } else {
+            (captions, pyjson::dumps(&json).into_bytes())
+        };
         let meta = Box::new(ClipMeta {
             seq: file.seq,
             rel_path: file.rel_path.clone(),
@@ -226,8 +243,9 @@ impl MetaReader {
             num_bytes: num_bytes as u64,
             clip_path: clip.to_string(),
             captions,
-            json: pyjson::dumps(&json).into_bytes(),
+            json,
             warnings,
+            meta_hash,
         });
         if needs_clip {
             Ok(Stage::Clip(NeedsClip {

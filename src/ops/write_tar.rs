@@ -151,6 +151,9 @@ impl TarWriters {
 pub const PREFETCH_WINDOW: u32 = 4;
 
 fn start_fetch(input: &Storage, s: &EncodedSample) -> Fetch {
+    if s.gone.is_some() {
+        return Fetch::failed("read", &s.clip_path, "not to be written".into());
+    }
     match Location::parse(&s.clip_path) {
         Ok(clip) => input.fetch(&clip),
         Err(e) => Fetch::failed("read", &s.clip_path, e),
@@ -184,6 +187,11 @@ fn create_files(
 }
 
 fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<(), ShardError> {
+    if let Some(reject) = s.gone {
+        // its metadata changed after planning: the reject takes its place
+        open.done.rejects.push(reject);
+        return Ok(());
+    }
     // open the clip first, so a missing or unreadable one skips the sample in all three tars
     // alike; its bytes then stream into the video tar
     let video = match fetch.open() {

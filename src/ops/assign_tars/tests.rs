@@ -11,6 +11,7 @@ fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {
         captions: vec![],
         json: b"{}".to_vec(),
         warnings: vec![WarningKind::NumBytesMismatch],
+        meta_hash: seq,
     }))
 }
 

@@ -22,6 +22,8 @@ impl Fixture {
             caption_field: "qwen_caption".into(),
             bins: BinSpec::Frames,
             allowed_roots: vec![],
+            slim: false,
+            check_clips: true,
         }
     }
 
