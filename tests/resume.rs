@@ -353,3 +353,35 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
         c["tars"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn a_full_disk_stops_the_job_naming_the_file_and_resume_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    assert_ok(&run(tmp.path(), &input, "out", &[], true));
+    let before = dataset_files(&tmp.path().join("out"));
+    // lose one tar, and make the disk "full" where it is written again: its temporary file is
+    // a link to /dev/full, where every write fails with ENOSPC
+    let dir = tmp
+        .path()
+        .join("out/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/video/part_000000");
+    std::fs::remove_file(dir.join("000001.tar")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.join(".000001.tar.partial")).unwrap();
+    let full = run(tmp.path(), &input, "out", &["--resume"], true);
+    assert_eq!(full.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert!(
+        err.contains("000001.tar") && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert!(!dir.join("000001.tar").exists());
+    assert!(report(&tmp.path().join("out/v0"))["ok"] == false);
+    // space again: resume finishes the job, identical to the first run
+    assert!(
+        !dir.join(".000001.tar.partial").exists(),
+        "the failed temporary file is removed"
+    );
+    assert_ok(&run(tmp.path(), &input, "out", &["--resume"], true));
+    assert!(dataset_files(&tmp.path().join("out")) == before);
+}

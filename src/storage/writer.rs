@@ -103,9 +103,15 @@ impl ObjectWriter {
         let fail = |e: &dyn std::fmt::Display| StorageError::other("write", &shown, e.to_string());
         match std::mem::replace(&mut self.state, State::Done) {
             State::Local { file, tmp, fin } => {
-                let f = file
-                    .into_inner()
-                    .map_err(|e| StorageError::io("write", &tmp.display(), e.error()))?;
+                let f = match file.into_inner() {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let err = StorageError::io("write", &tmp.display(), e.error());
+                        drop(e);
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(err);
+                    }
+                };
                 let done = f
                     .sync_all()
                     .map_err(|e| StorageError::io("write", &tmp.display(), &e))
