@@ -587,3 +587,74 @@ fn listing_pages_through_thousands_of_objects() {
     let last: serde_json::Value = serde_json::from_str(rejects.lines().last().unwrap()).unwrap();
     assert_eq!(last["meta"], "002499.json");
 }
+
+#[test]
+fn two_processes_write_to_s3_and_a_lost_tar_is_resumed() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("multi");
+    let input = data("sample-dataset");
+    let out_uri = format!("s3://{bucket}/out");
+    let model = data("t5-tiny");
+    let remap = remap_to(input.to_str().unwrap());
+    let shard_args = [
+        "--input-clip-path",
+        input.to_str().unwrap(),
+        "--output-dataset-path",
+        &out_uri,
+        "--t5-model",
+        model.to_str().unwrap(),
+        "--remap-clip-location",
+        &remap,
+        "--workers",
+        "1",
+        "--max-rejected-fraction",
+        "0.05",
+    ];
+    let run = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        .args(["launch", "--processes", "2", "--"])
+        .args(shard_args)
+        .current_dir(tmp.path())
+        .envs(AWS_ENV)
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env("HOME", tmp.path())
+        .env("SHARDFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_ok(&run);
+    let first = tmp.path().join("first");
+    s3.download(&out_uri, &first);
+    let line = compare_strict(&data("sample-dataset-expected"), &first);
+    assert!(line.ends_with("OK"), "{line}");
+
+    // lose a tar on the server; --resume writes it again and keeps the rest
+    let lost =
+        "out/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/t5_xxl/part_000000/000001.tar";
+    s3.util(&["rm", &format!("s3://{bucket}/{lost}")]);
+    let resumed = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        .args(["shard", "--resume"])
+        .args(shard_args)
+        .current_dir(tmp.path())
+        .envs(AWS_ENV)
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env("HOME", tmp.path())
+        .env("SHARDFLOW_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_ok(&resumed);
+    let second = tmp.path().join("second");
+    s3.download(&out_uri, &second);
+    let line = compare_strict(&data("sample-dataset-expected"), &second);
+    assert!(line.ends_with("OK"), "{line}");
+    let c = reconciled_counts(&second.join("v0"));
+    assert_eq!(
+        c["tars_resumed"].as_u64().unwrap() + 1,
+        c["tars"].as_u64().unwrap(),
+        "{c}"
+    );
+    assert_eq!(
+        std::fs::read(first.join(&lost[4..])).unwrap(),
+        std::fs::read(second.join(&lost[4..])).unwrap(),
+        "the rewritten tar has the journal's mtime"
+    );
+}

@@ -9,6 +9,7 @@ The endpoint and keys come from the usual AWS_* variables (AWS_ENDPOINT_URL, ...
   s3util.py ls s3://BUCKET/PREFIX                one key per line, sorted
   s3util.py uploads BUCKET                       in-progress multipart uploads, one key per line
   s3util.py many s3://BUCKET/PREFIX N            N small objects PREFIX/NNNNNN.json (JSON bodies)
+  s3util.py rm s3://BUCKET/KEY                   delete one object
 """
 
 import os
@@ -76,6 +77,9 @@ def main(argv):
         (bucket, prefix), n = split(argv[2]), int(argv[3])
         for i in range(n):
             c.put_object(Bucket=bucket, Key=f"{prefix}/{i:06d}.json", Body=b"{}")
+    elif cmd == "rm":
+        bucket, key = split(argv[2])
+        c.delete_object(Bucket=bucket, Key=key)
     else:
         sys.exit(f"unknown command {cmd}")
 
