@@ -172,6 +172,30 @@ impl ObjectWriter {
     }
 }
 
+/// Starts a multipart upload. object_store does not retry its POST after a connection reset
+/// (the request is not idempotent), so it is retried here: at worst the server keeps an extra
+/// empty upload, which holds no data.
+fn create_upload(
+    rt: &tokio::runtime::Handle,
+    store: &Arc<dyn ObjectStore>,
+    path: &ObjPath,
+) -> Result<Box<dyn object_store::MultipartUpload>, object_store::Error> {
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 0;
+    loop {
+        match rt.block_on(store.put_multipart(path)) {
+            Ok(up) => return Ok(up),
+            Err(e) if attempt < 3 && !matches!(e, object_store::Error::NotFound { .. }) => {
+                tracing::warn!("starting the upload of {path} failed, retrying: {e}");
+                std::thread::sleep(delay);
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 impl Write for ObjectWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         match &mut self.state {
@@ -193,7 +217,7 @@ impl Write for ObjectWriter {
                     None => {
                         buf.extend_from_slice(data);
                         if buf.len() >= *part_size {
-                            let up = rt.block_on(store.put_multipart(path)).map_err(io_err)?;
+                            let up = create_upload(rt, store, path).map_err(io_err)?;
                             let mut w = WriteMultipart::new_with_chunk_size(up, *part_size);
                             {
                                 // parts are spawned onto the I/O runtime
