@@ -10,20 +10,25 @@
 //! [`StorageOptions::max_retries`] times within [`StorageOptions::retry_timeout_s`].
 
 mod aws;
+mod fetch;
+mod local;
 mod location;
+mod remote;
 mod writer;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 pub use aws::{read_profile, Profile};
+pub use fetch::{ClipReader, Fetch, PREFETCH_MAX, STREAM_CHUNK};
+use fetch::{FetchInner, Prefetched};
+use local::{list_local, local_size};
 pub use location::{Location, Scheme};
+use remote::build_store;
 pub use writer::ObjectWriter;
 
 /// Settings of the storage layer.
@@ -147,183 +152,6 @@ pub struct Storage {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage").field("role", &self.role).finish()
-    }
-}
-
-/// Objects up to this size are read whole by a prefetch; larger ones stream through in
-/// ranged reads of [`STREAM_CHUNK`] bytes, so no clip is ever held whole in memory when it is
-/// big.
-pub const PREFETCH_MAX: u64 = 64 << 20;
-/// Size of one ranged read when streaming a large object.
-pub const STREAM_CHUNK: u64 = 8 << 20;
-
-/// A clip read started by [`Storage::fetch`]: a local file (opened when waited for, then
-/// streamed), an object prefetched whole, or a large object to stream in ranges.
-pub struct Fetch {
-    inner: FetchInner,
-}
-
-enum FetchInner {
-    Local(std::path::PathBuf),
-    Remote(
-        tokio::runtime::Handle,
-        tokio::task::JoinHandle<Result<Prefetched, StorageError>>,
-        String,
-        Option<(Arc<dyn ObjectStore>, ObjPath)>,
-    ),
-    Failed(StorageError),
-}
-
-enum Prefetched {
-    Whole(bytes::Bytes),
-    Large(u64),
-}
-
-/// The bytes of a clip, ready to be copied: `len` bytes from `reader`.
-pub struct ClipReader {
-    /// Exact size; reading yields exactly this many bytes or fails.
-    pub len: u64,
-    /// The bytes.
-    pub reader: Box<dyn std::io::Read + Send>,
-}
-
-impl Fetch {
-    /// A read that failed before it started (e.g. an unparsable location).
-    pub fn failed(op: &'static str, location: &str, message: String) -> Fetch {
-        Fetch {
-            inner: FetchInner::Failed(StorageError::other(op, &location, message)),
-        }
-    }
-
-    /// Waits until the clip can be read: the file is open (or the object fetched, or its size
-    /// known). An error here means the clip is missing or unreadable.
-    pub fn open(self) -> Result<ClipReader, StorageError> {
-        match self.inner {
-            FetchInner::Local(p) => {
-                let shown = p.display();
-                let f =
-                    std::fs::File::open(&p).map_err(|e| StorageError::io("read", &shown, &e))?;
-                let meta = f
-                    .metadata()
-                    .map_err(|e| StorageError::io("read", &shown, &e))?;
-                if !meta.is_file() {
-                    return Err(StorageError::other(
-                        "read",
-                        &shown,
-                        "not a regular file".into(),
-                    ));
-                }
-                let len = meta.len();
-                Ok(ClipReader {
-                    len,
-                    reader: Box::new(Exact::new(f, len, shown.to_string())),
-                })
-            }
-            FetchInner::Remote(rt, handle, loc, target) => {
-                let got = match rt.block_on(handle) {
-                    Ok(r) => r?,
-                    Err(e) => return Err(StorageError::other("read", &loc, e.to_string())),
-                };
-                match got {
-                    Prefetched::Whole(b) => Ok(ClipReader {
-                        len: b.len() as u64,
-                        reader: Box::new(std::io::Cursor::new(b)),
-                    }),
-                    Prefetched::Large(len) => {
-                        let (store, path) = target.expect("remote target");
-                        let ranges = Ranged {
-                            rt,
-                            store,
-                            path,
-                            shown: loc.clone(),
-                            len,
-                            pos: 0,
-                            chunk: std::io::Cursor::new(bytes::Bytes::new()),
-                        };
-                        Ok(ClipReader {
-                            len,
-                            reader: Box::new(Exact::new(ranges, len, loc)),
-                        })
-                    }
-                }
-            }
-            FetchInner::Failed(e) => Err(e),
-        }
-    }
-
-    /// Waits for the whole bytes (for small files; large ones are read whole too).
-    pub fn wait(self) -> Result<bytes::Bytes, StorageError> {
-        let mut r = self.open()?;
-        let mut out = Vec::with_capacity(r.len as usize);
-        std::io::Read::read_to_end(&mut r.reader, &mut out)
-            .map_err(|e| StorageError::other("read", &"clip", e.to_string()))?;
-        Ok(out.into())
-    }
-}
-
-/// Yields exactly `left` bytes of `inner`, failing if it ends early (the file shrank) and
-/// never reading past them (it grew): a tar header announced this size.
-struct Exact<R> {
-    inner: R,
-    left: u64,
-    shown: String,
-}
-
-impl<R> Exact<R> {
-    fn new(inner: R, left: u64, shown: String) -> Self {
-        Exact { inner, left, shown }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Exact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} ended {} bytes early (changed while being read)",
-                    self.shown, self.left
-                ),
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Sequential ranged reads of a large object.
-struct Ranged {
-    rt: tokio::runtime::Handle,
-    store: Arc<dyn ObjectStore>,
-    path: ObjPath,
-    shown: String,
-    len: u64,
-    pos: u64,
-    chunk: std::io::Cursor<bytes::Bytes>,
-}
-
-impl std::io::Read for Ranged {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = std::io::Read::read(&mut self.chunk, buf)?;
-        if n > 0 || self.pos >= self.len {
-            return Ok(n);
-        }
-        let end = (self.pos + STREAM_CHUNK).min(self.len);
-        let got = self
-            .rt
-            .block_on(self.store.get_range(&self.path, self.pos..end))
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", self.shown)))?;
-        if got.is_empty() {
-            return Ok(0);
-        }
-        self.pos += got.len() as u64;
-        self.chunk = std::io::Cursor::new(got);
-        std::io::Read::read(&mut self.chunk, buf)
     }
 }
 
@@ -626,153 +454,6 @@ impl Storage {
                 ))
             }
         }
-    }
-}
-
-fn local_size(p: &Path) -> Result<u64, StorageError> {
-    let shown = p.display();
-    let meta = std::fs::metadata(p).map_err(|e| StorageError::io("stat", &shown, &e))?;
-    if !meta.is_file() {
-        return Err(StorageError::other(
-            "read",
-            &shown,
-            "not a regular file".into(),
-        ));
-    }
-    std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
-    Ok(meta.len())
-}
-
-fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
-    let not_dir = || StorageError {
-        op: "list",
-        location: root.display().to_string(),
-        message: "no such directory".into(),
-        not_found: true,
-    };
-    let meta = std::fs::metadata(root).map_err(|_| not_dir())?;
-    if !meta.is_dir() {
-        return Err(not_dir());
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![std::path::PathBuf::new()];
-    while let Some(rel_dir) = stack.pop() {
-        let shown = rel_dir.to_string_lossy().into_owned();
-        let entries = match std::fs::read_dir(root.join(&rel_dir)) {
-            Ok(e) => e,
-            Err(e) => {
-                found.push(Listed {
-                    rel: shown,
-                    size: 0,
-                    error: Some(format!("cannot list directory: {e}")),
-                });
-                continue;
-            }
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    found.push(Listed {
-                        rel: shown.clone(),
-                        size: 0,
-                        error: Some(format!("cannot list directory: {e}")),
-                    });
-                    continue;
-                }
-            };
-            let rel = rel_dir.join(entry.file_name());
-            // follow symlinks, as Python's reading of files does
-            let meta = std::fs::metadata(entry.path()).ok();
-            if meta.as_ref().is_some_and(|m| m.is_dir()) {
-                stack.push(rel);
-            } else {
-                let size = meta.map(|m| m.len()).unwrap_or(0);
-                found.push(match rel.to_str() {
-                    Some(s) => Listed {
-                        rel: s.to_string(),
-                        size,
-                        error: None,
-                    },
-                    None => Listed {
-                        rel: rel.to_string_lossy().into_owned(),
-                        size,
-                        error: Some("file name is not valid UTF-8".to_string()),
-                    },
-                });
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn retry_config(opts: &StorageOptions) -> object_store::RetryConfig {
-    object_store::RetryConfig {
-        backoff: object_store::BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(15),
-            base: 2.0,
-        },
-        max_retries: opts.max_retries,
-        retry_timeout: Duration::from_secs(opts.retry_timeout_s),
-    }
-}
-
-fn build_store(
-    scheme: Scheme,
-    bucket: &str,
-    profile: Option<&str>,
-    opts: &StorageOptions,
-) -> Result<Arc<dyn ObjectStore>, String> {
-    let retry = retry_config(opts);
-    let env = |k: &str| std::env::var(k).ok();
-    match scheme {
-        Scheme::S3 => {
-            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-            let resolved = aws::load(profile, &env)?;
-            let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry);
-            if let Some((k, s, t)) = resolved.keys {
-                b = b.with_access_key_id(k).with_secret_access_key(s);
-                if let Some(t) = t {
-                    b = b.with_token(t);
-                }
-            }
-            if let Some(r) = resolved.region {
-                b = b.with_region(r);
-            }
-            if let Some(e) = resolved.endpoint {
-                b = b.with_endpoint(e);
-            }
-            let endpoint = b
-                .get_config_value(&AmazonS3ConfigKey::Endpoint)
-                .or_else(|| env("AWS_ENDPOINT_URL_S3"));
-            if let Some(e) = endpoint {
-                b = b.with_endpoint(&e);
-                if e.starts_with("http://") {
-                    b = b.with_allow_http(true);
-                }
-                if env("AWS_VIRTUAL_HOSTED_STYLE_REQUEST").is_none() {
-                    b = b.with_virtual_hosted_style_request(false);
-                }
-            }
-            b.build()
-                .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-                .map_err(|e| format!("S3 bucket {bucket}: {e}"))
-        }
-        Scheme::Gcs => object_store::gcp::GoogleCloudStorageBuilder::from_env()
-            .with_bucket_name(bucket)
-            .with_retry(retry)
-            .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-            .map_err(|e| format!("GCS bucket {bucket}: {e}")),
-        Scheme::Azure => object_store::azure::MicrosoftAzureBuilder::from_env()
-            .with_container_name(bucket)
-            .with_retry(retry)
-            .build()
-            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
-            .map_err(|e| format!("Azure container {bucket}: {e}")),
     }
 }
 
