@@ -336,22 +336,6 @@ impl MetaReader {
     }
 }
 
-/// `.` and `..` resolved without touching the file system.
-fn normalise(p: &Path) -> std::path::PathBuf {
-    use std::path::Component;
-    let mut out = std::path::PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 fn reject(
     file: &ListedFile,
     kind: RejectKind,
@@ -400,51 +384,6 @@ fn finish_clip(n: NeedsClip, size: Result<u64, StorageError>) -> MetaOutcome {
     }
 }
 
-fn get<'a>(json: &'a PyValue, key: &str) -> Check<&'a PyValue> {
-    json.get(key)
-        .ok_or_else(|| (RejectKind::MissingKey, format!("missing key \"{key}\"")))
-}
-
-fn wrong(key: &str, v: &PyValue, want: &str) -> (RejectKind, String) {
-    (
-        RejectKind::WrongType,
-        format!("key \"{key}\" is a {}, not {want}", v.type_name()),
-    )
-}
-
-fn get_str(json: &PyValue, key: &str) -> Check<String> {
-    let v = get(json, key)?;
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| wrong(key, v, "a string"))
-}
-
-fn get_bool(json: &PyValue, key: &str) -> Check<bool> {
-    let v = get(json, key)?;
-    v.as_bool().ok_or_else(|| wrong(key, v, "a boolean"))
-}
-
-fn get_int(json: &PyValue, key: &str) -> Check<i64> {
-    let v = get(json, key)?;
-    match v {
-        PyValue::Int(_) => v.as_i64().ok_or_else(|| {
-            (
-                RejectKind::WrongType,
-                format!("key \"{key}\" is out of range"),
-            )
-        }),
-        _ => Err(wrong(key, v, "an integer")),
-    }
-}
-
-fn get_number(json: &PyValue, key: &str) -> Check<f64> {
-    let v = get(json, key)?;
-    match v {
-        PyValue::Int(_) | PyValue::Float(_) => v.as_f64().ok_or_else(|| wrong(key, v, "a number")),
-        _ => Err(wrong(key, v, "a number")),
-    }
-}
-
 /// The `read_meta` operator.
 pub trait ReadMeta<'scope> {
     /// Reads every listed file, spreading files over workers by listing position.
@@ -476,6 +415,9 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
         )
     }
 }
+
+mod fields;
+use fields::{get_bool, get_int, get_number, get_str, normalise};
 
 #[cfg(test)]
 mod tests;
