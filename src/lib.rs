@@ -9,6 +9,7 @@
 //! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
 //! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
+//! - [`incremental`]: what changed between two versions, by differential dataflow.
 //! - [`journal`]: the job's fingerprint and completed tars, for `--resume`.
 //! - [`report`]: counts, stage timings and rejects; the JSON job report.
 
@@ -18,6 +19,7 @@ pub mod dataflows;
 pub mod embed;
 pub mod error;
 pub mod formats;
+pub mod incremental;
 pub mod journal;
 pub mod model;
 pub mod ops;
