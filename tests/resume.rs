@@ -84,34 +84,8 @@ fn spawn(cwd: &Path, input: &Path, out: &str) -> Child {
         .expect("shardflow starts")
 }
 
-/// Every file below `dir` except the job's own folder, with its bytes; in the summaries
-/// (`wdinfo.json`, `wdinfo_list.csv`), which name the output folder, that name reads `OUT`.
-fn dataset_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            if rel.starts_with("v0/_shardflow") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if rel.ends_with("wdinfo.json") || rel.ends_with(".csv") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                out.insert(rel, text.replace(&name, "OUT").into_bytes());
-            } else {
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Files whose name marks them as incomplete.
-fn partial_files(dir: &Path) -> Vec<String> {
+/// Every file below `dir` (none if it does not exist).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -122,31 +96,45 @@ fn partial_files(dir: &Path) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.to_string_lossy().ends_with(".partial") {
-                out.push(p.to_string_lossy().into_owned());
+            } else {
+                out.push(p);
             }
         }
     }
     out
 }
 
-fn done_records(out: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![out.join("v0/_shardflow/done")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+/// Every file below `dir` except the job's own folder, with its bytes; in the summaries
+/// (`wdinfo.json`, `wdinfo_list.csv`), which name the output folder, that name reads `OUT`.
+fn dataset_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let mut out = BTreeMap::new();
+    for p in files_below(dir) {
+        let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("v0/_shardflow") {
             continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                n += 1;
-            }
+        }
+        if rel.ends_with("wdinfo.json") || rel.ends_with(".csv") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            out.insert(rel, text.replace(&name, "OUT").into_bytes());
+        } else {
+            out.insert(rel, std::fs::read(&p).unwrap());
         }
     }
-    n
+    out
+}
+
+/// Files whose name marks them as incomplete.
+fn partial_files(dir: &Path) -> Vec<String> {
+    files_below(dir)
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".partial"))
+        .collect()
+}
+
+fn done_records(out: &Path) -> usize {
+    files_below(&out.join("v0/_shardflow/done")).len()
 }
 
 /// xorshift64*: seeded delays without a dependency.

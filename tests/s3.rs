@@ -611,17 +611,19 @@ fn two_processes_write_to_s3_and_a_lost_tar_is_resumed() {
         "--max-rejected-fraction",
         "0.05",
     ];
-    let run = Command::new(env!("CARGO_BIN_EXE_shardflow"))
-        .args(["launch", "--processes", "2", "--"])
-        .args(shard_args)
-        .current_dir(tmp.path())
-        .envs(AWS_ENV)
-        .env("AWS_ENDPOINT_URL", &s3.endpoint)
-        .env("HOME", tmp.path())
-        .env("SHARDFLOW_LOG", "warn")
-        .output()
-        .unwrap();
-    assert_ok(&run);
+    let shardflow = |head: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shardflow"))
+            .args(head)
+            .args(shard_args)
+            .current_dir(tmp.path())
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("HOME", tmp.path())
+            .env("SHARDFLOW_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert_ok(&shardflow(&["launch", "--processes", "2", "--"]));
     let first = tmp.path().join("first");
     s3.download(&out_uri, &first);
     let line = compare_strict(&data("sample-dataset-expected"), &first);
@@ -631,17 +633,7 @@ fn two_processes_write_to_s3_and_a_lost_tar_is_resumed() {
     let lost =
         "out/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/t5_xxl/part_000000/000001.tar";
     s3.util(&["rm", &format!("s3://{bucket}/{lost}")]);
-    let resumed = Command::new(env!("CARGO_BIN_EXE_shardflow"))
-        .args(["shard", "--resume"])
-        .args(shard_args)
-        .current_dir(tmp.path())
-        .envs(AWS_ENV)
-        .env("AWS_ENDPOINT_URL", &s3.endpoint)
-        .env("HOME", tmp.path())
-        .env("SHARDFLOW_LOG", "warn")
-        .output()
-        .unwrap();
-    assert_ok(&resumed);
+    assert_ok(&shardflow(&["shard", "--resume"]));
     let second = tmp.path().join("second");
     s3.download(&out_uri, &second);
     let line = compare_strict(&data("sample-dataset-expected"), &second);

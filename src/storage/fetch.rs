@@ -107,15 +107,6 @@ impl Fetch {
             FetchInner::Failed(e) => Err(e),
         }
     }
-
-    /// Waits for the whole bytes (for small files; large ones are read whole too).
-    pub fn wait(self) -> Result<bytes::Bytes, StorageError> {
-        let mut r = self.open()?;
-        let mut out = Vec::with_capacity(r.len as usize);
-        std::io::Read::read_to_end(&mut r.reader, &mut out)
-            .map_err(|e| StorageError::other("read", &"clip", e.to_string()))?;
-        Ok(out.into())
-    }
 }
 
 /// Yields exactly `left` bytes of `inner`, failing if it ends early (the file shrank) and

@@ -302,7 +302,16 @@ impl Storage {
 
     /// Reads a whole file or object.
     pub fn read(&self, loc: &Location) -> Result<bytes::Bytes, StorageError> {
-        self.fetch(loc).wait()
+        match loc {
+            Location::Local(p) => std::fs::read(p)
+                .map(bytes::Bytes::from)
+                .map_err(|e| StorageError::io("read", &p.display(), &e)),
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("read", loc)?;
+                rt.block_on(async { store.get(&path).await?.bytes().await })
+                    .map_err(|e| StorageError::obj("read", loc, &e))
+            }
+        }
     }
 
     /// Starts reading a file or object. A remote read starts on the I/O runtime as soon as one

@@ -3,6 +3,7 @@
 //! seeded random values.
 
 use super::*;
+use crate::formats::proptests::same;
 use crate::formats::test_python::{pack, run_python, unpack, XorShift};
 
 /// For each input record: `OK`, `json.dumps(v)`, `json.dumps(v, indent=4)`; or `ERR`,
@@ -199,25 +200,6 @@ fn random_string(rng: &mut XorShift) -> String {
             char::from_u32(c).unwrap_or('\u{fffd}')
         })
         .collect()
-}
-
-/// Structural equality where floats compare by bits (any NaN equals any NaN).
-fn same(a: &PyValue, b: &PyValue) -> bool {
-    match (a, b) {
-        (PyValue::Float(x), PyValue::Float(y)) => {
-            (x.is_nan() && y.is_nan()) || x.to_bits() == y.to_bits()
-        }
-        (PyValue::Array(x), PyValue::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
-        }
-        (PyValue::Object(x), PyValue::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((ka, a), (kb, b))| ka == kb && same(a, b))
-        }
-        _ => a == b,
-    }
 }
 
 #[test]
