@@ -10,6 +10,10 @@ use burn::tensor::backend::Backend;
 
 use crate::config::ShardConfig;
 use crate::error::ShardError;
+use crate::incremental::base::Base;
+use crate::incremental::plan::Mode;
+use crate::incremental::reuse::EmbeddingSource;
+use crate::incremental::Grouping;
 use crate::journal::{differences, model_fingerprint, options_of, JobFingerprint, Journal};
 use crate::model::TextEncoder;
 use crate::ops::assign_tars::PlanGate;
@@ -44,6 +48,7 @@ pub fn preflight(
     cfg: &ShardConfig,
     storage: &Storage,
     resume: bool,
+    append: bool,
 ) -> Result<Option<JobFingerprint>, ShardError> {
     let meta_dir = cfg.meta_dir();
     match &meta_dir {
@@ -67,6 +72,10 @@ pub fn preflight(
         }
         return Ok(None);
     }
+    if append {
+        // checked by `prepare_incremental`
+        return Ok(None);
+    }
     if !resume {
         return Err(ShardError::OutputNotEmpty(version_dir.to_string()));
     }
@@ -86,6 +95,78 @@ pub fn preflight(
         )));
     }
     Ok(Some(old))
+}
+
+/// What the user asked of an incremental run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncrementalRequest {
+    /// A plain `shard`.
+    None,
+    /// `reshard --from-version V`; with `full`, a from-version that cannot be used makes a
+    /// full run instead of an error.
+    Reshard {
+        /// The earlier annotation version.
+        from_version: String,
+        /// Fall back to a full run.
+        full: bool,
+    },
+    /// `shard --append`.
+    Append,
+}
+
+/// Loads and checks the earlier output an incremental run starts from (process 0 only;
+/// after [`preflight`]). `None`: a plain run (nothing to append to, or `--full`).
+pub fn prepare_incremental(
+    cfg: &ShardConfig,
+    storage: &Storage,
+    request: &IncrementalRequest,
+) -> Result<Option<Mode>, ShardError> {
+    if cfg.cluster.process != 0 {
+        return Ok(None);
+    }
+    let output = storage.with_role(Role::Output);
+    let now = fingerprint(cfg, 0)?;
+    match request {
+        IncrementalRequest::None => Ok(None),
+        IncrementalRequest::Append => {
+            if unused(&output, &cfg.version_dir())? {
+                tracing::info!(
+                    "{}: empty, nothing to append to: sharding it whole",
+                    cfg.version_dir()
+                );
+                return Ok(None);
+            }
+            let base = Base::load(&output, cfg.version_dir(), &now, false)
+                .map_err(|e| ShardError::Base(format!("cannot append: {e}")))?;
+            Ok(Some(Mode::Append {
+                base: Arc::new(base),
+            }))
+        }
+        IncrementalRequest::Reshard { from_version, full } => {
+            if *from_version == cfg.version {
+                return Err(ShardError::Base(format!(
+                    "--from-version {from_version} is the version being written; name the earlier version"
+                )));
+            }
+            let dir = Location::parse(&cfg.output)
+                .map_err(ShardError::Base)?
+                .join(from_version);
+            match Base::load(&output, dir, &now, true) {
+                Ok(base) => Ok(Some(Mode::Reshard {
+                    base: Arc::new(base),
+                    workers: cfg.workers,
+                })),
+                Err(e) if *full => {
+                    tracing::warn!("{e}; --full: sharding {} from scratch", cfg.version);
+                    Ok(None)
+                }
+                Err(e) => Err(ShardError::Base(format!(
+                    "cannot re-shard from {from_version}: {e}. Pass --full to shard {} from scratch instead",
+                    cfg.version
+                ))),
+            }
+        }
+    }
 }
 
 /// True when `dir` holds nothing, or only the empty job folder an interrupted run made before
@@ -121,10 +202,12 @@ fn fingerprint(cfg: &ShardConfig, mtime: u64) -> Result<JobFingerprint, ShardErr
 /// summaries, `report.json` and `rejects.jsonl` once every tar is complete, and returns the
 /// report (also when a fatal error stopped the job: then `ok` is false); other processes
 /// return `None` when the dataflow is complete.
+#[allow(clippy::too_many_arguments)]
 pub fn run<B: Backend>(
     cfg: &ShardConfig,
     storage: &Storage,
     resume: Option<JobFingerprint>,
+    incremental: Option<Mode>,
     encoder: TextEncoder<B>,
     progress: Arc<Progress>,
     interrupted: Arc<std::sync::atomic::AtomicBool>,
@@ -158,16 +241,41 @@ pub fn run<B: Backend>(
         ..reader.clone()
     };
     // SOURCE_DATE_EPOCH, the reproducible-builds convention, pins the tar member mtime
-    let mtime = match std::env::var("SOURCE_DATE_EPOCH")
+    let epoch: Option<u64> = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        Some(t) => t,
-        None => SystemTime::now()
+        .and_then(|v| v.parse().ok());
+    let mtime = match (&incremental, epoch) {
+        // an incremental run's tars carry the earlier output's mtime, so that the tars it
+        // copies and the ones it writes agree
+        (Some(mode), e) => {
+            let base = mode.base().job.mtime;
+            if e.is_some_and(|e| e != base) {
+                tracing::warn!(
+                    "SOURCE_DATE_EPOCH ignored: the tars keep the earlier output's mtime {base}"
+                );
+            }
+            base
+        }
+        (None, Some(t)) => t,
+        (None, None) => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
     };
+    let job_name = match &incremental {
+        Some(Mode::Reshard { .. }) => "reshard",
+        Some(Mode::Append { .. }) => "shard --append",
+        None => "shard",
+    };
+    let incremental = incremental.map(|m| {
+        (
+            m,
+            Grouping {
+                target_tar_bytes: cfg.target_tar_bytes(),
+                max_tars_per_part: cfg.max_tars_per_part,
+            },
+        )
+    });
     let planner = Planner {
         target_tar_bytes: cfg.target_tar_bytes(),
         max_tars_per_part: cfg.max_tars_per_part,
@@ -233,6 +341,7 @@ pub fn run<B: Backend>(
             resume: resume.clone(),
             done: done.clone(),
             failure: worker_failure.clone(),
+            incremental: incremental.clone(),
         };
         let encoder = encoder.lock().expect("not poisoned").clone();
         let tokenizer = encoder.clone();
@@ -256,7 +365,9 @@ pub fn run<B: Backend>(
                     clock.clone(),
                 )
                 .encode(
-                    SampleEncoder::new(encoder).with_stop(worker_failure.clone()),
+                    SampleEncoder::new(encoder)
+                        .with_stop(worker_failure.clone())
+                        .with_reuse(EmbeddingSource::new(output.clone())),
                     clock.clone(),
                 )
                 .exchange_by_bin()
@@ -316,7 +427,7 @@ pub fn run<B: Backend>(
         }
     };
     let mut report = JobReport {
-        job: "shard".into(),
+        job: job_name.into(),
         ok: error.is_none(),
         error,
         counts,

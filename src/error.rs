@@ -32,6 +32,9 @@ pub enum ShardError {
     /// The job journal refuses the run (e.g. `--resume` with other options or model).
     #[error("{0}")]
     Journal(String),
+    /// The earlier version a re-shard or append starts from cannot be used.
+    #[error("{0}")]
+    Base(String),
     /// A worker thread failed.
     #[error("dataflow failed: {0}")]
     Dataflow(String),

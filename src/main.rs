@@ -30,10 +30,27 @@ struct Cli {
 enum Command {
     /// Turn a splitting-pipeline output into a sharded webdataset.
     Shard(Box<ShardArgs>),
+    /// Shard a new annotation version from an earlier one, embedding only new or changed
+    /// captions and copying the tars whose contents did not change.
+    Reshard(Box<ReshardArgs>),
     /// Embed a JSON list of captions, timed (for benchmarks and device checks).
     Encode(EncodeArgs),
     /// Run `shard` as N local processes talking over loopback (timely cluster mode).
     Launch(LaunchArgs),
+}
+
+#[derive(clap::Args)]
+struct ReshardArgs {
+    /// The earlier annotation version, already sharded into the same
+    /// --output-dataset-path by shardflow with the same model and options.
+    #[arg(long)]
+    from_version: String,
+    /// If the earlier version cannot be used (missing, incomplete, made with another model or
+    /// options), shard the new version from scratch instead of stopping with an error.
+    #[arg(long)]
+    full: bool,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 #[derive(clap::Args)]
@@ -171,8 +188,13 @@ struct ShardArgs {
     check: bool,
     /// Continue an interrupted job in the same output: keep its completed tars, write the
     /// rest. Refused if the options, model or inputs differ from the interrupted job's.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "append")]
     resume: bool,
+    /// Add the clips that appeared in metas/<version>/ since the output was written, as new
+    /// parts after each bin's last one; existing tars are left as they are, the wdinfo files
+    /// are replaced. The output must be a complete shardflow run with the same options.
+    #[arg(long)]
+    append: bool,
 }
 
 impl ShardArgs {
@@ -237,7 +259,25 @@ fn main() -> ExitCode {
     install_peer_failure_hook();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Shard(args) => run_shard(*args),
+        Command::Shard(args) => {
+            let request = if args.append {
+                shard::IncrementalRequest::Append
+            } else {
+                shard::IncrementalRequest::None
+            };
+            run_shard(*args, request)
+        }
+        Command::Reshard(args) => {
+            let request = shard::IncrementalRequest::Reshard {
+                from_version: args.from_version,
+                full: args.full,
+            };
+            if args.shard.append {
+                eprintln!("error: --append is an option of `shard`, not `reshard`");
+                return ExitCode::from(2);
+            }
+            run_shard(args.shard, request)
+        }
         Command::Encode(args) => run_encode(args),
         Command::Launch(args) => run_launch(args),
     };
@@ -250,7 +290,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
+fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let file = match &args.config {
         Some(path) => ShardFile::load(path).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?,
@@ -280,11 +320,18 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let storage = Storage::new(cfg.storage.clone());
-    let resume = shard::preflight(&cfg, &storage, args.resume)?;
+    let resume = shard::preflight(
+        &cfg,
+        &storage,
+        args.resume,
+        request == shard::IncrementalRequest::Append,
+    )?;
+    let incremental = shard::prepare_incremental(&cfg, &storage, &request)?;
     let job = ShardJob {
         cfg: &cfg,
         storage: &storage,
         resume,
+        incremental,
         check: args.check,
         started,
     };
@@ -303,8 +350,16 @@ fn run_shard(args: ShardArgs) -> anyhow::Result<ExitCode> {
 
     let c = &report.counts;
     let job_dir = cfg.version_dir().join(shard::JOB_DIR);
+    let incremental = match (c.tars_copied, c.tars_kept) {
+        (0, 0) => String::new(),
+        (copied, 0) => format!(
+            " + {copied} copied; {} caption windows embedded, {} reused",
+            c.windows_embedded, c.windows_reused
+        ),
+        (_, kept) => format!(" + {kept} kept"),
+    };
     println!(
-        "{}: {} clips written in {} tars ({} bins), {} invalid, {} dropped (no bin), {} rejected, in {:.1}s",
+        "{}: {} clips written in {} tars{incremental} ({} bins), {} invalid, {} dropped (no bin), {} rejected, in {:.1}s",
         cfg.version_dir(),
         c.written,
         c.tars,
@@ -338,6 +393,7 @@ struct ShardJob<'a> {
     cfg: &'a ShardConfig,
     storage: &'a Storage,
     resume: Option<shardflow::journal::JobFingerprint>,
+    incremental: Option<shardflow::incremental::plan::Mode>,
     check: bool,
     started: Instant,
 }
@@ -374,6 +430,7 @@ impl BackendJob for ShardJob<'_> {
             cfg,
             self.storage,
             self.resume,
+            self.incremental,
             encoder,
             progress,
             interrupted,

@@ -123,7 +123,36 @@ pub struct ClipMeta {
     /// Hash of the metadata file's bytes: the planner keeps slim records (no `json`, no
     /// `captions`) and the file is read again after planning; the hash proves it is the same.
     pub meta_hash: u64,
+    /// The clip file's size as found when planning (`None` when it was not checked).
+    #[serde(default)]
+    pub clip_size: Option<u64>,
+    /// Per captioned window, in order, [`caption_hash`] of its caption (kept in slim
+    /// records: re-sharding decides from them which embeddings it can reuse).
+    #[serde(default)]
+    pub caption_hashes: Vec<u64>,
 }
+
+/// The identity of a caption's embedding under one model: a hash of the `.strip()`-ed text
+/// that is tokenized (SPEC §5).
+pub fn caption_hash(caption: &str) -> u64 {
+    crate::ops::stable_hash(crate::model::t5::python_strip(caption).as_bytes())
+}
+
+/// Where an embedding computed by an earlier version lies: window `window` (among the
+/// embedded ones) of sample `key`'s `.pickle` in the `t5_xxl` tar at `tar`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EmbeddingRef {
+    /// The `t5_xxl` tar (a location string).
+    pub tar: String,
+    /// The sample key in that tar.
+    pub key: String,
+    /// Index into the sample's list of arrays.
+    pub window: u32,
+}
+
+/// Member tars of a triple that are copied from an earlier version instead of written: per
+/// kind in [`crate::ops::write_tar::KINDS`] order, the copied tar's size.
+pub type Copied = [Option<u64>; 3];
 
 /// The result of reading one listed metadata file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,6 +206,25 @@ pub struct PlannedClip {
     /// Set when the clip cannot be written after all (its metadata changed or vanished
     /// between planning and reading it again): its writer records this reject in its place.
     pub gone: Option<Reject>,
+    /// Member tars of the clip's triple copied from an earlier version (re-sharding).
+    #[serde(default)]
+    pub copied: Copied,
+    /// Per captioned window, the earlier embedding to reuse instead of encoding (re-sharding);
+    /// empty when every window is encoded.
+    #[serde(default)]
+    pub reuse: Vec<Option<EmbeddingRef>>,
+}
+
+impl PlannedClip {
+    /// Whether the clip's `.pickle` is needed at all (its `t5_xxl` tar is not copied).
+    pub fn needs_embeddings(&self) -> bool {
+        self.copied[1].is_none()
+    }
+
+    /// Whether captioned window `i` must be encoded (not reused, pickle needed).
+    pub fn encodes_window(&self, i: usize) -> bool {
+        self.needs_embeddings() && self.reuse.get(i).is_none_or(Option::is_none)
+    }
 }
 
 /// A clip ready to be written: its three members except the mp4 bytes, which the writer
@@ -207,6 +255,21 @@ pub struct EncodedSample {
     pub mtime: u64,
     /// The clip is not to be written: this reject takes its place (see [`PlannedClip::gone`]).
     pub gone: Option<Reject>,
+    /// Hash of the metadata file (the `.json` member's source).
+    #[serde(default)]
+    pub meta_hash: u64,
+    /// The clip's size when planned.
+    #[serde(default)]
+    pub clip_size: Option<u64>,
+    /// Caption hashes of the embedded windows.
+    #[serde(default)]
+    pub caption_hashes: Vec<u64>,
+    /// Windows whose embedding was reused from an earlier version.
+    #[serde(default)]
+    pub windows_reused: u32,
+    /// Member tars of the triple copied from an earlier version (not written).
+    #[serde(default)]
+    pub copied: Copied,
 }
 
 /// What a writer reports when it has finished a tar triple.
@@ -230,6 +293,34 @@ pub struct TarDone {
     /// Completed by an earlier, interrupted run of the job (`--resume`).
     #[serde(default)]
     pub resumed: bool,
+    /// Windows whose embedding was reused from an earlier version instead of encoded.
+    #[serde(default)]
+    pub windows_reused: u64,
+    /// Member tars copied from an earlier version (all three: the triple was unchanged).
+    #[serde(default)]
+    pub files_copied: u8,
+    /// Already in the output before this run and kept as it was (`--append`).
+    #[serde(default)]
+    pub kept: bool,
+    /// What the triple holds, for later incremental runs; absent in records of failed
+    /// triples.
+    #[serde(default)]
+    pub contents: Option<TarContents>,
+}
+
+/// What a written triple holds: enough to tell, without reading it, whether a later version
+/// would write the same bytes, and where each embedding is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarContents {
+    /// Sample keys, in order.
+    pub keys: Vec<String>,
+    /// Content hash of each member tar, in [`crate::ops::write_tar::KINDS`] order (see
+    /// [`crate::incremental::ContentHasher`]).
+    pub hashes: [u64; 3],
+    /// Size of each member tar.
+    pub sizes: [u64; 3],
+    /// Per sample, the caption hashes of its embedded windows (its `.pickle` arrays).
+    pub captions: Vec<Vec<u64>>,
 }
 
 impl TarDone {
@@ -244,6 +335,10 @@ impl TarDone {
             rejects: vec![],
             error: Some(error),
             resumed: false,
+            windows_reused: 0,
+            files_copied: 0,
+            kept: false,
+            contents: None,
         }
     }
 }

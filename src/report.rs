@@ -49,11 +49,20 @@ pub struct Counts {
     pub windows_embedded: u64,
     /// Tokens embedded (`</s>` included).
     pub tokens_embedded: u64,
-    /// Tar triples written (including those resumed).
+    /// Caption windows whose embedding was reused from an earlier version (`reshard`),
+    /// copied tars included.
+    pub windows_reused: u64,
+    /// Tar triples written by the job (including those resumed), not copied or kept.
     pub tars: u64,
     /// Tar triples an interrupted run had completed, kept by `--resume`.
     pub tars_resumed: u64,
-    /// Bytes of all tars written.
+    /// Tar triples copied unchanged from the earlier version (`reshard`).
+    pub tars_copied: u64,
+    /// Member tars copied from the earlier version, those of triples copied whole included.
+    pub tar_files_copied: u64,
+    /// Tar triples already in the output and left as they were (`--append`).
+    pub tars_kept: u64,
+    /// Bytes of all the output's tars.
     pub bytes: u64,
 }
 
@@ -131,7 +140,15 @@ pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject
         counts.written += d.samples;
         counts.windows_embedded += d.windows_embedded;
         counts.tokens_embedded += d.tokens_embedded;
-        counts.tars += 1;
+        counts.windows_reused += d.windows_reused;
+        counts.tar_files_copied += d.files_copied as u64;
+        if d.kept {
+            counts.tars_kept += 1;
+        } else if d.files_copied == 3 {
+            counts.tars_copied += 1;
+        } else {
+            counts.tars += 1;
+        }
         counts.tars_resumed += d.resumed as u64;
         counts.bytes += d.bytes;
     }

@@ -216,6 +216,16 @@ impl Journal {
         &self.dir
     }
 
+    /// The version directory it belongs to.
+    pub fn version_dir(&self) -> &Location {
+        &self.version_dir
+    }
+
+    /// The storage it is read and written through.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     /// Reads `job.json`, if there is one.
     pub fn read_job(&self) -> Result<Option<JobFingerprint>, ShardError> {
         let loc = self.dir.join("job.json");

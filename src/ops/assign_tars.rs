@@ -117,6 +117,8 @@ impl Planner {
                         meta,
                         mtime: self.mtime,
                         gone: None,
+                        copied: Default::default(),
+                        reuse: Vec::new(),
                     });
                 }
                 tars.push(tar);
@@ -182,9 +184,9 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
                     if !done && frontier.is_empty() {
                         done = true;
                         let _t = clock.time("assign_tars");
-                        let (mut planned, s) = planner.plan(std::mem::take(&mut stash));
+                        let (mut planned, mut s) = planner.plan(std::mem::take(&mut stash));
                         if let Some(gate) = &gate {
-                            planned = gate.admit(planned, &s);
+                            planned = gate.admit(planned, &mut s);
                         }
                         progress
                             .planned

@@ -19,14 +19,15 @@ use crate::record::PlannedClip;
 pub struct EncodeBatch {
     /// The clips, in rank order.
     pub clips: Vec<PlannedClip>,
-    /// Per clip, the token ids of each window that has a caption, in window order.
+    /// Per clip, the token ids of each window that has a caption, in window order; empty for
+    /// a window whose embedding is reused from an earlier version or not needed.
     pub ids: Vec<Vec<Vec<u32>>>,
 }
 
 impl EncodeBatch {
     /// Number of sequences to encode.
     pub fn windows(&self) -> usize {
-        self.ids.iter().map(Vec::len).sum()
+        self.ids.iter().flatten().filter(|s| !s.is_empty()).count()
     }
 }
 
@@ -93,19 +94,27 @@ impl Batcher {
                 Some(held) => held,
                 None => match self.queue.pop_front() {
                     Some(clip) => {
+                        // a window whose embedding is reused (or not needed) gets no ids
                         let ids: Vec<Vec<u32>> = clip
                             .meta
                             .captions
                             .iter()
                             .flatten()
-                            .map(|c| tokenize(c))
+                            .enumerate()
+                            .map(|(i, c)| {
+                                if clip.encodes_window(i) {
+                                    tokenize(c)
+                                } else {
+                                    Vec::new()
+                                }
+                            })
                             .collect();
                         (clip, ids)
                     }
                     None => break,
                 },
             };
-            let n = ids.len();
+            let n = ids.iter().filter(|s| !s.is_empty()).count();
             let t: usize = ids.iter().map(Vec::len).sum();
             let full = windows + n > self.max_windows || tokens + t > self.max_tokens;
             if !batch.clips.is_empty() && n > 0 && full {

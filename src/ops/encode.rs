@@ -8,6 +8,7 @@ use timely::dataflow::Stream;
 
 use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
+use crate::incremental::reuse::EmbeddingSource;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::ops::StageClock;
@@ -18,6 +19,7 @@ use crate::record::EncodedSample;
 pub struct SampleEncoder<B: Backend> {
     encoder: TextEncoder<B>,
     stop: Option<std::sync::Arc<std::sync::Mutex<Option<String>>>>,
+    reuse: Option<EmbeddingSource>,
 }
 
 impl<B: Backend> SampleEncoder<B> {
@@ -26,7 +28,14 @@ impl<B: Backend> SampleEncoder<B> {
         SampleEncoder {
             encoder,
             stop: None,
+            reuse: None,
         }
+    }
+
+    /// Takes the embeddings that clips mark as reusable from an earlier version's tars.
+    pub fn with_reuse(mut self, source: EmbeddingSource) -> Self {
+        self.reuse = Some(source);
+        self
     }
 
     /// Stops encoding (batches are dropped) once `failure` holds an error: after a fatal
@@ -44,8 +53,30 @@ impl<B: Backend> SampleEncoder<B> {
     }
 
     /// Encodes every window of the batch in one forward pass and assembles the samples.
+    /// Windows marked for reuse take their earlier array instead; if one cannot be read the
+    /// job fails (the error is recorded where [`SampleEncoder::with_stop`] points) and the
+    /// batch is dropped.
     pub fn encode(&self, batch: EncodeBatch) -> Vec<EncodedSample> {
-        let seqs: Vec<&[u32]> = batch.ids.iter().flatten().map(Vec::as_slice).collect();
+        match self.try_encode(batch) {
+            Ok(samples) => samples,
+            Err(e) => {
+                tracing::error!("{e}");
+                if let Some(stop) = &self.stop {
+                    stop.lock().expect("not poisoned").get_or_insert(e);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn try_encode(&self, batch: EncodeBatch) -> Result<Vec<EncodedSample>, String> {
+        let seqs: Vec<&[u32]> = batch
+            .ids
+            .iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .map(Vec::as_slice)
+            .collect();
         let mut outputs = if seqs.is_empty() {
             Vec::new()
         } else {
@@ -53,41 +84,66 @@ impl<B: Backend> SampleEncoder<B> {
         }
         .into_iter();
         let d_model = self.encoder.d_model();
-        batch
-            .clips
-            .into_iter()
-            .zip(batch.ids.iter())
-            .map(|(clip, ids)| {
-                let arrays: Vec<F16Array> = ids
-                    .iter()
-                    .map(|seq| {
-                        let rows = outputs.next().expect("one output per sequence");
-                        debug_assert_eq!(rows.len(), seq.len() * d_model);
+        let mut samples = Vec::with_capacity(batch.clips.len());
+        for (clip, ids) in batch.clips.into_iter().zip(batch.ids.iter()) {
+            let mut arrays: Vec<F16Array> = Vec::with_capacity(ids.len());
+            let mut reused = 0;
+            if clip.needs_embeddings() {
+                for (i, seq) in ids.iter().enumerate() {
+                    if seq.is_empty() {
+                        let r = clip.reuse.get(i).and_then(Option::as_ref).ok_or_else(|| {
+                            format!(
+                                "{}: window {i} has neither ids nor an embedding to reuse",
+                                clip.meta.span_uuid
+                            )
+                        })?;
+                        let source = self
+                            .reuse
+                            .as_ref()
+                            .ok_or("no earlier version to reuse embeddings from")?;
+                        arrays.push(source.get(r)?);
+                        reused += 1;
+                        continue;
+                    }
+                    let rows = outputs.next().expect("one output per sequence");
+                    debug_assert_eq!(rows.len(), seq.len() * d_model);
+                    arrays.push(
                         F16Array::new((seq.len(), d_model), to_f16(&rows))
-                            .expect("encoder returns len × d_model rows")
-                    })
-                    .collect();
-                EncodedSample {
-                    index: clip.index,
-                    tar_len: clip.tar_len,
-                    key: clip.meta.span_uuid.clone(),
-                    meta_rel_path: clip.meta.rel_path.clone(),
-                    clip_path: clip.meta.clip_path.clone(),
-                    json: clip.meta.json.clone(),
-                    pickle: npy_pickle::write_array_list(
-                        &arrays
-                            .iter()
-                            .map(F16Array::view)
-                            .collect::<Vec<F16ArrayRef>>(),
-                    ),
-                    windows_embedded: arrays.len() as u32,
-                    tokens_embedded: ids.iter().map(|s| s.len() as u64).sum(),
-                    mtime: clip.mtime,
-                    gone: clip.gone,
-                    tar: clip.tar,
+                            .expect("encoder returns len × d_model rows"),
+                    );
                 }
-            })
-            .collect()
+            }
+            let pickle = if clip.needs_embeddings() {
+                npy_pickle::write_array_list(
+                    &arrays
+                        .iter()
+                        .map(F16Array::view)
+                        .collect::<Vec<F16ArrayRef>>(),
+                )
+            } else {
+                Vec::new()
+            };
+            samples.push(EncodedSample {
+                index: clip.index,
+                tar_len: clip.tar_len,
+                key: clip.meta.span_uuid.clone(),
+                meta_rel_path: clip.meta.rel_path.clone(),
+                clip_path: clip.meta.clip_path.clone(),
+                json: clip.meta.json.clone(),
+                pickle,
+                windows_embedded: ids.iter().filter(|s| !s.is_empty()).count() as u32,
+                tokens_embedded: ids.iter().map(|s| s.len() as u64).sum(),
+                mtime: clip.mtime,
+                gone: clip.gone,
+                meta_hash: clip.meta.meta_hash,
+                clip_size: clip.meta.clip_size,
+                caption_hashes: clip.meta.caption_hashes,
+                windows_reused: reused,
+                copied: clip.copied,
+                tar: clip.tar,
+            });
+        }
+        Ok(samples)
     }
 }
 

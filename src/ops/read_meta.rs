@@ -230,6 +230,11 @@ impl MetaReader {
             framerate,
         });
         let needs_clip = bin.is_some() && self.check_clips;
+        let caption_hashes: Vec<u64> = captions
+            .iter()
+            .flatten()
+            .map(|c| crate::record::caption_hash(c))
+            .collect();
         let (captions, json) = if self.slim {
             (vec![], vec![])
         } else {
@@ -246,6 +251,8 @@ impl MetaReader {
             json,
             warnings,
             meta_hash,
+            clip_size: None,
+            caption_hashes,
         });
         if needs_clip {
             Ok(Stage::Clip(NeedsClip {
@@ -359,6 +366,7 @@ fn finish_clip(n: NeedsClip, size: Result<u64, StorageError>) -> MetaOutcome {
     } = n;
     match size {
         Ok(real) => {
+            meta.clip_size = Some(real);
             if real != declared as u64 {
                 meta.warnings.push(WarningKind::NumBytesMismatch);
                 tracing::warn!(

@@ -34,7 +34,10 @@ impl Reloader {
             .map(|(mut c, o)| {
                 let why = match o {
                     MetaOutcome::Clip(m) if m.meta_hash == c.meta.meta_hash => {
+                        // the clip was checked when planning, not again
+                        let clip_size = c.meta.clip_size;
                         c.meta = m;
+                        c.meta.clip_size = clip_size;
                         return c;
                     }
                     MetaOutcome::Clip(_) => "its content changed".to_string(),

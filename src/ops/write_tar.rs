@@ -12,8 +12,9 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use crate::error::ShardError;
+use crate::incremental::{ContentHasher, SampleFacts};
 use crate::ops::StageClock;
-use crate::record::{EncodedSample, Reject, RejectKind, TarDone, TarId};
+use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
 use crate::storage::{Fetch, Location, ObjectWriter, Storage};
 
 /// The three members of a sample, in the order of [`KINDS`].
@@ -38,7 +39,12 @@ struct PartialTar {
 struct OpenTar {
     next: u32,
     pending: BTreeMap<u32, (EncodedSample, Option<Fetch>)>,
-    files: Option<Vec<PartialTar>>,
+    /// Per kind, the tar being written; `None` for a member copied from an earlier version.
+    files: Option<Vec<Option<PartialTar>>>,
+    /// Member tars copied from an earlier version, with their sizes.
+    copied: Copied,
+    hasher: ContentHasher,
+    contents: TarContents,
     done: TarDone,
 }
 
@@ -86,10 +92,14 @@ impl TarWriters {
     fn push_inner(&mut self, sample: EncodedSample) -> Result<Option<TarDone>, ShardError> {
         let id = sample.tar.clone();
         let tar_len = sample.tar_len;
+        let copied = sample.copied;
         let open = self.open.entry(id.clone()).or_insert_with(|| OpenTar {
             next: 0,
             pending: BTreeMap::new(),
             files: None,
+            copied,
+            hasher: ContentHasher::default(),
+            contents: TarContents::default(),
             done: TarDone {
                 tar: id.clone(),
                 samples: 0,
@@ -99,6 +109,10 @@ impl TarWriters {
                 rejects: vec![],
                 error: None,
                 resumed: false,
+                windows_reused: 0,
+                files_copied: copied.iter().filter(|c| c.is_some()).count() as u8,
+                kept: false,
+                contents: None,
             },
         });
         open.pending.insert(sample.index, (sample, None));
@@ -106,7 +120,7 @@ impl TarWriters {
             // start the clip reads of the next few samples, so they overlap with writing
             let window = open.next..open.next.saturating_add(PREFETCH_WINDOW);
             for (_, (s, fetch)) in open.pending.range_mut(window) {
-                if fetch.is_none() {
+                if fetch.is_none() && open.copied[0].is_none() {
                     *fetch = Some(start_fetch(&self.input, s));
                 }
             }
@@ -114,9 +128,17 @@ impl TarWriters {
                 break;
             };
             if open.files.is_none() {
-                open.files = Some(create_files(&self.output, &self.version_dir, &id)?);
+                open.files = Some(create_files(
+                    &self.output,
+                    &self.version_dir,
+                    &id,
+                    &open.copied,
+                )?);
             }
-            let fetch = fetch.unwrap_or_else(|| start_fetch(&self.input, &s));
+            let fetch = match open.copied[0] {
+                Some(_) => None,
+                None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
+            };
             write_sample(open, s, fetch)?;
             open.next += 1;
         }
@@ -125,14 +147,29 @@ impl TarWriters {
         }
         let mut open = self.open.remove(&id).expect("present");
         if open.files.is_none() {
-            open.files = Some(create_files(&self.output, &self.version_dir, &id)?);
+            open.files = Some(create_files(
+                &self.output,
+                &self.version_dir,
+                &id,
+                &open.copied,
+            )?);
         }
         // the three members are finished in order; if one fails, the ones not yet finished
         // are aborted when dropped, and the triple is reported incomplete
-        for PartialTar { builder, fin } in open.files.take().expect("created") {
-            let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
-            open.done.bytes += w.finish()?;
+        let files = open.files.take().expect("created");
+        for (kind, file) in files.into_iter().enumerate() {
+            let size = match file {
+                Some(PartialTar { builder, fin }) => {
+                    let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
+                    w.finish()?
+                }
+                None => open.copied[kind].expect("a member not written is copied"),
+            };
+            open.contents.sizes[kind] = size;
+            open.done.bytes += size;
         }
+        open.contents.hashes = open.hasher.finish();
+        open.done.contents = Some(std::mem::take(&mut open.contents));
         if let Some(j) = &self.journal {
             j.record_done(&open.done)?;
         }
@@ -173,36 +210,60 @@ fn create_files(
     output: &Storage,
     version_dir: &Location,
     id: &TarId,
-) -> Result<Vec<PartialTar>, ShardError> {
+    copied: &Copied,
+) -> Result<Vec<Option<PartialTar>>, ShardError> {
     KINDS
         .iter()
-        .map(|(kind, _)| {
+        .zip(copied)
+        .map(|((kind, _), copied)| {
+            if copied.is_some() {
+                return Ok(None);
+            }
             let fin = TarWriters::tar_path(version_dir, id, kind);
-            Ok(PartialTar {
+            Ok(Some(PartialTar {
                 builder: tar::Builder::new(output.writer(&fin)?),
                 fin,
-            })
+            }))
         })
         .collect()
 }
 
-fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<(), ShardError> {
+fn write_sample(
+    open: &mut OpenTar,
+    s: EncodedSample,
+    fetch: Option<Fetch>,
+) -> Result<(), ShardError> {
+    let partial = open.copied.iter().any(Option::is_some);
     if let Some(reject) = s.gone {
+        if partial {
+            // the copied members hold the sample: the triple cannot be made consistent
+            return Err(ShardError::Dataflow(format!(
+                "{}: {}; its tar triple is partly copied from the earlier version, so it cannot be left out: run the job again",
+                reject.meta, reject.message
+            )));
+        }
         // its metadata changed after planning: the reject takes its place
         open.done.rejects.push(reject);
         return Ok(());
     }
     // open the clip first, so a missing or unreadable one skips the sample in all three tars
     // alike; its bytes then stream into the video tar
-    let video = match fetch.open() {
-        Ok(v) => v,
-        Err(e) => {
+    let video = match fetch.map(Fetch::open) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
             tracing::error!(
                 "{}: clip {} became unreadable: {}",
                 s.meta_rel_path,
                 s.clip_path,
                 e.message
             );
+            if partial {
+                return Err(ShardError::Dataflow(format!(
+                    "{}: clip {} became unreadable ({}); its tar triple is partly copied from the earlier version: run the job again",
+                    s.meta_rel_path, s.clip_path, e.message
+                )));
+            }
             open.done.rejects.push(Reject {
                 meta: s.meta_rel_path,
                 span_uuid: Some(s.key),
@@ -212,13 +273,24 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<()
             return Ok(());
         }
     };
+    let clip_size = video.as_ref().map_or(s.clip_size.unwrap_or(0), |v| v.len);
+    open.hasher.add(&SampleFacts {
+        key: &s.key,
+        clip_path: &s.clip_path,
+        clip_size,
+        meta_hash: s.meta_hash,
+        caption_hashes: &s.caption_hashes,
+    });
     let files = open.files.as_mut().expect("files created");
-    let mut video = Some(video);
-    for (PartialTar { builder, fin }, (data, ext)) in files.iter_mut().zip([
+    let mut video = video;
+    for (file, (data, ext)) in files.iter_mut().zip([
         (&[][..], "mp4"),
         (s.pickle.as_slice(), "pickle"),
         (s.json.as_slice(), "json"),
     ]) {
+        let Some(PartialTar { builder, fin }) = file else {
+            continue;
+        };
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o444);
         header.set_mtime(s.mtime);
@@ -228,12 +300,12 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<()
         let _ = header.set_username("bigdata");
         let _ = header.set_groupname("bigdata");
         let name = format!("{}.{ext}", s.key);
-        let appended = match video.take() {
-            Some(clip) => {
+        let appended = match (ext, video.take()) {
+            ("mp4", Some(clip)) => {
                 header.set_size(clip.len);
                 builder.append_data(&mut header, name, clip.reader)
             }
-            None => {
+            _ => {
                 header.set_size(data.len() as u64);
                 builder.append_data(&mut header, name, data)
             }
@@ -243,6 +315,13 @@ fn write_sample(open: &mut OpenTar, s: EncodedSample, fetch: Fetch) -> Result<()
     open.done.samples += 1;
     open.done.windows_embedded += s.windows_embedded as u64;
     open.done.tokens_embedded += s.tokens_embedded;
+    // a copied t5_xxl tar holds the earlier embeddings of all the sample's windows
+    open.done.windows_reused += match open.copied[1] {
+        Some(_) => s.caption_hashes.len() as u64,
+        None => s.windows_reused as u64,
+    };
+    open.contents.keys.push(s.key);
+    open.contents.captions.push(s.caption_hashes);
     Ok(())
 }
 

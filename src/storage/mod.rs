@@ -10,6 +10,7 @@
 //! [`StorageOptions::max_retries`] times within [`StorageOptions::retry_timeout_s`].
 
 mod aws;
+mod copy;
 mod fetch;
 mod local;
 mod location;

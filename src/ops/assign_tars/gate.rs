@@ -6,6 +6,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use super::PlanSummary;
+use crate::incremental::plan::{self, Mode, ReshardTarget};
+use crate::incremental::Grouping;
 use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
 use crate::record::{PlannedClip, TarDone, TarId};
 
@@ -24,11 +26,13 @@ pub struct PlanGate {
     pub done: Rc<RefCell<Vec<TarDone>>>,
     /// Set when the plan must not be written; the job then fails.
     pub failure: Arc<Mutex<Option<String>>>,
+    /// An incremental run (`reshard`, `--append`) and its grouping options.
+    pub incremental: Option<(Mode, Grouping)>,
 }
 
 impl PlanGate {
     /// The clips still to write; none when the job cannot go on (see `failure`).
-    pub fn admit(&self, planned: Vec<PlannedClip>, summary: &PlanSummary) -> Vec<PlannedClip> {
+    pub fn admit(&self, planned: Vec<PlannedClip>, summary: &mut PlanSummary) -> Vec<PlannedClip> {
         match self.try_admit(planned, summary) {
             Ok(p) => p,
             Err(e) => {
@@ -42,8 +46,9 @@ impl PlanGate {
     fn try_admit(
         &self,
         planned: Vec<PlannedClip>,
-        summary: &PlanSummary,
+        summary: &mut PlanSummary,
     ) -> Result<Vec<PlannedClip>, String> {
+        let appending = matches!(self.incremental, Some((Mode::Append { .. }, _)));
         let inputs = inputs_fingerprint(&planned, summary);
         let old_inputs = self.resume.as_ref().and_then(|o| o.inputs.as_ref());
         let mut completed = Vec::new();
@@ -63,6 +68,8 @@ impl PlanGate {
             Some(_) => {
                 completed = self.journal.load_done().map_err(|e| e.to_string())?;
             }
+            // an append keeps the output's job record: its tars keep that job's mtime
+            None if appending => {}
             None => {
                 // a fresh run, or one interrupted before it had planned
                 let job = JobFingerprint {
@@ -87,6 +94,21 @@ impl PlanGate {
             d.resumed = true;
             done.push(d);
         }
+        let planned = match &self.incremental {
+            None => planned,
+            Some((Mode::Reshard { base, workers }, grouping)) => {
+                let target = ReshardTarget {
+                    output: self.journal.storage(),
+                    version_dir: self.journal.version_dir(),
+                    journal: &self.journal,
+                    grouping: *grouping,
+                };
+                plan::reshard(planned, base, *workers, &target, &skip, &mut done)?
+            }
+            Some((Mode::Append { base }, grouping)) => {
+                plan::append(planned, summary, base, *grouping, &mut done)
+            }
+        };
         let mtime = self.resume.as_ref().map_or(self.job.mtime, |o| o.mtime);
         Ok(planned
             .into_iter()

@@ -1,0 +1,137 @@
+//! The earlier output an incremental run starts from: `<output>/<from-version>` for
+//! `reshard`, or `<output>/<version>` itself for `shard --append`. It must be a complete
+//! shardflow output (its journal's `report.json` says `ok`) made with the same model and the
+//! same options (the annotation version aside, for `reshard`), and its completion records
+//! must describe their contents (written by shardflow 0.1 with content records).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::ShardError;
+use crate::journal::{differences, JobFingerprint, Journal};
+use crate::record::{EmbeddingRef, TarDone};
+use crate::storage::{Location, Storage};
+
+use super::{OldVersion, TripleKey};
+
+/// A complete earlier output, checked.
+#[derive(Clone, Debug)]
+pub struct Base {
+    /// `<output>/<version>` of the earlier output.
+    pub version_dir: Location,
+    /// Its job fingerprint (its tar mtime is the new run's too, so unchanged tars can be
+    /// copied as they are).
+    pub job: JobFingerprint,
+    /// Its completion records whose tars are intact, by triple.
+    pub records: BTreeMap<TripleKey, TarDone>,
+}
+
+impl Base {
+    /// Loads `version_dir`'s journal and checks it against this run's fingerprint `now`
+    /// (options and model; `annotation_version` is ignored when `other_version`).
+    pub fn load(
+        output: &Storage,
+        version_dir: Location,
+        now: &JobFingerprint,
+        other_version: bool,
+    ) -> Result<Base, ShardError> {
+        let journal = Journal::new(output.clone(), version_dir.clone());
+        let refuse = |why: String| ShardError::Base(format!("{version_dir}: {why}"));
+        let Some(job) = journal.read_job()? else {
+            return Err(refuse(format!(
+                "no shardflow job journal ({}/job.json): it does not exist or was not written by shardflow",
+                journal.dir()
+            )));
+        };
+        let report = journal.dir().join("report.json");
+        let complete = match output.read(&report) {
+            Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
+                .ok()
+                .and_then(|v| v.get("ok").and_then(|ok| ok.as_bool()))
+                .unwrap_or(false),
+            Err(e) if e.not_found => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !complete {
+            return Err(refuse(
+                "its job did not complete (no successful report.json); finish it with `shardflow shard --resume` first".into(),
+            ));
+        }
+        let mut diffs = differences(&job, now);
+        if other_version {
+            diffs.retain(|d| !d.starts_with("annotation_version:"));
+        }
+        if !diffs.is_empty() {
+            return Err(refuse(format!(
+                "it was made differently, so its embeddings and tars cannot be reused: {}",
+                diffs.join("; ")
+            )));
+        }
+        let mut records = BTreeMap::new();
+        for d in journal.load_done()? {
+            if d.contents.is_none() {
+                return Err(refuse(format!(
+                    "the completion record of {}/part_{:06}/{:06}.tar has no content list (written by an earlier shardflow)",
+                    d.tar.bin, d.tar.part, d.tar.tar
+                )));
+            }
+            records.insert((d.tar.bin.clone(), d.tar.part, d.tar.tar), d);
+        }
+        Ok(Base {
+            version_dir,
+            job,
+            records,
+        })
+    }
+
+    /// Where a member tar of a triple lies.
+    pub fn tar_location(&self, key: &TripleKey, kind: u8) -> Location {
+        let kind = crate::ops::write_tar::KINDS[kind as usize].0;
+        self.version_dir.join(&format!(
+            "{}/{kind}/{}",
+            key.0,
+            crate::spec::tar_rel_path(key.1, key.2)
+        ))
+    }
+
+    /// The version as the change computation sees it.
+    pub fn old_version(&self) -> OldVersion {
+        let mut files = BTreeMap::new();
+        let mut captions = BTreeSet::new();
+        for (key, d) in &self.records {
+            let c = d.contents.as_ref().expect("checked on load");
+            for (kind, h) in c.hashes.iter().enumerate() {
+                files.insert((key.0.clone(), kind as u8, key.1, key.2), *h);
+            }
+            captions.extend(c.captions.iter().flatten().copied());
+        }
+        OldVersion { files, captions }
+    }
+
+    /// Where each embedded caption's array is (the first occurrence, in triple order).
+    pub fn embeddings(&self) -> std::collections::HashMap<u64, EmbeddingRef> {
+        let mut out = std::collections::HashMap::new();
+        for (key, d) in &self.records {
+            let c = d.contents.as_ref().expect("checked on load");
+            let tar = self.tar_location(key, 1).to_string();
+            for (sample, caps) in c.keys.iter().zip(&c.captions) {
+                for (w, h) in caps.iter().enumerate() {
+                    out.entry(*h).or_insert_with(|| EmbeddingRef {
+                        tar: tar.clone(),
+                        key: sample.clone(),
+                        window: w as u32,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Sample keys already in the output.
+    pub fn keys(&self) -> std::collections::HashSet<&str> {
+        self.records
+            .values()
+            .flat_map(|d| d.contents.as_ref().expect("checked").keys.iter())
+            .map(String::as_str)
+            .collect()
+    }
+}

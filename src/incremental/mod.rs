@@ -1,0 +1,346 @@
+//! Incremental re-sharding: pay only for what changed between two annotation versions.
+//!
+//! - [`changes`] is the differential-dataflow program deciding what to do. The new version's
+//!   clips are a collection keyed by clip; their bin and tar assignment is derived from it
+//!   (a `reduce` per bin runs the reference's grouping, SPEC §4), each member tar gets a
+//!   content hash ([`ContentHasher`]), and the difference with the old version's tars (from
+//!   its journal) is what must be written; every other tar is copied. The captions no earlier
+//!   version embedded are the only ones to encode.
+//! - [`base`] loads and checks the earlier version (`--from-version`), or the same version's
+//!   earlier output (`--append`).
+//! - [`plan`] turns the plan of the new version into what to copy, write and encode.
+//! - [`reuse`] serves earlier embeddings from the old version's `t5_xxl` tars.
+
+pub mod base;
+pub mod plan;
+pub mod reuse;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::input::Input;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::probe::Handle;
+
+use crate::spec::group_tars;
+
+/// One member tar: `(bin, kind, part, tar)`, `kind` indexing
+/// [`crate::ops::write_tar::KINDS`] (0 video, 1 t5_xxl, 2 metas).
+pub type TarFile = (String, u8, u32, u32);
+
+/// A triple: `(bin, part, tar)`.
+pub type TripleKey = (String, u32, u32);
+
+/// FNV-1a over `bytes`, continuing from `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// What a sample contributes to the bytes of each member tar (the tar mtime, the model and
+/// the options are the same for the whole job and checked separately).
+#[derive(Clone, Copy, Debug)]
+pub struct SampleFacts<'a> {
+    /// Sample key.
+    pub key: &'a str,
+    /// Where the mp4 is read from.
+    pub clip_path: &'a str,
+    /// Its size.
+    pub clip_size: u64,
+    /// Hash of the metadata file (the `.json` member is a function of it).
+    pub meta_hash: u64,
+    /// Caption hashes of the embedded windows (the `.pickle` is a function of them).
+    pub caption_hashes: &'a [u64],
+}
+
+/// Content hashes of the three member tars of a triple, over its samples in order: two
+/// triples with equal hashes hold the same bytes (same job mtime, model and options).
+#[derive(Clone, Copy, Debug)]
+pub struct ContentHasher {
+    h: [u64; 3],
+}
+
+impl Default for ContentHasher {
+    fn default() -> Self {
+        ContentHasher {
+            h: [0xcbf29ce484222325; 3],
+        }
+    }
+}
+
+impl ContentHasher {
+    /// Adds the next sample.
+    pub fn add(&mut self, s: &SampleFacts) {
+        let field = |h: u64, b: &[u8]| fnv(fnv(h, &(b.len() as u64).to_le_bytes()), b);
+        let [v, t, m] = &mut self.h;
+        *v = field(*v, s.key.as_bytes());
+        *v = field(*v, s.clip_path.as_bytes());
+        *v = field(*v, &s.clip_size.to_le_bytes());
+        *t = field(*t, s.key.as_bytes());
+        *t = field(*t, &(s.caption_hashes.len() as u64).to_le_bytes());
+        for c in s.caption_hashes {
+            *t = fnv(*t, &c.to_le_bytes());
+        }
+        *m = field(*m, s.key.as_bytes());
+        *m = field(*m, &s.meta_hash.to_le_bytes());
+    }
+
+    /// The hashes, in `KINDS` order.
+    pub fn finish(&self) -> [u64; 3] {
+        self.h
+    }
+}
+
+/// A clip of the new version, as the change computation sees it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClipFacts {
+    /// Listing position (the order within a bin).
+    pub seq: u64,
+    /// Metadata `num_bytes` (drives grouping).
+    pub num_bytes: u64,
+    /// Sample key.
+    pub key: String,
+    /// Clip location.
+    pub clip_path: String,
+    /// Clip size.
+    pub clip_size: u64,
+    /// Metadata file hash.
+    pub meta_hash: u64,
+    /// Caption hashes of the embedded windows.
+    pub caption_hashes: Vec<u64>,
+}
+
+impl ClipFacts {
+    fn facts(&self) -> SampleFacts<'_> {
+        SampleFacts {
+            key: &self.key,
+            clip_path: &self.clip_path,
+            clip_size: self.clip_size,
+            meta_hash: self.meta_hash,
+            caption_hashes: &self.caption_hashes,
+        }
+    }
+}
+
+/// The grouping options (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grouping {
+    /// Target tar size in bytes.
+    pub target_tar_bytes: u64,
+    /// Tars per part.
+    pub max_tars_per_part: u32,
+}
+
+/// The old version: its member tars by content hash and the captions it embedded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OldVersion {
+    /// Every member tar and its content hash.
+    pub files: BTreeMap<TarFile, u64>,
+    /// Hashes of the captions it embedded.
+    pub captions: BTreeSet<u64>,
+}
+
+/// The difference from the old version to the new one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The new version's triples as derived from its clips: their keys in order and member
+    /// hashes.
+    pub triples: BTreeMap<TripleKey, (Vec<String>, [u64; 3])>,
+    /// Member tars of the new version whose contents are new or changed: they must be written.
+    pub write: BTreeSet<TarFile>,
+    /// Member tars of the new version that are unchanged: they can be copied.
+    pub copy: BTreeSet<TarFile>,
+    /// Member tars of the old version that the new one no longer has.
+    pub removed: BTreeSet<TarFile>,
+    /// Captions of the new version that the old one did not embed: they must be encoded.
+    pub new_captions: BTreeSet<u64>,
+}
+
+/// The triples of a bin's clips (any order), grouped as the reference groups them.
+pub fn group_bin(
+    bin: &str,
+    clips: &mut [&ClipFacts],
+    grouping: Grouping,
+) -> Vec<(TripleKey, (Vec<String>, [u64; 3]))> {
+    clips.sort_by_key(|c| c.seq);
+    let sizes: Vec<u64> = clips.iter().map(|c| c.num_bytes).collect();
+    group_tars(
+        &sizes,
+        grouping.target_tar_bytes,
+        grouping.max_tars_per_part,
+    )
+    .into_iter()
+    .map(|g| {
+        let mut h = ContentHasher::default();
+        let members = &clips[g.members];
+        for c in members {
+            h.add(&c.facts());
+        }
+        let keys = members.iter().map(|c| c.key.clone()).collect();
+        ((bin.to_string(), g.part, g.tar), (keys, h.finish()))
+    })
+    .collect()
+}
+
+/// The differences from `old` to the new version's clips (`(bin, clip)`, any order),
+/// computed by a differential dataflow on `workers` threads.
+pub fn changes(
+    old: &OldVersion,
+    new: &[(String, ClipFacts)],
+    grouping: Grouping,
+    workers: usize,
+) -> Changes {
+    type Updates<D> = Arc<Mutex<Vec<(D, isize)>>>;
+    type Triple = (TripleKey, (Vec<String>, [u64; 3]));
+    let triple_updates: Updates<Triple> = Arc::default();
+    let file_updates: Updates<(TarFile, u64)> = Arc::default();
+    let caption_updates: Updates<u64> = Arc::default();
+    let (old_arc, new_arc) = (Arc::new(old.clone()), Arc::new(new.to_vec()));
+    let (tu, fu, cu) = (
+        triple_updates.clone(),
+        file_updates.clone(),
+        caption_updates.clone(),
+    );
+    timely::execute(timely::Config::process(workers.max(1)), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let (tu, fu, cu) = (tu.clone(), fu.clone(), cu.clone());
+        let probe = Handle::new();
+        let (mut clips_in, mut files_in, mut captions_in) = worker.dataflow::<u64, _, _>(|scope| {
+            let (clips_in, clips) = scope.new_collection::<(String, ClipFacts), isize>();
+            let (files_in, old_files) = scope.new_collection::<(TarFile, u64), isize>();
+            let (captions_in, old_captions) = scope.new_collection::<u64, isize>();
+            // the bin and tar assignment, derived per bin from its clips (values arrive
+            // sorted, i.e. by listing position)
+            let triples = clips.clone().reduce(move |bin, input, output| {
+                let mut members: Vec<&ClipFacts> = input.iter().map(|(c, _)| *c).collect();
+                for t in group_bin(bin, &mut members, grouping) {
+                    output.push((t, 1isize));
+                }
+            });
+            triples
+                .clone()
+                .inspect(move |((_, t), _, diff)| tu.lock().unwrap().push((t.clone(), *diff)))
+                .probe_with(&probe);
+            let new_files = triples.flat_map(|(_, ((bin, part, tar), (_, hashes)))| {
+                (0..3u8).map(move |k| ((bin.clone(), k, part, tar), hashes[k as usize]))
+            });
+            // what is in one version only: +1 to write, -1 no longer there
+            new_files
+                .concat(old_files.negate())
+                .consolidate()
+                .inspect(move |(rec, _, diff)| fu.lock().unwrap().push((rec.clone(), *diff)))
+                .probe_with(&probe);
+            clips
+                .flat_map(|(_, c)| c.caption_hashes.into_iter())
+                .distinct()
+                .concat(old_captions.distinct().negate())
+                .consolidate()
+                .inspect(move |(c, _, diff)| cu.lock().unwrap().push((*c, *diff)))
+                .probe_with(&probe);
+            (clips_in, files_in, captions_in)
+        });
+        // each worker loads its share; the exchanges inside the operators bring records with
+        // equal keys together
+        let mine = |i: usize| i % peers == index;
+        for (i, c) in new_arc.iter().enumerate() {
+            if mine(i) {
+                clips_in.insert(c.clone());
+            }
+        }
+        for (i, (f, h)) in old_arc.files.iter().enumerate() {
+            if mine(i) {
+                files_in.insert((f.clone(), *h));
+            }
+        }
+        for (i, c) in old_arc.captions.iter().enumerate() {
+            if mine(i) {
+                captions_in.insert(*c);
+            }
+        }
+        clips_in.advance_to(1);
+        files_in.advance_to(1);
+        captions_in.advance_to(1);
+        clips_in.flush();
+        files_in.flush();
+        captions_in.flush();
+        while probe.less_than(&1) {
+            worker.step();
+        }
+    })
+    .expect("the change computation runs");
+
+    let mut out = Changes::default();
+    for (t, diff) in triple_updates.lock().unwrap().drain(..) {
+        if diff > 0 {
+            out.triples.insert(t.0, t.1);
+        }
+    }
+    let mut gone = BTreeSet::new();
+    for ((file, _), diff) in file_updates.lock().unwrap().iter() {
+        if *diff > 0 {
+            out.write.insert(file.clone());
+        } else if *diff < 0 {
+            gone.insert(file.clone());
+        }
+    }
+    let new_files: BTreeSet<TarFile> = files_of(&out.triples).map(|(f, _)| f).collect();
+    out.removed = gone.difference(&new_files).cloned().collect();
+    out.copy = new_files.difference(&out.write).cloned().collect();
+    for (c, diff) in caption_updates.lock().unwrap().iter() {
+        if *diff > 0 {
+            out.new_captions.insert(*c);
+        }
+    }
+    out
+}
+
+/// Member tars of triples, with their hashes.
+pub fn files_of(
+    triples: &BTreeMap<TripleKey, (Vec<String>, [u64; 3])>,
+) -> impl Iterator<Item = (TarFile, u64)> + '_ {
+    triples.iter().flat_map(|((bin, part, tar), (_, h))| {
+        (0..3u8).map(move |k| ((bin.clone(), k, *part, *tar), h[k as usize]))
+    })
+}
+
+/// The same differences by plain iteration and set arithmetic: the oracle of the tests.
+pub fn changes_oracle(
+    old: &OldVersion,
+    new: &[(String, ClipFacts)],
+    grouping: Grouping,
+) -> Changes {
+    let mut by_bin: BTreeMap<&str, Vec<&ClipFacts>> = BTreeMap::new();
+    for (bin, c) in new {
+        by_bin.entry(bin).or_default().push(c);
+    }
+    let mut out = Changes::default();
+    for (bin, mut clips) in by_bin {
+        out.triples.extend(group_bin(bin, &mut clips, grouping));
+    }
+    let files: BTreeMap<TarFile, u64> = files_of(&out.triples).collect();
+    for (f, h) in &files {
+        if old.files.get(f) == Some(h) {
+            out.copy.insert(f.clone());
+        } else {
+            out.write.insert(f.clone());
+        }
+    }
+    out.removed = old
+        .files
+        .keys()
+        .filter(|f| !files.contains_key(*f))
+        .cloned()
+        .collect();
+    let captions: BTreeSet<u64> = new
+        .iter()
+        .flat_map(|(_, c)| c.caption_hashes.iter().copied())
+        .collect();
+    out.new_captions = captions.difference(&old.captions).copied().collect();
+    out
+}
+
+#[cfg(test)]
+mod tests;
