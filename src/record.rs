@@ -99,7 +99,7 @@ impl WarningKind {
 }
 
 /// A clip whose metadata passed validation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClipMeta {
     /// Position in the sorted listing.
     pub seq: u64,
@@ -169,7 +169,7 @@ pub enum MetaOutcome {
 }
 
 /// The identity of a tar triple: the key of the exchange in front of the writers.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TarId {
     /// Order of the bin's first appearance in the listing.
     pub bin_order: u32,
@@ -189,7 +189,7 @@ impl TarId {
 }
 
 /// A clip with its place in the output decided.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlannedClip {
     /// Global output order: bins by first appearance, then part, tar and position.
     pub rank: u64,
@@ -229,7 +229,7 @@ impl PlannedClip {
 
 /// A clip ready to be written: its three members except the mp4 bytes, which the writer
 /// streams from `clip_path`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EncodedSample {
     /// The tar triple.
     pub tar: TarId,
@@ -273,7 +273,7 @@ pub struct EncodedSample {
 }
 
 /// What a writer reports when it has finished a tar triple.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TarDone {
     /// The tar triple.
     pub tar: TarId,

@@ -21,6 +21,7 @@ fn done(t: TarId, bytes: u64) -> TarDone {
         rejects: vec![],
         error: None,
         resumed: false,
+        ..Default::default()
     }
 }
 
@@ -121,9 +122,11 @@ fn planned(json: &[u8]) -> PlannedClip {
             json: json.to_vec(),
             warnings: vec![],
             meta_hash,
+            ..Default::default()
         }),
         mtime: 0,
         gone: None,
+        ..Default::default()
     }
 }
 

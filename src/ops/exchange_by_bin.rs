@@ -93,6 +93,7 @@ mod tests {
                         tokens_embedded: 0,
                         mtime: 0,
                         gone: None,
+                        ..Default::default()
                     })
                     .collect();
                 samples

@@ -129,6 +129,7 @@ mod tests {
             rejects: vec![],
             error: None,
             resumed: false,
+            ..Default::default()
         }
     }
 

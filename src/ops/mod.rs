@@ -94,9 +94,11 @@ pub(crate) mod test_support {
                 json: json.to_vec(),
                 warnings: vec![],
                 meta_hash: 0,
+                ..Default::default()
             }),
             mtime: 1_700_000_000,
             gone: None,
+            ..Default::default()
         }
     }
 }

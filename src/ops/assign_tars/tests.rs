@@ -12,6 +12,7 @@ fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {
         json: b"{}".to_vec(),
         warnings: vec![WarningKind::NumBytesMismatch],
         meta_hash: seq,
+        ..Default::default()
     }))
 }
 

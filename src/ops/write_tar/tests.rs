@@ -41,6 +41,7 @@ fn sample(dir: &Path, t: u32, index: u32, len: u32, clip: Option<&[u8]>) -> Enco
         tokens_embedded: 5,
         mtime: 1_700_000_000,
         gone: None,
+        ..Default::default()
     }
 }
 
