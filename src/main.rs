@@ -58,8 +58,8 @@ struct LaunchArgs {
     /// Number of local processes.
     #[arg(long)]
     processes: usize,
-    /// Arguments of `shardflow shard` (after `--`); `--processes`, `--process` and
-    /// `--hostfile` are added for each process.
+    /// Arguments of `shardflow shard` (after `--`), or `reshard` followed by its arguments;
+    /// `--processes`, `--process` and `--hostfile` are added for each process.
     #[arg(last = true, required = true)]
     shard_args: Vec<String>,
 }
@@ -543,9 +543,14 @@ fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("locating the shardflow executable")?;
     let mut children = Vec::new();
     for i in 0..args.processes {
+        // `launch -- reshard ...` runs `reshard`; anything else is `shard`'s arguments
+        let (sub, rest) = match args.shard_args.first().map(String::as_str) {
+            Some(s @ ("shard" | "reshard")) => (s, &args.shard_args[1..]),
+            _ => ("shard", &args.shard_args[..]),
+        };
         let child = std::process::Command::new(&exe)
-            .arg("shard")
-            .args(&args.shard_args)
+            .arg(sub)
+            .args(rest)
             .args([
                 "--processes",
                 &args.processes.to_string(),

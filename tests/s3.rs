@@ -650,3 +650,115 @@ fn two_processes_write_to_s3_and_a_lost_tar_is_resumed() {
         "the rewritten tar has the journal's mtime"
     );
 }
+
+/// Every `.tar` below `dir`, by path relative to it.
+fn tars_below(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "tar") {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn reshard_on_s3_with_two_processes_copies_server_side() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("reshard");
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    copy_tree(&input.join("metas/v0"), &input.join("metas/v1"));
+    // v1: one caption rewritten
+    python(
+        r#"
+import json, os, sys
+metas = sys.argv[1]
+for name in sorted(os.listdir(metas)):
+    try:
+        m = json.load(open(os.path.join(metas, name)))
+    except Exception:
+        continue
+    if m.get("valid") is True and m["windows"] and "qwen_caption" in m["windows"][0]:
+        m["windows"][0]["qwen_caption"] = "A caption rewritten for v1."
+        open(os.path.join(metas, name), "w").write(json.dumps(m))
+        break
+"#,
+        &[input.join("metas/v1").to_str().unwrap()],
+    );
+    let out_uri = format!("s3://{bucket}/out");
+    let model = data("t5-tiny");
+    let remap = remap_to(input.to_str().unwrap());
+    let common = [
+        "--input-clip-path",
+        input.to_str().unwrap(),
+        "--t5-model",
+        model.to_str().unwrap(),
+        "--remap-clip-location",
+        &remap,
+        "--workers",
+        "1",
+        "--max-rejected-fraction",
+        "0.05",
+        "--target-tar-size-mb",
+        "0.05",
+    ];
+    let shardflow = |head: &[&str], out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shardflow"))
+            .args(head)
+            .args(common)
+            .args(["--output-dataset-path", out])
+            .current_dir(tmp.path())
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("HOME", tmp.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env("SHARDFLOW_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert_ok(&shardflow(&["shard"], &out_uri));
+    assert_ok(&shardflow(
+        &[
+            "launch",
+            "--processes",
+            "2",
+            "--",
+            "reshard",
+            "--from-version",
+            "v0",
+            "--annotation-version",
+            "v1",
+        ],
+        &out_uri,
+    ));
+    assert_ok(&shardflow(
+        &["shard", "--annotation-version", "v1"],
+        "local",
+    ));
+    let got = tmp.path().join("got");
+    s3.download(&format!("{out_uri}/v1"), &got);
+    let (got_tars, want_tars) = (tars_below(&got), tars_below(&tmp.path().join("local/v1")));
+    assert_eq!(
+        got_tars.keys().collect::<Vec<_>>(),
+        want_tars.keys().collect::<Vec<_>>()
+    );
+    for (rel, bytes) in &want_tars {
+        assert!(got_tars[rel] == *bytes, "{rel} differs from a full shard");
+    }
+    let c = reconciled_counts(&got);
+    assert_eq!(c["windows_embedded"].as_u64(), Some(1), "{c}");
+    assert!(c["tars_copied"].as_u64().unwrap() > 0, "{c}");
+    assert!(
+        c["tar_files_copied"].as_u64().unwrap() > 3 * c["tars_copied"].as_u64().unwrap(),
+        "{c}"
+    );
+}

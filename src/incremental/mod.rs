@@ -31,6 +31,9 @@ pub type TarFile = (String, u8, u32, u32);
 /// A triple: `(bin, part, tar)`.
 pub type TripleKey = (String, u32, u32);
 
+/// A triple as derived from its clips: its sample keys in order and member content hashes.
+pub type DerivedTriple = (TripleKey, (Vec<String>, [u64; 3]));
+
 /// FNV-1a over `bytes`, continuing from `h`.
 fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
@@ -160,11 +163,7 @@ pub struct Changes {
 }
 
 /// The triples of a bin's clips (any order), grouped as the reference groups them.
-pub fn group_bin(
-    bin: &str,
-    clips: &mut [&ClipFacts],
-    grouping: Grouping,
-) -> Vec<(TripleKey, (Vec<String>, [u64; 3]))> {
+pub fn group_bin(bin: &str, clips: &mut [&ClipFacts], grouping: Grouping) -> Vec<DerivedTriple> {
     clips.sort_by_key(|c| c.seq);
     let sizes: Vec<u64> = clips.iter().map(|c| c.num_bytes).collect();
     group_tars(
@@ -194,8 +193,7 @@ pub fn changes(
     workers: usize,
 ) -> Changes {
     type Updates<D> = Arc<Mutex<Vec<(D, isize)>>>;
-    type Triple = (TripleKey, (Vec<String>, [u64; 3]));
-    let triple_updates: Updates<Triple> = Arc::default();
+    let triple_updates: Updates<DerivedTriple> = Arc::default();
     let file_updates: Updates<(TarFile, u64)> = Arc::default();
     let caption_updates: Updates<u64> = Arc::default();
     let (old_arc, new_arc) = (Arc::new(old.clone()), Arc::new(new.to_vec()));

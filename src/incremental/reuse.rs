@@ -12,6 +12,12 @@ use crate::formats::npy_pickle::{read_array_list, F16Array};
 use crate::record::EmbeddingRef;
 use crate::storage::{Location, Storage};
 
+/// A tar's `.pickle` members by sample key.
+type Members = HashMap<String, Vec<u8>>;
+
+/// Cached tars, most recently used last.
+type Lru = VecDeque<(String, Rc<Members>)>;
+
 /// How many old `t5_xxl` tars a worker keeps in memory.
 pub const CACHED_TARS: usize = 4;
 
@@ -20,7 +26,7 @@ pub const CACHED_TARS: usize = 4;
 pub struct EmbeddingSource {
     storage: Storage,
     /// Most recently used last: tar location → sample key → `.pickle` bytes.
-    cache: Rc<RefCell<VecDeque<(String, Rc<HashMap<String, Vec<u8>>>)>>>,
+    cache: Rc<RefCell<Lru>>,
 }
 
 impl EmbeddingSource {
@@ -55,7 +61,7 @@ impl EmbeddingSource {
         Ok(arrays.swap_remove(r.window as usize))
     }
 
-    fn tar(&self, at: &str) -> Result<Rc<HashMap<String, Vec<u8>>>, String> {
+    fn tar(&self, at: &str) -> Result<Rc<Members>, String> {
         let mut cache = self.cache.borrow_mut();
         if let Some(i) = cache.iter().position(|(l, _)| l == at) {
             let entry = cache.remove(i).expect("present");
@@ -75,7 +81,7 @@ impl EmbeddingSource {
 }
 
 /// The `.pickle` members of a tar, by key.
-fn read_members(bytes: &[u8]) -> std::io::Result<HashMap<String, Vec<u8>>> {
+fn read_members(bytes: &[u8]) -> std::io::Result<Members> {
     let mut out = HashMap::new();
     let mut archive = tar::Archive::new(bytes);
     for entry in archive.entries()? {
