@@ -264,7 +264,7 @@ pub fn run<B: Backend>(
     };
     let job_name = match &incremental {
         Some(Mode::Reshard { .. }) => "reshard",
-        Some(Mode::Append { .. }) => "shard --append",
+        Some(Mode::Append { .. }) => crate::incremental::base::APPEND_JOB,
         None => "shard",
     };
     let incremental = incremental.map(|m| {

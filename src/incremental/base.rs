@@ -13,6 +13,9 @@ use crate::storage::{Location, Storage};
 
 use super::{OldVersion, TripleKey};
 
+/// The `job` of an append's report.
+pub const APPEND_JOB: &str = "shard --append";
+
 /// A complete earlier output, checked.
 #[derive(Clone, Debug)]
 pub struct Base {
@@ -43,15 +46,18 @@ impl Base {
             )));
         };
         let report = journal.dir().join("report.json");
-        let complete = match output.read(&report) {
-            Ok(b) => serde_json::from_slice::<serde_json::Value>(&b)
-                .ok()
-                .and_then(|v| v.get("ok").and_then(|ok| ok.as_bool()))
-                .unwrap_or(false),
-            Err(e) if e.not_found => false,
+        let last: Option<serde_json::Value> = match output.read(&report) {
+            Ok(b) => serde_json::from_slice(&b).ok(),
+            Err(e) if e.not_found => None,
             Err(e) => return Err(e.into()),
         };
-        if !complete {
+        let field = |k: &str| last.as_ref().and_then(|v| v.get(k).cloned());
+        let complete = field("ok").and_then(|v| v.as_bool()).unwrap_or(false);
+        // an append that failed or was interrupted is continued by appending again: what it
+        // completed is recorded like the rest
+        let failed_append = !other_version
+            && field("job").is_some_and(|j| j.as_str() == Some(APPEND_JOB));
+        if !complete && !failed_append {
             return Err(refuse(
                 "its job did not complete (no successful report.json); finish it with `shardflow shard --resume` first".into(),
             ));

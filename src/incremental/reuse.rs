@@ -16,10 +16,10 @@ use crate::storage::{Location, Storage};
 type Members = HashMap<String, Vec<u8>>;
 
 /// Cached tars, most recently used last.
-type Lru = VecDeque<(String, Rc<Members>)>;
+type Lru = VecDeque<(String, Rc<Members>, usize)>;
 
-/// How many old `t5_xxl` tars a worker keeps in memory.
-pub const CACHED_TARS: usize = 4;
+/// Bytes of old `t5_xxl` tars a worker keeps in memory (at least the last one read).
+pub const CACHE_BYTES: usize = 256 << 20;
 
 /// Reads earlier embeddings; one per worker.
 #[derive(Clone)]
@@ -63,7 +63,7 @@ impl EmbeddingSource {
 
     fn tar(&self, at: &str) -> Result<Rc<Members>, String> {
         let mut cache = self.cache.borrow_mut();
-        if let Some(i) = cache.iter().position(|(l, _)| l == at) {
+        if let Some(i) = cache.iter().position(|(l, _, _)| l == at) {
             let entry = cache.remove(i).expect("present");
             let members = entry.1.clone();
             cache.push_back(entry);
@@ -72,10 +72,11 @@ impl EmbeddingSource {
         let loc = Location::parse(at)?;
         let bytes = self.storage.read(&loc).map_err(|e| e.to_string())?;
         let members = Rc::new(read_members(&bytes).map_err(|e| format!("{at}: {e}"))?);
-        if cache.len() >= CACHED_TARS {
-            cache.pop_front();
+        let mut total: usize = bytes.len() + cache.iter().map(|(_, _, n)| n).sum::<usize>();
+        while total > CACHE_BYTES && !cache.is_empty() {
+            total -= cache.pop_front().expect("not empty").2;
         }
-        cache.push_back((at.to_string(), members.clone()));
+        cache.push_back((at.to_string(), members.clone(), bytes.len()));
         Ok(members)
     }
 }
