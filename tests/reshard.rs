@@ -423,6 +423,33 @@ fn reshard_of_the_sample_dataset_embeds_two_captions_and_reads_back_in_python() 
     assert!(n(&c, "tars_copied") > 0 && n(&c, "tars") > 0, "{c}");
     let compared = compare_strict(&fresh.join("out/v1"), &work.join("out/v1"));
     assert!(compared.ends_with("OK"), "{compared}");
+
+    // lose one written and one copied member tar: `reshard --resume` restores both
+    #[cfg(unix)]
+    {
+        let tars: Vec<PathBuf> = files_below(&work.join("out/v1"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+            .collect();
+        let written = tars.iter().find(|p| links(p) == 1).unwrap();
+        let copied = tars.iter().find(|p| links(p) == 2).unwrap();
+        std::fs::remove_file(written).unwrap();
+        std::fs::remove_file(copied).unwrap();
+        let o = run(
+            &work,
+            "reshard",
+            &input,
+            "v1",
+            &[&["--from-version", "v0", "--resume"][..], &big].concat(),
+        );
+        assert_ok(&o);
+        assert_eq!(
+            dataset_files(&work.join("out/v1")),
+            dataset_files(&fresh.join("out/v1"))
+        );
+        let c = counts(&work.join("out/v1"));
+        assert!(n(&c, "tars_resumed") > 0, "{c}");
+    }
 }
 
 #[test]

@@ -49,6 +49,27 @@ pub struct ShardFile {
     pub input_s3_profile_name: Option<String>,
     /// AWS profile for writing the output.
     pub output_s3_profile_name: Option<String>,
+    /// Bin spec: `frames` (the reference v1.0.0's, default) or `duration` (the later
+    /// reference's); a `[bins]` section defines a custom table instead.
+    pub bin_spec: Option<String>,
+    /// A user-defined bin table (see [`crate::spec::bins::table`]).
+    pub bins: Option<crate::spec::bins::table::BinsFile>,
+    /// How the metadata files are found: `scan` (every file under `metas/<version>/`,
+    /// default) or `summary` (the clips listed in `<input>/summary.json`).
+    pub listing: Option<String>,
+    /// Semantic-dedup output (local or `s3://`): clips its pruning tables mark as duplicates
+    /// are left out.
+    pub input_semantic_dedup_path: Option<String>,
+    /// A clip is a duplicate when its `cosine_sim_score >= 1 - epsilon` (default 0.01).
+    pub semantic_dedup_epsilon: Option<f64>,
+    /// AWS profile for reading the semantic-dedup tables (default: the input's).
+    pub input_semantic_dedup_s3_profile_name: Option<String>,
+    /// With `drop_small_shards`: a bin's last tar with fewer clips than this is dropped
+    /// (default 1).
+    pub min_clips_per_tar: Option<u32>,
+    /// Drop a bin's last (remainder) tar when it has fewer than `min_clips_per_tar` clips
+    /// (default false).
+    pub drop_small_shards: Option<bool>,
     /// Running as several processes.
     pub cluster: Option<ClusterFile>,
     /// Object-store requests: retries, concurrency, upload part size.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub use file::{ClusterFile, ShardFile, StorageFile};
 
 use crate::model::{DeviceSpec, Precision};
+use crate::spec::BinSpec;
 use crate::storage::{Location, StorageOptions};
 
 /// A validated `shard` job.
@@ -49,6 +50,38 @@ pub struct ShardConfig {
     pub allowed_clip_roots: Vec<String>,
     /// Largest fraction of rejected inputs that still exits 0.
     pub max_rejected_fraction: f64,
+    /// Binning rules.
+    pub bins: BinSpec,
+    /// How metadata files are found.
+    pub listing: Listing,
+    /// Semantic dedup, when asked for.
+    pub semantic_dedup: Option<SemanticDedup>,
+    /// Smallest clip count of a bin's last tar (with `drop_small_shards`).
+    pub min_clips_per_tar: u32,
+    /// Drop a bin's last tar when it has fewer than `min_clips_per_tar` clips.
+    pub drop_small_shards: bool,
+}
+
+/// How the metadata files of a version are found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Listing {
+    /// Every file under `metas/<version>/`, recursively (the reference v1.0.0).
+    #[default]
+    Scan,
+    /// `metas/<version>/<uuid>.json` for every clip uuid listed under a video's `clips` in
+    /// `<input>/summary.json` (the later reference).
+    Summary,
+}
+
+/// The semantic-dedup filter (SPEC §2 step 4).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SemanticDedup {
+    /// The dedup output: its `extraction/semdedup_pruning_tables/` holds the parquet tables.
+    pub path: String,
+    /// Duplicates are the ids with `cosine_sim_score >= 1 - epsilon`.
+    pub epsilon: f64,
+    /// AWS profile for reading them (`None`: the input's).
+    pub s3_profile: Option<String>,
 }
 
 /// Where this process stands in a multi-process job.
@@ -125,6 +158,18 @@ impl ShardFile {
             max_rejected_fraction: self.max_rejected_fraction.or(other.max_rejected_fraction),
             input_s3_profile_name: self.input_s3_profile_name.or(other.input_s3_profile_name),
             output_s3_profile_name: self.output_s3_profile_name.or(other.output_s3_profile_name),
+            bin_spec: self.bin_spec.or(other.bin_spec),
+            bins: self.bins.or(other.bins),
+            listing: self.listing.or(other.listing),
+            input_semantic_dedup_path: self
+                .input_semantic_dedup_path
+                .or(other.input_semantic_dedup_path),
+            semantic_dedup_epsilon: self.semantic_dedup_epsilon.or(other.semantic_dedup_epsilon),
+            input_semantic_dedup_s3_profile_name: self
+                .input_semantic_dedup_s3_profile_name
+                .or(other.input_semantic_dedup_s3_profile_name),
+            min_clips_per_tar: self.min_clips_per_tar.or(other.min_clips_per_tar),
+            drop_small_shards: self.drop_small_shards.or(other.drop_small_shards),
             cluster,
             storage,
         }
@@ -186,6 +231,49 @@ impl ShardConfig {
             f.output_s3_profile_name,
             &mut errors,
         );
+        let bins = match (f.bin_spec.as_deref(), f.bins) {
+            (None | Some("custom"), Some(table)) => match table.resolve() {
+                Ok(t) => BinSpec::Custom(std::sync::Arc::new(t)),
+                Err(mut e) => {
+                    errors.append(&mut e);
+                    BinSpec::Frames
+                }
+            },
+            (Some(name), Some(_)) => {
+                errors.push(format!(
+                    "bin_spec (--bin-spec): {name:?} conflicts with the [bins] table of the config file; leave it out to use the table"
+                ));
+                BinSpec::Frames
+            }
+            (name, None) => match BinSpec::parse(name.unwrap_or("frames")) {
+                Ok(b) => b,
+                Err(e) => {
+                    errors.push(format!("bin_spec (--bin-spec): {e}"));
+                    BinSpec::Frames
+                }
+            },
+        };
+        let listing = match f.listing.as_deref().unwrap_or("scan") {
+            "scan" => Listing::Scan,
+            "summary" => Listing::Summary,
+            other => {
+                errors.push(format!(
+                    "listing (--listing): unknown listing {other:?}: expected scan or summary"
+                ));
+                Listing::Scan
+            }
+        };
+        if f.input_semantic_dedup_path.is_none()
+            && (f.semantic_dedup_epsilon.is_some()
+                || f.input_semantic_dedup_s3_profile_name.is_some())
+        {
+            errors.push("semantic_dedup_epsilon (--semantic-dedup-epsilon): needs --input-semantic-dedup-path".into());
+        }
+        let semantic_dedup = f.input_semantic_dedup_path.map(|path| SemanticDedup {
+            path,
+            epsilon: f.semantic_dedup_epsilon.unwrap_or(0.01),
+            s3_profile: f.input_semantic_dedup_s3_profile_name,
+        });
         let cfg = ShardConfig {
             input: f.input_clip_path.unwrap_or_default(),
             output: f.output_dataset_path.unwrap_or_default(),
@@ -208,6 +296,11 @@ impl ShardConfig {
             storage,
             allowed_clip_roots: f.allowed_clip_roots.unwrap_or_default(),
             max_rejected_fraction: f.max_rejected_fraction.unwrap_or(0.0),
+            bins,
+            listing,
+            semantic_dedup,
+            min_clips_per_tar: f.min_clips_per_tar.unwrap_or(1),
+            drop_small_shards: f.drop_small_shards.unwrap_or(false),
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);
@@ -262,6 +355,21 @@ impl ShardConfig {
         for (i, r) in self.allowed_clip_roots.iter().enumerate() {
             if let Err(e) = Location::parse(r) {
                 check(false, &format!("allowed_clip_roots[{i}]"), e);
+            }
+        }
+        check(
+            self.min_clips_per_tar > 0,
+            "min_clips_per_tar",
+            "must be at least 1".into(),
+        );
+        if let Some(d) = &self.semantic_dedup {
+            check(
+                d.epsilon.is_finite() && (0.0..=1.0).contains(&d.epsilon),
+                "semantic_dedup_epsilon",
+                format!("must be between 0 and 1, got {}", d.epsilon),
+            );
+            if let Err(e) = Location::parse(&d.path) {
+                check(false, "input_semantic_dedup_path", e);
             }
         }
         check(
