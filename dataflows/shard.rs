@@ -28,7 +28,6 @@ use crate::ops::reload::Reloader;
 use crate::ops::write_tar::{TarWriters, WriteTar};
 use crate::ops::StageClock;
 use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress};
-use crate::spec::BinSpec;
 use crate::storage::{Location, Role, Storage};
 
 pub use crate::journal::JOB_DIR;
@@ -62,6 +61,12 @@ pub fn preflight(
                 return Err(ShardError::NoMetaDir(meta_dir.to_string()));
             }
         }
+    }
+    if cfg.listing == crate::config::Listing::Summary && cfg.cluster.process == 0 {
+        // a missing or malformed summary.json stops the job before it starts
+        Lister::new(storage.with_role(Role::Input), meta_dir.clone())
+            .with_summary(cfg.input_location().join("summary.json"))
+            .list()?;
     }
     let output = storage.with_role(Role::Output);
     let version_dir = cfg.version_dir();
@@ -129,6 +134,11 @@ pub fn prepare_incremental(
     match request {
         IncrementalRequest::None => Ok(None),
         IncrementalRequest::Append => {
+            if cfg.drop_small_shards {
+                return Err(ShardError::Base(
+                    "--append cannot be combined with --drop-small-shards: appended clips would be dropped differently from a full run".into(),
+                ));
+            }
             if unused(&output, &cfg.version_dir())? {
                 tracing::info!(
                     "{}: empty, nothing to append to: sharding it whole",
@@ -166,6 +176,40 @@ pub fn prepare_incremental(
                 ))),
             }
         }
+    }
+}
+
+/// Reads the semantic-dedup tables (process 0 only: the planner runs there), before the model
+/// is loaded so that a bad path fails fast.
+pub fn load_dedup(
+    cfg: &ShardConfig,
+    storage: &Storage,
+) -> Result<Option<Arc<std::collections::HashSet<String>>>, ShardError> {
+    let (Some(d), 0) = (&cfg.semantic_dedup, cfg.cluster.process) else {
+        return Ok(None);
+    };
+    let mut opts = storage.options().clone();
+    if let Some(p) = &d.s3_profile {
+        opts.input_profile = Some(p.clone());
+    }
+    let reader = Storage::new(opts).with_role(Role::Input);
+    let dup = crate::dedup::load_duplicates(&reader, d)?;
+    tracing::info!(
+        "semantic dedup: {} of {} rows in {} tables at cosine_sim_score >= {}",
+        dup.ids.len(),
+        dup.rows,
+        dup.files,
+        1.0 - d.epsilon
+    );
+    Ok(Some(Arc::new(dup.ids)))
+}
+
+/// The smallest clip count of a bin's last tar (0: no limit).
+fn drop_below(cfg: &ShardConfig) -> u32 {
+    if cfg.drop_small_shards {
+        cfg.min_clips_per_tar
+    } else {
+        0
     }
 }
 
@@ -208,6 +252,7 @@ pub fn run<B: Backend>(
     storage: &Storage,
     resume: Option<JobFingerprint>,
     incremental: Option<Mode>,
+    dedup: Option<Arc<std::collections::HashSet<String>>>,
     encoder: TextEncoder<B>,
     progress: Arc<Progress>,
     interrupted: Arc<std::sync::atomic::AtomicBool>,
@@ -222,14 +267,17 @@ pub fn run<B: Backend>(
         std::fs::create_dir_all(p).map_err(|e| ShardError::io(p, e))?;
     }
 
-    let lister = Lister::new(input.clone(), cfg.meta_dir());
+    let mut lister = Lister::new(input.clone(), cfg.meta_dir());
+    if cfg.listing == crate::config::Listing::Summary {
+        lister = lister.with_summary(cfg.input_location().join("summary.json"));
+    }
     let reader = MetaReader {
         storage: input.clone(),
         meta_dir: cfg.meta_dir(),
         input_root: cfg.input_location(),
         remaps: cfg.remaps.clone(),
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
-        bins: BinSpec::Frames,
+        bins: cfg.bins.clone(),
         allowed_roots: cfg.allowed_clip_roots.clone(),
         slim: true,
         check_clips: true,
@@ -273,6 +321,7 @@ pub fn run<B: Backend>(
             Grouping {
                 target_tar_bytes: cfg.target_tar_bytes(),
                 max_tars_per_part: cfg.max_tars_per_part,
+                drop_below: drop_below(cfg),
             },
         )
     });
@@ -280,6 +329,8 @@ pub fn run<B: Backend>(
         target_tar_bytes: cfg.target_tar_bytes(),
         max_tars_per_part: cfg.max_tars_per_part,
         mtime,
+        drop_below: drop_below(cfg),
+        dedup,
     };
     let journal = Journal::new(output.clone(), version_dir.clone());
     let job = fingerprint(cfg, mtime)?;
@@ -349,7 +400,7 @@ pub fn run<B: Backend>(
             list_metas(scope, lister.clone(), clock.clone())
                 .read_meta(reader.clone(), clock.clone())
                 .assign_tars(
-                    planner,
+                    planner.clone(),
                     Some(gate),
                     summary.clone(),
                     worker_progress.clone(),

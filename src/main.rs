@@ -183,6 +183,32 @@ struct ShardArgs {
     /// seconds [default: 120].
     #[arg(long)]
     connect_timeout_s: Option<u64>,
+    /// Bin spec: frames (the reference v1.0.0's: resolution / aspect ratio / frame count) or
+    /// duration (the later reference's: duration bins, resolution_lt_720 kept); a [bins]
+    /// table in the config file defines custom bins [default: frames].
+    #[arg(long)]
+    bin_spec: Option<String>,
+    /// How metadata files are found: scan (every file under metas/<version>/) or summary
+    /// (the clips listed in <input>/summary.json, as the later reference does) [default: scan].
+    #[arg(long)]
+    listing: Option<String>,
+    /// Semantic-dedup output (directory or s3:// prefix): clips whose cosine_sim_score in
+    /// extraction/semdedup_pruning_tables/*.parquet is >= 1 - epsilon are left out.
+    #[arg(long)]
+    input_semantic_dedup_path: Option<String>,
+    /// Dedup threshold: duplicates have cosine_sim_score >= 1 - epsilon [default: 0.01].
+    #[arg(long)]
+    semantic_dedup_epsilon: Option<f64>,
+    /// AWS profile for reading the dedup tables [default: the input's].
+    #[arg(long)]
+    input_semantic_dedup_s3_profile_name: Option<String>,
+    /// With --drop-small-shards: a bin's last tar with fewer clips is dropped [default: 1].
+    #[arg(long)]
+    min_clips_per_tar: Option<u32>,
+    /// Drop a bin's last (remainder) tar when it holds fewer than --min-clips-per-tar clips;
+    /// its clips are counted as dropped_small_tar.
+    #[arg(long)]
+    drop_small_shards: bool,
     /// Validate the options, input and model, then exit without running.
     #[arg(long)]
     check: bool,
@@ -232,6 +258,14 @@ impl ShardArgs {
             max_rejected_fraction: self.max_rejected_fraction,
             input_s3_profile_name: self.input_s3_profile_name.clone(),
             output_s3_profile_name: self.output_s3_profile_name.clone(),
+            bin_spec: self.bin_spec.clone(),
+            bins: None,
+            listing: self.listing.clone(),
+            input_semantic_dedup_path: self.input_semantic_dedup_path.clone(),
+            semantic_dedup_epsilon: self.semantic_dedup_epsilon,
+            input_semantic_dedup_s3_profile_name: self.input_semantic_dedup_s3_profile_name.clone(),
+            min_clips_per_tar: self.min_clips_per_tar,
+            drop_small_shards: self.drop_small_shards.then_some(true),
             cluster,
             storage: (self.s3_max_retries.is_some()
                 || self.s3_retry_timeout_s.is_some()
@@ -327,11 +361,13 @@ fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Res
         request == shard::IncrementalRequest::Append,
     )?;
     let incremental = shard::prepare_incremental(&cfg, &storage, &request)?;
+    let dedup = shard::load_dedup(&cfg, &storage)?;
     let job = ShardJob {
         cfg: &cfg,
         storage: &storage,
         resume,
         incremental,
+        dedup,
         check: args.check,
         started,
     };
@@ -394,6 +430,7 @@ struct ShardJob<'a> {
     storage: &'a Storage,
     resume: Option<shardflow::journal::JobFingerprint>,
     incremental: Option<shardflow::incremental::plan::Mode>,
+    dedup: Option<Arc<std::collections::HashSet<String>>>,
     check: bool,
     started: Instant,
 }
@@ -431,6 +468,7 @@ impl BackendJob for ShardJob<'_> {
             self.storage,
             self.resume,
             self.incremental,
+            self.dedup,
             encoder,
             progress,
             interrupted,

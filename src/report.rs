@@ -41,6 +41,10 @@ pub struct Counts {
     pub invalid: u64,
     /// Clips in no bin.
     pub dropped_no_bin: u64,
+    /// Clips left out as semantic duplicates (`--input-semantic-dedup-path`).
+    pub removed_semantic_dedup: u64,
+    /// Clips of a bin's last tar dropped by `--drop-small-shards`.
+    pub dropped_small_tar: u64,
     /// Rejected inputs per reason.
     pub rejected: BTreeMap<String, u64>,
     /// Warnings per kind.
@@ -73,6 +77,8 @@ impl Counts {
             == self.written
                 + self.invalid
                 + self.dropped_no_bin
+                + self.removed_semantic_dedup
+                + self.dropped_small_tar
                 + self.rejected.values().sum::<u64>()
     }
 }
@@ -123,6 +129,8 @@ pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject
         listed: plan.listed,
         invalid: plan.invalid,
         dropped_no_bin: plan.dropped_no_bin,
+        removed_semantic_dedup: plan.removed_semantic_dedup,
+        dropped_small_tar: plan.dropped_small_tar,
         warnings: plan
             .warnings
             .iter()

@@ -612,6 +612,11 @@ mod tests {
             storage: StorageOptions::default(),
             allowed_clip_roots: vec![],
             max_rejected_fraction: 0.0,
+            bins: BinSpec::Frames,
+            listing: Listing::Scan,
+            semantic_dedup: None,
+            min_clips_per_tar: 1,
+            drop_small_shards: false,
         }
     }
 

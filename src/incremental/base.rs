@@ -55,8 +55,8 @@ impl Base {
         let complete = field("ok").and_then(|v| v.as_bool()).unwrap_or(false);
         // an append that failed or was interrupted is continued by appending again: what it
         // completed is recorded like the rest
-        let failed_append = !other_version
-            && field("job").is_some_and(|j| j.as_str() == Some(APPEND_JOB));
+        let failed_append =
+            !other_version && field("job").is_some_and(|j| j.as_str() == Some(APPEND_JOB));
         if !complete && !failed_append {
             return Err(refuse(
                 "its job did not complete (no successful report.json); finish it with `shardflow shard --resume` first".into(),

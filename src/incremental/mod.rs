@@ -22,7 +22,7 @@ use differential_dataflow::input::Input;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::probe::Handle;
 
-use crate::spec::group_tars;
+use crate::spec::group_tars_dropping;
 
 /// One member tar: `(bin, kind, part, tar)`, `kind` indexing
 /// [`crate::ops::write_tar::KINDS`] (0 video, 1 t5_xxl, 2 metas).
@@ -135,6 +135,8 @@ pub struct Grouping {
     pub target_tar_bytes: u64,
     /// Tars per part.
     pub max_tars_per_part: u32,
+    /// A bin's last tar with fewer clips is dropped (0: never).
+    pub drop_below: u32,
 }
 
 /// The old version: its member tars by content hash and the captions it embedded.
@@ -166,10 +168,11 @@ pub struct Changes {
 pub fn group_bin(bin: &str, clips: &mut [&ClipFacts], grouping: Grouping) -> Vec<DerivedTriple> {
     clips.sort_by_key(|c| c.seq);
     let sizes: Vec<u64> = clips.iter().map(|c| c.num_bytes).collect();
-    group_tars(
+    group_tars_dropping(
         &sizes,
         grouping.target_tar_bytes,
         grouping.max_tars_per_part,
+        grouping.drop_below,
     )
     .into_iter()
     .map(|g| {

@@ -4,6 +4,7 @@ use crate::formats::test_python::XorShift;
 const GROUPING: Grouping = Grouping {
     target_tar_bytes: 300,
     max_tars_per_part: 2,
+    drop_below: 0,
 };
 
 fn random_clip(rng: &mut XorShift, seq: u64) -> (String, ClipFacts) {

@@ -73,7 +73,7 @@ pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
         crate::model::DeviceSpec::Cpu => "cpu",
         _ => "cuda",
     };
-    BTreeMap::from([
+    let mut options = BTreeMap::from([
         ("annotation_version".into(), json!(cfg.version)),
         ("target_tar_size_mb".into(), json!(cfg.target_tar_size_mb)),
         ("max_tars_per_part".into(), json!(cfg.max_tars_per_part)),
@@ -83,7 +83,27 @@ pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
         ),
         ("t5_dtype".into(), json!(format!("{:?}", cfg.precision))),
         ("device".into(), json!(device)),
-    ])
+    ]);
+    // options added later appear only when set, so journals written before them still match
+    if cfg.bins != crate::spec::BinSpec::Frames {
+        options.insert("bin_spec".into(), json!(cfg.bins.name()));
+        options.insert(
+            "bins".into(),
+            serde_json::to_value(cfg.bins.table()).expect("serialises"),
+        );
+    }
+    if cfg.listing != crate::config::Listing::Scan {
+        options.insert("listing".into(), json!("summary"));
+    }
+    if let Some(d) = &cfg.semantic_dedup {
+        options.insert("input_semantic_dedup_path".into(), json!(d.path));
+        options.insert("semantic_dedup_epsilon".into(), json!(d.epsilon));
+    }
+    if cfg.drop_small_shards {
+        options.insert("drop_small_shards".into(), json!(true));
+        options.insert("min_clips_per_tar".into(), json!(cfg.min_clips_per_tar));
+    }
+    options
 }
 
 /// Fingerprints a model directory.

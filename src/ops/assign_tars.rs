@@ -17,7 +17,7 @@ use timely::dataflow::Stream;
 use crate::ops::StageClock;
 use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId, WarningKind};
 use crate::report::Progress;
-use crate::spec::group_tars;
+use crate::spec::group_tars_dropping;
 
 /// What the planner decided, besides the clips themselves.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,10 +36,14 @@ pub struct PlanSummary {
     pub bins: Vec<(String, Vec<TarId>)>,
     /// Clips planned for writing.
     pub planned: u64,
+    /// Clips left out as semantic duplicates.
+    pub removed_semantic_dedup: u64,
+    /// Clips of a bin's last tar dropped for holding fewer than `min_clips_per_tar` clips.
+    pub dropped_small_tar: u64,
 }
 
 /// Tar grouping parameters.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Planner {
     /// Target tar size in bytes (metadata `num_bytes` summed).
     pub target_tar_bytes: u64,
@@ -47,6 +51,10 @@ pub struct Planner {
     pub max_tars_per_part: u32,
     /// mtime given to every clip's tar members.
     pub mtime: u64,
+    /// A bin's last tar with fewer clips than this is dropped (0: never; `--drop-small-shards`).
+    pub drop_below: u32,
+    /// Sample keys the semantic-dedup tables mark as duplicates.
+    pub dedup: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 impl Planner {
@@ -65,6 +73,14 @@ impl Planner {
                 MetaOutcome::Reject(r) => summary.rejects.push(r),
                 MetaOutcome::Invalid { .. } => summary.invalid += 1,
                 MetaOutcome::Clip(clip) => {
+                    if self
+                        .dedup
+                        .as_ref()
+                        .is_some_and(|d| d.contains(&clip.span_uuid))
+                    {
+                        summary.removed_semantic_dedup += 1;
+                        continue;
+                    }
                     let Some(bin) = clip.bin.clone() else {
                         summary.dropped_no_bin += 1;
                         continue;
@@ -96,7 +112,18 @@ impl Planner {
         let mut planned = Vec::new();
         for (order, (bin, clips)) in bins.into_iter().enumerate() {
             let sizes: Vec<u64> = clips.iter().map(|c| c.num_bytes).collect();
-            let groups = group_tars(&sizes, self.target_tar_bytes, self.max_tars_per_part);
+            let groups = group_tars_dropping(
+                &sizes,
+                self.target_tar_bytes,
+                self.max_tars_per_part,
+                self.drop_below,
+            );
+            let kept: usize = groups.iter().map(|g| g.members.len()).sum();
+            summary.dropped_small_tar += (clips.len() - kept) as u64;
+            if groups.is_empty() {
+                // a bin left without a tar is omitted entirely (SPEC §4)
+                continue;
+            }
             let mut clips = clips.into_iter();
             let mut tars = Vec::with_capacity(groups.len());
             for g in groups {

@@ -170,10 +170,7 @@ impl BinTable {
     /// The bin path of a clip, or `None` when it falls in no bin.
     pub fn bin_of(&self, d: &ClipDims) -> Option<String> {
         let short = d.width.min(d.height);
-        let res = self
-            .resolution
-            .iter()
-            .find(|r| short >= r.min_short_side)?;
+        let res = self.resolution.iter().find(|r| short >= r.min_short_side)?;
         // as Python divides two ints
         let r = d.width as f64 / d.height as f64;
         let aspect = self
@@ -183,7 +180,7 @@ impl BinTable {
         let length = match self.length {
             LengthKind::NumFrames => d.num_frames as f64,
             LengthKind::DurationS => {
-                if !(d.framerate > 0.0) {
+                if d.framerate.is_nan() || d.framerate <= 0.0 {
                     return None;
                 }
                 d.num_frames as f64 / d.framerate

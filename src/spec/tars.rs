@@ -18,6 +18,18 @@ pub struct TarGroup {
 /// which case start a new tar with it. A clip larger than the target gets a tar of its own.
 /// Tars are then split into parts of `max_tars_per_part`.
 pub fn group_tars(sizes: &[u64], target_bytes: u64, max_tars_per_part: u32) -> Vec<TarGroup> {
+    group_tars_dropping(sizes, target_bytes, max_tars_per_part, 0)
+}
+
+/// [`group_tars`] with the reference's `--drop-small-shards`: the last (remainder) tar is
+/// dropped when it has fewer than `drop_below` clips (0: never). Only the last tar can be
+/// dropped, and nothing is renumbered.
+pub fn group_tars_dropping(
+    sizes: &[u64],
+    target_bytes: u64,
+    max_tars_per_part: u32,
+    drop_below: u32,
+) -> Vec<TarGroup> {
     assert!(max_tars_per_part > 0, "max_tars_per_part must be positive");
     let mut ranges = Vec::new();
     let mut start = 0;
@@ -30,7 +42,7 @@ pub fn group_tars(sizes: &[u64], target_bytes: u64, max_tars_per_part: u32) -> V
         }
         current = current.saturating_add(size);
     }
-    if start < sizes.len() {
+    if start < sizes.len() && sizes.len() - start >= drop_below as usize {
         ranges.push(start..sizes.len());
     }
     ranges

@@ -137,6 +137,8 @@ pub fn reconciled_counts(version_dir: &Path) -> serde_json::Value {
     let sum = c["written"].as_u64().unwrap()
         + c["invalid"].as_u64().unwrap()
         + c["dropped_no_bin"].as_u64().unwrap()
+        + c["removed_semantic_dedup"].as_u64().unwrap()
+        + c["dropped_small_tar"].as_u64().unwrap()
         + rejected;
     assert_eq!(
         c["listed"].as_u64().unwrap(),

@@ -31,6 +31,7 @@ fn plan_orders_bins_by_first_appearance_and_counts_reconcile() {
         target_tar_bytes: 10,
         max_tars_per_part: 2,
         mtime: 0,
+        ..Default::default()
     };
     // given out of order, as workers deliver them
     let outcomes = vec![
@@ -98,6 +99,7 @@ fn plan_is_independent_of_arrival_order() {
         target_tar_bytes: 7,
         max_tars_per_part: 3,
         mtime: 0,
+        ..Default::default()
     };
     let make = || -> Vec<MetaOutcome> {
         (0..60)
@@ -157,6 +159,7 @@ fn dataflow_plans_once_on_worker_zero() {
                         target_tar_bytes: 8,
                         max_tars_per_part: 100,
                         mtime: 0,
+                        ..Default::default()
                     },
                     None,
                     summary.clone(),

@@ -89,7 +89,10 @@ fn validate(t: &BinTable, allow_gaps: bool) -> Vec<String> {
         let key = format!("bins.resolution[{i}]");
         check_name(&mut errors, &key, &r.name);
         if r.min_short_side < 0 {
-            errors.push(format!("{key}.min_short_side: {} is negative", r.min_short_side));
+            errors.push(format!(
+                "{key}.min_short_side: {} is negative",
+                r.min_short_side
+            ));
         }
         if i > 0 && r.min_short_side >= t.resolution[i - 1].min_short_side {
             errors.push(format!(
@@ -166,10 +169,7 @@ fn validate(t: &BinTable, allow_gaps: bool) -> Vec<String> {
     }
     for p in ["{resolution}", "{aspect_ratio}", "{length}"] {
         if t.path.matches(p).count() != 1 {
-            errors.push(format!(
-                "bins.path: {:?} must use {p} exactly once",
-                t.path
-            ));
+            errors.push(format!("bins.path: {:?} must use {p} exactly once", t.path));
         }
     }
     let rest = t
@@ -214,10 +214,13 @@ mod tests {
     #[test]
     fn defaults_fill_what_is_omitted() {
         let t = parse("[bins]\nlength = \"duration_s\"\n").unwrap();
-        assert_eq!(t, BinTable {
-            resolution: BinTable::frames().resolution,
-            ..BinTable::duration()
-        });
+        assert_eq!(
+            t,
+            BinTable {
+                resolution: BinTable::frames().resolution,
+                ..BinTable::duration()
+            }
+        );
         assert_eq!(parse("[bins]\n").unwrap(), BinTable::frames());
     }
 

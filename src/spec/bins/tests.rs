@@ -1,13 +1,12 @@
 use super::*;
 
 fn aspect_ratio(r: f64) -> Option<String> {
-BinTable::frames()
-    .aspect_ratio
-    .iter()
-    .find(|a| r > a.above && r <= a.up_to)
-    .map(|a| a.name.clone())
+    BinTable::frames()
+        .aspect_ratio
+        .iter()
+        .find(|a| r > a.above && r <= a.up_to)
+        .map(|a| a.name.clone())
 }
-
 
 fn bin(w: i64, h: i64, n: i64) -> Option<String> {
     BinSpec::Frames.bin_of(&ClipDims {
@@ -110,7 +109,11 @@ fn duration_boundaries_first_match_wins() {
     let d = |n: i64| dur(1280, 720, n, 10.0).map(|b| b.rsplit('/').next().unwrap().to_string());
     assert_eq!(d(49), None, "4.9 s is under 5 s");
     assert_eq!(d(50).unwrap(), "duration_5_10", "exactly 5.0 s");
-    assert_eq!(d(100).unwrap(), "duration_5_10", "exactly 10.0 s: the first bin");
+    assert_eq!(
+        d(100).unwrap(),
+        "duration_5_10",
+        "exactly 10.0 s: the first bin"
+    );
     assert_eq!(d(101).unwrap(), "duration_10_30");
     assert_eq!(d(300).unwrap(), "duration_10_30", "exactly 30.0 s");
     assert_eq!(d(301).unwrap(), "duration_30_inf");
@@ -146,5 +149,7 @@ fn duration_needs_a_positive_framerate_and_keeps_low_resolutions() {
 fn spec_names_parse() {
     assert_eq!(BinSpec::parse("frames").unwrap(), BinSpec::Frames);
     assert_eq!(BinSpec::parse("duration").unwrap(), BinSpec::Duration);
-    assert!(BinSpec::parse("seconds").unwrap_err().contains("frames or duration"));
+    assert!(BinSpec::parse("seconds")
+        .unwrap_err()
+        .contains("frames or duration"));
 }
