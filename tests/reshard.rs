@@ -79,6 +79,20 @@ fn dataset_files(version_dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Asserts two versions hold the same files with the same bytes (naming the first that
+/// differs, without printing contents).
+fn assert_same_files(got: &Path, want: &Path, ctx: &str) {
+    let (got, want) = (dataset_files(got), dataset_files(want));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{ctx}: file lists differ"
+    );
+    for (rel, bytes) in &want {
+        assert!(got[rel] == *bytes, "{ctx}: {rel} differs");
+    }
+}
+
 /// Per written sample (in tar order), the stripped captions of its windows, from the
 /// `.json` members of the `metas` tars.
 fn written_captions(version_dir: &Path) -> Vec<(String, Vec<String>)> {
@@ -309,18 +323,7 @@ fn reshard_equals_a_full_shard_over_many_random_seeds() {
         );
 
         let (got, want) = (work.join("out/v1"), fresh.join("out/v1"));
-        let (got_files, want_files) = (dataset_files(&got), dataset_files(&want));
-        assert_eq!(
-            got_files.keys().collect::<Vec<_>>(),
-            want_files.keys().collect::<Vec<_>>(),
-            "{ctx}: file lists differ"
-        );
-        for (rel, bytes) in &want_files {
-            assert!(
-                got_files[rel] == *bytes,
-                "{ctx}: {rel} differs from a full shard"
-            );
-        }
+        assert_same_files(&got, &want, &ctx);
 
         let c = counts(&got);
         let full = counts(&want);
@@ -414,10 +417,7 @@ fn reshard_of_the_sample_dataset_embeds_two_captions_and_reads_back_in_python() 
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("2 caption windows embedded"), "{stdout}");
     assert_ok(&run(&fresh, "shard", &input, "v1", &big));
-    assert_eq!(
-        dataset_files(&work.join("out/v1")),
-        dataset_files(&fresh.join("out/v1"))
-    );
+    assert_same_files(&work.join("out/v1"), &fresh.join("out/v1"), "reshard");
     let c = counts(&work.join("out/v1"));
     assert_eq!(n(&c, "windows_embedded"), 2, "{c}");
     assert!(n(&c, "tars_copied") > 0 && n(&c, "tars") > 0, "{c}");
@@ -443,9 +443,10 @@ fn reshard_of_the_sample_dataset_embeds_two_captions_and_reads_back_in_python() 
             &[&["--from-version", "v0", "--resume"][..], &big].concat(),
         );
         assert_ok(&o);
-        assert_eq!(
-            dataset_files(&work.join("out/v1")),
-            dataset_files(&fresh.join("out/v1"))
+        assert_same_files(
+            &work.join("out/v1"),
+            &fresh.join("out/v1"),
+            "after --resume",
         );
         let c = counts(&work.join("out/v1"));
         assert!(n(&c, "tars_resumed") > 0, "{c}");

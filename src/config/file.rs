@@ -177,6 +177,46 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_also_with_its_bin_table() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/shard.example.toml");
+        let env = |_: &str| None;
+        let f = ShardFile::load(&example).unwrap();
+        let cfg = crate::config::ShardConfig::resolve(f, &env).unwrap();
+        assert_eq!(cfg.bins, crate::spec::BinSpec::Frames);
+        // uncomment the [bins] table (and drop bin_spec, which it replaces)
+        let text = std::fs::read_to_string(&example).unwrap();
+        let mut out = String::new();
+        let mut in_bins = false;
+        for line in text.lines() {
+            if line.starts_with("bin_spec") {
+                continue;
+            }
+            if line == "# [bins]" {
+                in_bins = true;
+            }
+            out.push_str(if in_bins {
+                line.trim_start_matches("# ")
+            } else {
+                line
+            });
+            out.push('\n');
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, out).unwrap();
+        let mut f = ShardFile::load(&p).unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        f.input_clip_path = Some(root.join("tests/data/sample-dataset").display().to_string());
+        f.t5_model = Some(root.join("tests/data/t5-tiny"));
+        let cfg = crate::config::ShardConfig::resolve(f, &env).unwrap();
+        let crate::spec::BinSpec::Custom(t) = cfg.bins else {
+            panic!("the [bins] table is used");
+        };
+        assert_eq!(t.aspect_ratio.len(), 2);
+        assert_eq!(t.length, crate::spec::bins::LengthKind::DurationS);
+    }
+
+    #[test]
     fn relative_paths_follow_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");

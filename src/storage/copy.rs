@@ -86,8 +86,51 @@ fn copy_local(from: &Location, to: &Location) -> Result<(), StorageError> {
     if std::fs::hard_link(f, &tmp).is_err() {
         std::fs::copy(f, &tmp).map_err(|e| StorageError::io("copy", &f.display(), &e))?;
     }
-    std::fs::rename(&tmp, t).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        StorageError::io("copy", &t.display(), &e)
-    })
+    let renamed = std::fs::rename(&tmp, t);
+    // renaming onto a hard link of the same file succeeds without doing anything (POSIX), and
+    // a failed rename leaves it: either way the temporary name must go
+    let _ = std::fs::remove_file(&tmp);
+    renamed.map_err(|e| StorageError::io("copy", &t.display(), &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageOptions;
+
+    #[test]
+    fn local_copies_are_links_replace_the_target_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.tar"), dir.path().join("sub/b.tar"));
+        std::fs::write(&a, b"one").unwrap();
+        let st = Storage::new(StorageOptions::default());
+        let pair = [(Location::Local(a.clone()), Location::Local(b.clone()))];
+        // twice: the second finds the target already linked to the same file
+        for _ in 0..2 {
+            for r in st.copy_many(&pair) {
+                r.unwrap();
+            }
+            assert_eq!(std::fs::read(&b).unwrap(), b"one");
+            let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["b.tar"]);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                std::fs::metadata(&a).unwrap().ino(),
+                std::fs::metadata(&b).unwrap().ino()
+            );
+        }
+        // a missing source names itself
+        let missing = [(
+            Location::Local(dir.path().join("nope")),
+            Location::Local(b.clone()),
+        )];
+        let err = st.copy_many(&missing).remove(0).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
 }

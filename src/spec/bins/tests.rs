@@ -126,23 +126,23 @@ fn duration_needs_a_positive_framerate_and_keeps_low_resolutions() {
     assert_eq!(dur(1280, 720, 200, -24.0), None);
     assert_eq!(dur(1280, 720, 200, f64::NAN), None);
     assert_eq!(
-        dur(1279, 719, 200, 20.0).unwrap(),
+        dur(1279, 719, 400, 20.0).unwrap(),
         "resolution_lt_720/aspect_ratio_16_9/duration_10_30"
     );
     assert_eq!(
-        dur(1280, 720, 200, 20.0).unwrap(),
+        dur(1280, 720, 400, 20.0).unwrap(),
         "resolution_720/aspect_ratio_16_9/duration_10_30"
     );
     assert_eq!(
-        dur(1080, 1920, 200, 20.0).unwrap(),
+        dur(1080, 1920, 400, 20.0).unwrap(),
         "resolution_1080/aspect_ratio_9_16/duration_10_30"
     );
     assert_eq!(
-        dur(2, 2, 200, 20.0).unwrap(),
+        dur(2, 2, 400, 20.0).unwrap(),
         "resolution_lt_720/aspect_ratio_1_1/duration_10_30"
     );
     // the aspect limit still drops
-    assert_eq!(dur(7220, 720, 200, 20.0), None);
+    assert_eq!(dur(7220, 720, 400, 20.0), None);
 }
 
 #[test]
