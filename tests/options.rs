@@ -12,21 +12,12 @@ use common::*;
 
 /// Written samples by bin: bin path → keys in tar order (from the `metas` tars).
 fn samples_by_bin(version_dir: &Path) -> BTreeMap<String, Vec<String>> {
-    let mut tars: Vec<PathBuf> = Vec::new();
-    let mut stack = vec![version_dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "tar")
-                && p.to_string_lossy().contains("/metas/")
-            {
-                tars.push(p);
-            }
-        }
-    }
-    tars.sort();
+    let tars: Vec<PathBuf> = files_below(version_dir)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "tar") && p.to_string_lossy().contains("/metas/")
+        })
+        .collect();
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for t in tars {
         let rel = t
@@ -320,26 +311,19 @@ fn drop_small_shards_drops_only_small_last_tars() {
     // from the plain run: each bin's last tar, when under 2 clips, is the only difference
     let per_tar = |v: &Path| -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
-        let mut stack = vec![v.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.to_string_lossy().contains("/metas/")
-                    && p.extension().is_some_and(|e| e == "tar")
-                {
-                    let mut a = tar::Archive::new(std::fs::File::open(&p).unwrap());
-                    let keys = a
-                        .entries()
-                        .unwrap()
-                        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
-                        .collect();
-                    out.insert(
-                        p.strip_prefix(v).unwrap().to_string_lossy().into_owned(),
-                        keys,
-                    );
-                }
+        for p in files_below(v) {
+            if p.to_string_lossy().contains("/metas/") && p.extension().is_some_and(|e| e == "tar")
+            {
+                let mut a = tar::Archive::new(std::fs::File::open(&p).unwrap());
+                let keys = a
+                    .entries()
+                    .unwrap()
+                    .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+                    .collect();
+                out.insert(
+                    p.strip_prefix(v).unwrap().to_string_lossy().into_owned(),
+                    keys,
+                );
             }
         }
         out

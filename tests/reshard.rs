@@ -44,23 +44,6 @@ fn run(cwd: &Path, sub: &str, input: &Path, version: &str, extra: &[&str]) -> Ou
         .expect("shardflow runs")
 }
 
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Every file of a version's dataset (the job folder aside), by relative path.
 fn dataset_files(version_dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files_below(version_dir)

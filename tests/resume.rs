@@ -84,26 +84,6 @@ fn spawn(cwd: &Path, input: &Path, out: &str) -> Child {
         .expect("shardflow starts")
 }
 
-/// Every file below `dir` (none if it does not exist).
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// Every file below `dir` except the job's own folder, with its bytes; in the summaries
 /// (`wdinfo.json`, `wdinfo_list.csv`), which name the output folder, that name reads `OUT`.
 fn dataset_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -653,20 +653,14 @@ fn two_processes_write_to_s3_and_a_lost_tar_is_resumed() {
 
 /// Every `.tar` below `dir`, by path relative to it.
 fn tars_below(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "tar") {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    files_below(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .map(|p| {
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
 }
 
 #[test]
@@ -761,4 +755,85 @@ for name in sorted(os.listdir(metas)):
         c["tar_files_copied"].as_u64().unwrap() > 3 * c["tars_copied"].as_u64().unwrap(),
         "{c}"
     );
+}
+
+#[test]
+fn summary_listing_and_dedup_tables_on_s3() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("options");
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    // summary.json naming every metadata file; a dedup table removing two of its clips
+    let dedup = tmp.path().join("dedup");
+    let removed = python(
+        r#"
+import json, os, sys
+import pyarrow as pa, pyarrow.parquet as pq
+root, dedup = sys.argv[1], sys.argv[2]
+uuids = sorted(n[:-5] for n in os.listdir(os.path.join(root, "metas/v0")) if n.endswith(".json"))
+json.dump({"video.mp4": {"clips": uuids}}, open(os.path.join(root, "summary.json"), "w"))
+valid = []
+for u in uuids:
+    try:
+        m = json.load(open(os.path.join(root, "metas/v0", u + ".json")))
+    except Exception:
+        continue
+    if m.get("valid") is True and m.get("span_uuid") == u:
+        valid.append(u)
+tables = os.path.join(dedup, "extraction", "semdedup_pruning_tables")
+os.makedirs(tables)
+pq.write_table(pa.table({"id": valid[:3], "max_id": valid[:1] * 3, "cosine_sim_score": [0.0, 0.999, 1.0]}),
+               os.path.join(tables, "cluster_0.parquet"))
+print(len(uuids), ",".join(valid[1:3]))
+"#,
+        &[input.to_str().unwrap(), dedup.to_str().unwrap()],
+    );
+    let (listed, removed) = removed.trim().split_once(' ').unwrap();
+    let removed: Vec<&str> = removed.split(',').collect();
+    s3.util(&[
+        "upload",
+        input.to_str().unwrap(),
+        &format!("s3://{bucket}/in"),
+    ]);
+    s3.util(&[
+        "upload",
+        dedup.to_str().unwrap(),
+        &format!("s3://{bucket}/dedup"),
+    ]);
+    let s3_in = format!("s3://{bucket}/in");
+    let out = s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            &s3_in,
+            "--output-dataset-path",
+            "out",
+            "--remap-clip-location",
+            &remap_to(&s3_in),
+            "--listing",
+            "summary",
+            "--input-semantic-dedup-path",
+            &format!("s3://{bucket}/dedup"),
+        ],
+        &[],
+    );
+    assert_ok(&out);
+    let c = reconciled_counts(&tmp.path().join("out/v0"));
+    assert_eq!(c["removed_semantic_dedup"].as_u64(), Some(2), "{c}");
+    assert_eq!(c["listed"].as_u64(), listed.parse().ok(), "{c}");
+    let written = python(
+        r#"
+import glob, sys, tarfile
+names = []
+for t in glob.glob(sys.argv[1] + "/**/metas/**/*.tar", recursive=True):
+    names += [n[:-5] for n in tarfile.open(t).getnames()]
+print(",".join(sorted(names)))
+"#,
+        &[tmp.path().join("out/v0").to_str().unwrap()],
+    );
+    for r in removed {
+        assert!(!written.contains(r), "{r} was deduplicated away");
+    }
 }

@@ -127,14 +127,7 @@ impl TarWriters {
             let Some((s, fetch)) = open.pending.remove(&open.next) else {
                 break;
             };
-            if open.files.is_none() {
-                open.files = Some(create_files(
-                    &self.output,
-                    &self.version_dir,
-                    &id,
-                    &open.copied,
-                )?);
-            }
+            ensure_files(open, &self.output, &self.version_dir, &id)?;
             let fetch = match open.copied[0] {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
@@ -146,14 +139,7 @@ impl TarWriters {
             return Ok(None);
         }
         let mut open = self.open.remove(&id).expect("present");
-        if open.files.is_none() {
-            open.files = Some(create_files(
-                &self.output,
-                &self.version_dir,
-                &id,
-                &open.copied,
-            )?);
-        }
+        ensure_files(&mut open, &self.output, &self.version_dir, &id)?;
         // the three members are finished in order; if one fails, the ones not yet finished
         // are aborted when dropped, and the triple is reported incomplete
         let files = open.files.take().expect("created");
@@ -204,6 +190,19 @@ fn write_error(fin: &Location, e: std::io::Error) -> ShardError {
         message: e.to_string(),
         not_found: false,
     })
+}
+
+/// Creates the triple's member tars (those not copied) on its first sample.
+fn ensure_files(
+    open: &mut OpenTar,
+    output: &Storage,
+    version_dir: &Location,
+    id: &TarId,
+) -> Result<(), ShardError> {
+    if open.files.is_none() {
+        open.files = Some(create_files(output, version_dir, id, &open.copied)?);
+    }
+    Ok(())
 }
 
 fn create_files(
