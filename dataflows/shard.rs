@@ -340,7 +340,9 @@ pub fn run<B: Backend>(
         root_version_dir: cfg.root_version_dir(),
         display_version_dir: cfg.display_version_dir(),
         max_tars_per_part: cfg.max_tars_per_part,
+        wids_index: cfg.index.wids,
     };
+    let dali_index = cfg.index.dali;
     let batch_size = cfg.batch_size;
     let max_batch_tokens = cfg.max_batch_tokens;
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
@@ -393,6 +395,7 @@ pub fn run<B: Backend>(
             done: done.clone(),
             failure: worker_failure.clone(),
             incremental: incremental.clone(),
+            dali_index,
         };
         let encoder = encoder.lock().expect("not poisoned").clone();
         let tokenizer = encoder.clone();
@@ -424,7 +427,8 @@ pub fn run<B: Backend>(
                 .exchange_by_bin()
                 .write_tar(
                     TarWriters::new(output.clone(), input.clone(), finalizer.version_dir.clone())
-                        .with_journal(journal.clone()),
+                        .with_journal(journal.clone())
+                        .with_dali_index(dali_index),
                     worker_failure.clone(),
                     worker_progress.clone(),
                     clock.clone(),

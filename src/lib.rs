@@ -16,6 +16,7 @@
 pub mod config;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
+pub mod dataset;
 pub mod dedup;
 pub mod embed;
 pub mod error;

@@ -15,6 +15,8 @@ use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder}
 use shardflow::report::Progress;
 use shardflow::storage::Storage;
 
+mod commands;
+
 #[derive(Parser)]
 #[command(
     name = "shardflow",
@@ -37,6 +39,12 @@ enum Command {
     Encode(EncodeArgs),
     /// Run `shard` as N local processes talking over loopback (timely cluster mode).
     Launch(LaunchArgs),
+    /// Check a written dataset end to end; exit 0 only when every check holds.
+    Verify(commands::VerifyArgs),
+    /// Per-bin statistics of a written dataset.
+    Inspect(commands::InspectArgs),
+    /// Write DALI and/or wids indexes for an existing dataset (reading each tar once).
+    Index(commands::IndexArgs),
 }
 
 #[derive(clap::Args)]
@@ -209,6 +217,11 @@ struct ShardArgs {
     /// its clips are counted as dropped_small_tar.
     #[arg(long)]
     drop_small_shards: bool,
+    /// Random-access indexes written with the tars, computed while writing: dali (an .idx
+    /// beside every tar, DALI's v1.2 format) and/or wids (a shardindex.json per bin and
+    /// stream) [default: none].
+    #[arg(long, value_delimiter = ',')]
+    index: Vec<String>,
     /// Validate the options, input and model, then exit without running.
     #[arg(long)]
     check: bool,
@@ -266,6 +279,7 @@ impl ShardArgs {
             input_semantic_dedup_s3_profile_name: self.input_semantic_dedup_s3_profile_name.clone(),
             min_clips_per_tar: self.min_clips_per_tar,
             drop_small_shards: self.drop_small_shards.then_some(true),
+            index: (!self.index.is_empty()).then(|| self.index.clone()),
             cluster,
             storage: (self.s3_max_retries.is_some()
                 || self.s3_retry_timeout_s.is_some()
@@ -314,6 +328,9 @@ fn main() -> ExitCode {
         }
         Command::Encode(args) => run_encode(args),
         Command::Launch(args) => run_launch(args),
+        Command::Verify(args) => commands::run_verify(args),
+        Command::Inspect(args) => commands::run_inspect(args),
+        Command::Index(args) => commands::run_index(args),
     };
     match result {
         Ok(code) => code,

@@ -70,6 +70,10 @@ pub struct ShardFile {
     /// Drop a bin's last (remainder) tar when it has fewer than `min_clips_per_tar` clips
     /// (default false).
     pub drop_small_shards: Option<bool>,
+    /// Random-access indexes written with the tars: `dali` (an `.idx` beside every tar, in
+    /// DALI's `v1.2` format) and/or `wids` (a `shardindex.json` per bin and stream). Default:
+    /// none, so the output is exactly the reference's.
+    pub index: Option<Vec<String>>,
     /// Running as several processes.
     pub cluster: Option<ClusterFile>,
     /// Object-store requests: retries, concurrency, upload part size.

@@ -60,6 +60,32 @@ pub struct ShardConfig {
     pub min_clips_per_tar: u32,
     /// Drop a bin's last tar when it has fewer than `min_clips_per_tar` clips.
     pub drop_small_shards: bool,
+    /// Indexes written with the tars.
+    pub index: Indexes,
+}
+
+/// Which random-access indexes are written with the tars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Indexes {
+    /// A DALI `.idx` beside every tar.
+    pub dali: bool,
+    /// A wids `shardindex.json` per bin and stream.
+    pub wids: bool,
+}
+
+impl Indexes {
+    /// Parses `dali` / `wids` names.
+    pub fn parse(names: &[String]) -> Result<Indexes, String> {
+        let mut out = Indexes::default();
+        for n in names {
+            match n.as_str() {
+                "dali" => out.dali = true,
+                "wids" => out.wids = true,
+                other => return Err(format!("unknown index {other:?}: expected dali or wids")),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// How the metadata files of a version are found.
@@ -170,6 +196,7 @@ impl ShardFile {
                 .or(other.input_semantic_dedup_s3_profile_name),
             min_clips_per_tar: self.min_clips_per_tar.or(other.min_clips_per_tar),
             drop_small_shards: self.drop_small_shards.or(other.drop_small_shards),
+            index: self.index.or(other.index),
             cluster,
             storage,
         }
@@ -274,6 +301,13 @@ impl ShardConfig {
             epsilon: f.semantic_dedup_epsilon.unwrap_or(0.01),
             s3_profile: f.input_semantic_dedup_s3_profile_name,
         });
+        let index = match Indexes::parse(&f.index.unwrap_or_default()) {
+            Ok(i) => i,
+            Err(e) => {
+                errors.push(format!("index (--index): {e}"));
+                Indexes::default()
+            }
+        };
         let cfg = ShardConfig {
             input: f.input_clip_path.unwrap_or_default(),
             output: f.output_dataset_path.unwrap_or_default(),
@@ -301,6 +335,7 @@ impl ShardConfig {
             semantic_dedup,
             min_clips_per_tar: f.min_clips_per_tar.unwrap_or(1),
             drop_small_shards: f.drop_small_shards.unwrap_or(false),
+            index,
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);
@@ -617,6 +652,7 @@ mod tests {
             semantic_dedup: None,
             min_clips_per_tar: 1,
             drop_small_shards: false,
+            index: Indexes::default(),
         }
     }
 

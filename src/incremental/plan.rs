@@ -54,6 +54,8 @@ pub struct ReshardTarget<'a> {
     pub journal: &'a Journal,
     /// Grouping options.
     pub grouping: Grouping,
+    /// Tars carry a DALI index beside them, copied with them.
+    pub dali_index: bool,
 }
 
 /// Re-shard planning: copies every member tar whose contents are unchanged, records the
@@ -127,6 +129,15 @@ pub fn reshard(
             (base.tar_location(k, *kind), to)
         })
         .collect();
+    let mut pairs = pairs;
+    if target.dali_index {
+        let idx = |l: &Location| Location::parse(&crate::dataset::index::idx_path(&l.to_string()));
+        let more: Vec<(Location, Location)> = pairs
+            .iter()
+            .map(|(f, t)| Ok((idx(f)?, idx(t)?)))
+            .collect::<Result<_, String>>()?;
+        pairs.extend(more);
+    }
     for r in target.output.copy_many(&pairs) {
         r.map_err(|e| e.to_string())?;
     }

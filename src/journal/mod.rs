@@ -99,6 +99,12 @@ pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
         options.insert("input_semantic_dedup_path".into(), json!(d.path));
         options.insert("semantic_dedup_epsilon".into(), json!(d.epsilon));
     }
+    if cfg.index != crate::config::Indexes::default() {
+        options.insert(
+            "index".into(),
+            json!({"dali": cfg.index.dali, "wids": cfg.index.wids}),
+        );
+    }
     if cfg.drop_small_shards {
         options.insert("drop_small_shards".into(), json!(true));
         options.insert("min_clips_per_tar".into(), json!(cfg.min_clips_per_tar));

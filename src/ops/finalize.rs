@@ -9,6 +9,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
+use crate::dataset::index::{wids_index_json, WidsShard};
 use crate::error::ShardError;
 use crate::formats::wdinfo::{wdinfo_list_csv, WdInfo};
 use crate::record::{TarDone, TarId};
@@ -29,6 +30,8 @@ pub struct Finalizer {
     pub display_version_dir: String,
     /// `chunk_size` in `wdinfo.json`: tars per part.
     pub max_tars_per_part: u32,
+    /// Write a wids `shardindex.json` per bin and stream (`--index wids`).
+    pub wids_index: bool,
 }
 
 /// One bin as written.
@@ -69,6 +72,9 @@ impl Finalizer {
                 root: format!("{}/{bin}", self.root_version_dir),
                 total_key_count: samples,
             };
+            if self.wids_index {
+                self.write_wids(bin, &finished)?;
+            }
             self.storage.put(
                 &self.version_dir.join(&format!("{bin}/wdinfo.json")),
                 info.to_json().as_bytes(),
@@ -85,6 +91,29 @@ impl Finalizer {
             wdinfo_list_csv(&rows).as_bytes(),
         )?;
         Ok(written)
+    }
+}
+
+impl Finalizer {
+    /// `<bin>/<stream>/shardindex.json` for each stream, from the completion records.
+    fn write_wids(&self, bin: &str, finished: &[&TarDone]) -> Result<(), ShardError> {
+        for (k, stream) in crate::dataset::layout::STREAMS.iter().enumerate() {
+            let shards = finished
+                .iter()
+                .map(|d| WidsShard {
+                    url: d.tar.rel_path(),
+                    nsamples: d.samples,
+                    filesize: d.contents.as_ref().map_or(0, |c| c.sizes[k]),
+                })
+                .collect();
+            self.storage.put(
+                &self
+                    .version_dir
+                    .join(&format!("{bin}/{stream}/shardindex.json")),
+                wids_index_json(shards).as_bytes(),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +171,7 @@ mod tests {
             root_version_dir: "out/v0".into(),
             display_version_dir: "out/v0".into(),
             max_tars_per_part: 2,
+            wids_index: false,
         };
         let plan = vec![
             (

@@ -11,6 +11,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+use crate::dataset::index::{idx_path, Counting, DaliIndex};
 use crate::error::ShardError;
 use crate::incremental::{ContentHasher, SampleFacts};
 use crate::ops::StageClock;
@@ -26,14 +27,17 @@ pub struct TarWriters {
     input: Storage,
     version_dir: Location,
     journal: Option<crate::journal::Journal>,
+    dali_index: bool,
     open: HashMap<TarId, OpenTar>,
     failed: std::collections::HashSet<TarId>,
 }
 
 /// One member tar being written.
 struct PartialTar {
-    builder: tar::Builder<ObjectWriter>,
+    builder: tar::Builder<Counting<ObjectWriter>>,
     fin: Location,
+    /// Its DALI index, built as members are appended (`--index dali`).
+    dali: Option<DaliIndex>,
 }
 
 struct OpenTar {
@@ -56,9 +60,16 @@ impl TarWriters {
             input,
             version_dir,
             journal: None,
+            dali_index: false,
             open: HashMap::new(),
             failed: Default::default(),
         }
+    }
+
+    /// Writes a DALI index beside every tar, computed while writing (`--index dali`).
+    pub fn with_dali_index(mut self, on: bool) -> Self {
+        self.dali_index = on;
+        self
     }
 
     /// Records every completed triple in `journal` (after its three tars are complete).
@@ -127,7 +138,7 @@ impl TarWriters {
             let Some((s, fetch)) = open.pending.remove(&open.next) else {
                 break;
             };
-            ensure_files(open, &self.output, &self.version_dir, &id)?;
+            ensure_files(open, &self.output, &self.version_dir, &id, self.dali_index)?;
             let fetch = match open.copied[0] {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
@@ -139,15 +150,28 @@ impl TarWriters {
             return Ok(None);
         }
         let mut open = self.open.remove(&id).expect("present");
-        ensure_files(&mut open, &self.output, &self.version_dir, &id)?;
+        ensure_files(
+            &mut open,
+            &self.output,
+            &self.version_dir,
+            &id,
+            self.dali_index,
+        )?;
         // the three members are finished in order; if one fails, the ones not yet finished
         // are aborted when dropped, and the triple is reported incomplete
         let files = open.files.take().expect("created");
         for (kind, file) in files.into_iter().enumerate() {
             let size = match file {
-                Some(PartialTar { builder, fin }) => {
+                Some(PartialTar { builder, fin, dali }) => {
                     let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
-                    w.finish()?
+                    let size = w.into_inner().finish()?;
+                    // the index appears once its tar is complete
+                    if let Some(dali) = dali {
+                        let at = Location::parse(&idx_path(&fin.to_string()))
+                            .map_err(ShardError::Dataflow)?;
+                        self.output.put(&at, dali.to_text().as_bytes())?;
+                    }
+                    size
                 }
                 None => open.copied[kind].expect("a member not written is copied"),
             };
@@ -198,9 +222,10 @@ fn ensure_files(
     output: &Storage,
     version_dir: &Location,
     id: &TarId,
+    dali: bool,
 ) -> Result<(), ShardError> {
     if open.files.is_none() {
-        open.files = Some(create_files(output, version_dir, id, &open.copied)?);
+        open.files = Some(create_files(output, version_dir, id, &open.copied, dali)?);
     }
     Ok(())
 }
@@ -210,6 +235,7 @@ fn create_files(
     version_dir: &Location,
     id: &TarId,
     copied: &Copied,
+    dali: bool,
 ) -> Result<Vec<Option<PartialTar>>, ShardError> {
     KINDS
         .iter()
@@ -220,8 +246,9 @@ fn create_files(
             }
             let fin = TarWriters::tar_path(version_dir, id, kind);
             Ok(Some(PartialTar {
-                builder: tar::Builder::new(output.writer(&fin)?),
+                builder: tar::Builder::new(Counting::new(output.writer(&fin)?)),
                 fin,
+                dali: dali.then(DaliIndex::default),
             }))
         })
         .collect()
@@ -287,7 +314,7 @@ fn write_sample(
         (s.pickle.as_slice(), "pickle"),
         (s.json.as_slice(), "json"),
     ]) {
-        let Some(PartialTar { builder, fin }) = file else {
+        let Some(PartialTar { builder, fin, dali }) = file else {
             continue;
         };
         let mut header = tar::Header::new_gnu();
@@ -299,17 +326,28 @@ fn write_sample(
         let _ = header.set_username("bigdata");
         let _ = header.set_groupname("bigdata");
         let name = format!("{}.{ext}", s.key);
-        let appended = match (ext, video.take()) {
+        let (appended, size) = match (ext, video.take()) {
             ("mp4", Some(clip)) => {
                 header.set_size(clip.len);
-                builder.append_data(&mut header, name, clip.reader)
+                (
+                    builder.append_data(&mut header, &name, clip.reader),
+                    clip.len,
+                )
             }
             _ => {
                 header.set_size(data.len() as u64);
-                builder.append_data(&mut header, name, data)
+                (
+                    builder.append_data(&mut header, &name, data),
+                    data.len() as u64,
+                )
             }
         };
         appended.map_err(|e| write_error(fin, e))?;
+        if let Some(dali) = dali {
+            // the data ends padded to a 512-byte block: it started size + padding ago
+            let padded = size.div_ceil(512) * 512;
+            dali.push(&name, builder.get_ref().count - padded, size);
+        }
     }
     open.done.samples += 1;
     open.done.windows_embedded += s.windows_embedded as u64;

@@ -28,6 +28,8 @@ pub struct PlanGate {
     pub failure: Arc<Mutex<Option<String>>>,
     /// An incremental run (`reshard`, `--append`) and its grouping options.
     pub incremental: Option<(Mode, Grouping)>,
+    /// Tars carry DALI indexes (copied along with them by a re-shard).
+    pub dali_index: bool,
 }
 
 impl PlanGate {
@@ -102,6 +104,7 @@ impl PlanGate {
                     version_dir: self.journal.version_dir(),
                     journal: &self.journal,
                     grouping: *grouping,
+                    dali_index: self.dali_index,
                 };
                 plan::reshard(planned, base, *workers, &target, &skip, &mut done)?
             }

@@ -1,0 +1,147 @@
+//! Reading a dataset's tar once, to the end, checking its structure on the way: what
+//! `verify` and `inspect` are built on.
+
+use std::io::Read;
+
+use crate::dataset::index::{Counting, DaliIndex};
+use crate::storage::{Location, Storage};
+
+/// One regular member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// Its bytes, when asked for.
+    pub data: Option<Vec<u8>>,
+}
+
+/// A tar as read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TarRead {
+    /// Regular members in order.
+    pub members: Vec<Member>,
+    /// Bytes read (the file's size when it read to the end).
+    pub bytes: u64,
+    /// Its DALI index, as the reader computed it.
+    pub dali: DaliIndex,
+    /// Why it could not be read to the end, if it could not.
+    pub error: Option<String>,
+}
+
+/// Reads `loc` through `storage`, keeping member data when `keep_data`.
+pub fn read_tar(storage: &Storage, loc: &Location, keep_data: bool) -> TarRead {
+    let mut out = TarRead::default();
+    let reader = match storage.fetch(loc).open() {
+        Ok(r) => r,
+        Err(e) => {
+            out.error = Some(e.message);
+            return out;
+        }
+    };
+    let mut counted = Counting::new(reader.reader);
+    if let Err(e) = read_members(&mut counted, keep_data, &mut out) {
+        out.error = Some(e);
+    }
+    out.bytes = counted.count;
+    out
+}
+
+fn read_members(
+    counted: &mut Counting<Box<dyn Read + Send>>,
+    keep_data: bool,
+    out: &mut TarRead,
+) -> Result<(), String> {
+    let mut end_of_data = 0u64;
+    {
+        let mut archive = tar::Archive::new(&mut *counted);
+        for entry in archive.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| format!("truncated or corrupt header: {e}"))?;
+            let pos = entry.raw_file_position();
+            let size = entry.size();
+            end_of_data = pos + size.div_ceil(512) * 512;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            let data = if keep_data {
+                let mut d = Vec::with_capacity(size as usize);
+                entry
+                    .read_to_end(&mut d)
+                    .map_err(|e| format!("{name}: truncated ({e})"))?;
+                Some(d)
+            } else {
+                std::io::copy(&mut entry, &mut std::io::sink())
+                    .map_err(|e| format!("{name}: truncated ({e})"))?;
+                None
+            };
+            if let Some(d) = &data {
+                if d.len() as u64 != size {
+                    return Err(format!("{name}: truncated ({} of {size} bytes)", d.len()));
+                }
+            }
+            out.dali.push(&name, pos, size);
+            out.members.push(Member { name, size, data });
+        }
+    }
+    // the archive must end with its two zero blocks (a tar cut at a member boundary reads
+    // like a shorter valid one otherwise)
+    let consumed = counted.count;
+    let mut rest = Vec::new();
+    counted
+        .read_to_end(&mut rest)
+        .map_err(|e| format!("unreadable end: {e}"))?;
+    let trailer = consumed + rest.len() as u64 - end_of_data;
+    if trailer < 1024 || rest.iter().any(|b| *b != 0) {
+        return Err(format!(
+            "truncated: no end-of-archive marker after the last member (byte {end_of_data})"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageOptions;
+
+    fn tar_bytes() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [("a.json", &b"{}"[..]), ("b.json", &[1u8; 600][..])] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o444);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn reads_to_the_end_and_catches_truncation_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.tar");
+        let bytes = tar_bytes();
+        std::fs::write(&p, &bytes).unwrap();
+        let st = Storage::new(StorageOptions::default());
+        let loc = Location::Local(p.clone());
+        let r = read_tar(&st, &loc, true);
+        assert_eq!(r.error, None);
+        assert_eq!(r.bytes, bytes.len() as u64);
+        assert_eq!(r.members[1].data.as_deref(), Some(&[1u8; 600][..]));
+        // cut inside data, at a member boundary, and inside the end marker
+        for cut in [700, 512 * 2, 512 * 4, bytes.len() - 512] {
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            let r = read_tar(&st, &loc, cut % 2 == 0);
+            assert!(
+                r.error.as_deref().is_some_and(|e| e.contains("truncated")),
+                "cut at {cut}: {:?}",
+                r.error
+            );
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `shardflow index DATASET`: the indexes `--index` writes at shard time, for a dataset that
+//! has none (also one written by the reference): every tar is read once, tars in parallel,
+//! local or on an object store (objects stream in ranged reads).
+
+use std::collections::BTreeMap;
+
+use crate::config::Indexes;
+use crate::dataset::index::{idx_path, wids_index_json, DaliIndex, WidsShard};
+use crate::dataset::layout::{Layout, STREAMS};
+use crate::dataset::par_map;
+use crate::error::ShardError;
+use crate::storage::{Location, Storage};
+
+/// What `index` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IndexReport {
+    /// Tars read.
+    pub tars: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Samples found (in the `video` tars).
+    pub samples: u64,
+    /// DALI indexes written.
+    pub dali_files: u64,
+    /// wids shard indexes written.
+    pub wids_files: u64,
+}
+
+/// The DALI index of one tar, read through `storage`.
+pub fn index_tar(storage: &Storage, tar: &Location) -> Result<(DaliIndex, u64), ShardError> {
+    let reader = storage.fetch(tar).open()?;
+    DaliIndex::of_tar(reader.reader)
+        .map_err(|e| ShardError::Base(format!("{tar}: not a readable tar: {e}")))
+}
+
+/// Writes the indexes of every tar below `root`.
+pub fn index_dataset(
+    storage: &Storage,
+    root: &Location,
+    which: Indexes,
+    threads: usize,
+) -> Result<IndexReport, ShardError> {
+    let layout = Layout::discover(storage, root)?;
+    let mut jobs: Vec<(String, usize, String)> = Vec::new();
+    for (bin, tars) in &layout.bins {
+        for (tar, sizes) in tars {
+            for (k, size) in sizes.iter().enumerate() {
+                if size.is_some() {
+                    jobs.push((bin.clone(), k, tar.clone()));
+                }
+            }
+        }
+    }
+    let results = par_map(&jobs, threads, |(bin, k, tar)| -> Result<_, ShardError> {
+        let loc = Layout::tar(root, bin, *k, tar);
+        let (index, size) = index_tar(storage, &loc)?;
+        if which.dali {
+            let at = Location::parse(&idx_path(&loc.to_string())).map_err(ShardError::Base)?;
+            storage.put(&at, index.to_text().as_bytes())?;
+        }
+        Ok((index.samples() as u64, size))
+    });
+    let mut report = IndexReport::default();
+    let mut wids: BTreeMap<(String, usize), Vec<WidsShard>> = BTreeMap::new();
+    for ((bin, k, tar), r) in jobs.iter().zip(results) {
+        let (samples, size) = r?;
+        report.tars += 1;
+        report.bytes += size;
+        if *k == 0 {
+            report.samples += samples;
+        }
+        report.dali_files += which.dali as u64;
+        wids.entry((bin.clone(), *k)).or_default().push(WidsShard {
+            url: tar.clone(),
+            nsamples: samples,
+            filesize: size,
+        });
+    }
+    if which.wids {
+        for ((bin, k), shards) in wids {
+            let at = root.join(&format!("{bin}/{}/shardindex.json", STREAMS[k]));
+            storage.put(&at, wids_index_json(shards).as_bytes())?;
+            report.wids_files += 1;
+        }
+    }
+    Ok(report)
+}

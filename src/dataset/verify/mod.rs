@@ -1,0 +1,228 @@
+//! `shardflow verify DATASET`: everything a training job assumes of a dataset, checked before
+//! it finds out hours in. Every problem is reported with the path it concerns:
+//!
+//! - every `wdinfo_list.csv` row names a bin's `wdinfo.json`, and every bin with tars has a row;
+//! - `wdinfo.json` parses, its `data_keys` are the three streams, its `data_list` is exactly the
+//!   bin's tars, and `total_key_count` is the number of samples in them;
+//! - each triple exists in all three streams with the same keys in the same order, no key
+//!   twice, the right extension per stream, and every tar reads to its end-of-archive marker;
+//! - each `.json` parses (as Python's `json` reads it) and its `span_uuid` is the key; each
+//!   `.pickle` decodes to a list of `(L, d)` float16 arrays, one per captioned window, with the
+//!   same `d` throughout;
+//! - DALI `.idx` and wids `shardindex.json` files, where present, match the tars.
+//!
+//! Re-embedding sampled windows with the model is done by the command, over [`StoredWindow`]s.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::dataset::layout::{Layout, STREAMS};
+use crate::dataset::par_map;
+use crate::error::ShardError;
+use crate::storage::{Location, Storage};
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    /// The file (relative to the dataset) or `sample` path it concerns.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A captioned window, for re-embedding checks: where its embedding is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredWindow {
+    /// The bin.
+    pub bin: String,
+    /// The tar (`part_NNNNNN/NNNNNN.tar`).
+    pub tar: String,
+    /// The sample key.
+    pub key: String,
+    /// Index among the sample's embedded windows.
+    pub window: usize,
+    /// The caption.
+    pub caption: String,
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Bins checked.
+    pub bins: u64,
+    /// Tar triples checked.
+    pub triples: u64,
+    /// Samples checked.
+    pub samples: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Every problem, sorted by path.
+    pub problems: Vec<Problem>,
+    /// Windows sampled for re-embedding (filled by the caller).
+    #[serde(skip)]
+    pub windows: Vec<StoredWindow>,
+}
+
+/// Options of a verification.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Caption field prefix (`<algorithm>_caption`).
+    pub captioning_algorithm: String,
+    /// Threads reading tars.
+    pub threads: usize,
+    /// List every captioned window (caption and place) for re-embedding checks.
+    pub keep_windows: bool,
+}
+
+pub(crate) struct TripleResult {
+    pub(crate) problems: Vec<Problem>,
+    pub(crate) samples: u64,
+    pub(crate) bytes: u64,
+    pub(crate) d_model: BTreeSet<usize>,
+    pub(crate) windows: Vec<StoredWindow>,
+}
+
+/// Verifies the dataset at `root`.
+pub fn verify(
+    storage: &Storage,
+    root: &Location,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, ShardError> {
+    let layout = Layout::discover(storage, root)?;
+    let mut report = VerifyReport::default();
+    let mut problems = Vec::new();
+    let mut problem = |path: &str, message: String| {
+        problems.push(Problem {
+            path: path.to_string(),
+            message,
+        })
+    };
+
+    // wdinfo_list.csv → bins
+    let csv_bins = match storage.read(&root.join("wdinfo_list.csv")) {
+        Err(e) => {
+            problem("wdinfo_list.csv", format!("cannot be read: {}", e.message));
+            BTreeSet::new()
+        }
+        Ok(b) => {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let mut bins = BTreeSet::new();
+            for (i, row) in text.split("\r\n").filter(|r| !r.is_empty()).enumerate() {
+                let dir = row.strip_suffix("/wdinfo.json").unwrap_or(row);
+                let known = layout
+                    .bins
+                    .keys()
+                    .chain(layout.others.keys())
+                    .find(|b| dir == b.as_str() || dir.ends_with(&format!("/{b}")));
+                match known {
+                    Some(b) if layout.others.contains_key(&format!("{b}/wdinfo.json")) => {
+                        bins.insert(b.clone());
+                    }
+                    _ => problem(
+                        "wdinfo_list.csv",
+                        format!(
+                            "row {}: {row} is not the wdinfo.json of a bin of this dataset",
+                            i + 1
+                        ),
+                    ),
+                }
+            }
+            bins
+        }
+    };
+    for bin in layout.bins.keys() {
+        if !csv_bins.contains(bin) {
+            problem("wdinfo_list.csv", format!("has no row for bin {bin}"));
+        }
+    }
+
+    // the triples, in parallel
+    let jobs: Vec<(&String, &String, &[Option<u64>; 3])> = layout
+        .bins
+        .iter()
+        .flat_map(|(bin, tars)| tars.iter().map(move |(t, s)| (bin, t, s)))
+        .collect();
+    let results = par_map(&jobs, opts.threads, |(bin, tar, sizes)| {
+        check_triple(storage, root, &layout, bin, tar, sizes, opts)
+    });
+    let mut samples_per_bin: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut d_models = BTreeSet::new();
+    for ((bin, _, _), r) in jobs.iter().zip(results) {
+        *samples_per_bin.entry(bin.as_str()).or_default() += r.samples;
+        report.samples += r.samples;
+        report.bytes += r.bytes;
+        report.triples += 1;
+        d_models.extend(r.d_model);
+        problems.extend(r.problems);
+        report.windows.extend(r.windows);
+    }
+    if d_models.len() > 1 {
+        problems.push(Problem {
+            path: ".".into(),
+            message: format!("embeddings of different widths in one dataset: {d_models:?}"),
+        });
+    }
+
+    // wdinfo.json per bin
+    for (bin, tars) in &layout.bins {
+        report.bins += 1;
+        let path = format!("{bin}/wdinfo.json");
+        let info = match storage.read(&root.join(&path)) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(Problem {
+                    path,
+                    message: format!("cannot be read: {}", e.message),
+                });
+                continue;
+            }
+        };
+        let mut bad = |m: String| {
+            problems.push(Problem {
+                path: path.clone(),
+                message: m,
+            })
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&info) else {
+            bad("not valid JSON".into());
+            continue;
+        };
+        if v["data_keys"] != serde_json::json!(STREAMS) {
+            bad(format!(
+                "data_keys is {}, not {:?}",
+                v["data_keys"], STREAMS
+            ));
+        }
+        let listed: BTreeSet<String> = v["data_list"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for t in listed.iter().filter(|t| !tars.contains_key(*t)) {
+            bad(format!("data_list names {t}, which does not exist"));
+        }
+        for t in tars.keys().filter(|t| !listed.contains(*t)) {
+            bad(format!("{t} exists but is not in data_list"));
+        }
+        let counted = samples_per_bin.get(bin.as_str()).copied().unwrap_or(0);
+        if v["total_key_count"].as_u64() != Some(counted) {
+            bad(format!(
+                "total_key_count is {}, but its tars hold {counted} samples",
+                v["total_key_count"]
+            ));
+        }
+    }
+    problems.sort();
+    report.problems = problems;
+    Ok(report)
+}
+
+mod reembed;
+mod triple;
+
+pub use reembed::reembed_sample;
+use triple::check_triple;

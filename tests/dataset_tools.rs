@@ -1,0 +1,376 @@
+//! `--index`, `shardflow index`, `verify` and `inspect` with the real binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+
+const EPOCH: &str = "1700000000";
+
+fn run(cwd: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        .args(args)
+        .current_dir(cwd)
+        .env("SHARDFLOW_LOG", "warn")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .expect("shardflow runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The sample dataset sharded into `<dir>/<out>/v0` with small tars.
+fn sample_output(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
+    let input = dir.join("in");
+    if !input.exists() {
+        copy_tree(&data("sample-dataset"), &input);
+    }
+    let mut args = vec!["--target-tar-size-mb", "0.05", "--workers", "2"];
+    args.extend_from_slice(extra);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        .args(["shard", "--input-clip-path", input.to_str().unwrap()])
+        .args(["--output-dataset-path", out, "--t5-model"])
+        .arg(data("t5-tiny"))
+        .args([
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}={}", input.display()),
+        ])
+        .args(["--max-rejected-fraction", "0.05"])
+        .args(&args)
+        .current_dir(dir)
+        .env("SHARDFLOW_LOG", "warn")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    dir.join(out).join("v0")
+}
+
+fn tars(dir: &Path) -> Vec<PathBuf> {
+    files_below(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect()
+}
+
+fn idx_of(tar: &Path) -> PathBuf {
+    tar.with_extension("idx")
+}
+
+fn wds2idx(tar: &Path) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(root().join("tests/tools/wds2idx_ref.py"))
+        .arg(tar)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn dali_indexes_written_while_sharding_equal_dalis_algorithm() {
+    let dir = tempfile::tempdir().unwrap();
+    let v0 = sample_output(dir.path(), "out", &["--index", "dali,wids"]);
+    let all = tars(&v0);
+    assert!(all.len() > 30);
+    for t in &all {
+        let ours = std::fs::read_to_string(idx_of(t)).unwrap();
+        assert_eq!(ours, wds2idx(t), "{}", t.display());
+    }
+    // wids: one index per bin and stream, listing every tar with its samples and size
+    let checked = python(
+        r#"
+import glob, json, os, sys, tarfile
+n = 0
+for idx in glob.glob(sys.argv[1] + "/**/shardindex.json", recursive=True):
+    d = json.load(open(idx))
+    assert d["__kind__"] == "wids-shard-index-v1" and d["wids_version"] == 1
+    here = os.path.dirname(idx)
+    urls = sorted(os.path.relpath(p, here) for p in glob.glob(here + "/part_*/*.tar"))
+    assert [s["url"] for s in d["shardlist"]] == urls, (idx, urls)
+    for s in d["shardlist"]:
+        p = os.path.join(here, s["url"])
+        assert s["filesize"] == os.path.getsize(p)
+        keys = [m.name.split(".")[0] for m in tarfile.open(p)]
+        assert s["nsamples"] == len(keys)
+    n += 1
+print(n)
+"#,
+        &[v0.to_str().unwrap()],
+    );
+    assert_eq!(checked.trim(), "36", "12 bins x 3 streams");
+    // the reference's own tars (PAX headers): `shardflow index` agrees with DALI's algorithm too
+    let reference = dir.path().join("reference");
+    copy_tree(&data("sample-dataset-expected/v0"), &reference);
+    let o = run(
+        dir.path(),
+        &["index", reference.to_str().unwrap(), "--index", "dali"],
+    );
+    assert_ok(&o);
+    for t in tars(&reference) {
+        assert_eq!(
+            std::fs::read_to_string(idx_of(&t)).unwrap(),
+            wds2idx(&t),
+            "{}",
+            t.display()
+        );
+    }
+}
+
+#[test]
+fn index_command_writes_what_sharding_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = sample_output(dir.path(), "with", &["--index", "dali,wids"]);
+    let without = sample_output(dir.path(), "without", &[]);
+    assert!(!files_below(&without)
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "idx")));
+    let o = run(dir.path(), &["index", without.to_str().unwrap()]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("48 tars"), "{}", stdout(&o));
+    let indexes = |v: &Path| -> Vec<(String, Vec<u8>)> {
+        files_below(v)
+            .into_iter()
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "idx")
+                    || p.file_name().is_some_and(|n| n == "shardindex.json")
+            })
+            .map(|p| {
+                (
+                    p.strip_prefix(v).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (indexes(&with), indexes(&without));
+    assert_eq!(a.len(), 48 + 36);
+    assert_eq!(a, b);
+}
+
+/// A fresh copy of a good dataset, broken by `damage`; verify must fail naming `expect`.
+fn broken(good: &Path, name: &str, damage: &str, expect: &str) {
+    let copy = good.parent().unwrap().join(format!("broken-{name}"));
+    copy_tree(good, &copy);
+    python(damage, &[copy.to_str().unwrap()]);
+    let o = run(good, &["verify", copy.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+    assert!(
+        stdout(&o).contains(expect),
+        "{name}: expected {expect:?} in\n{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn verify_passes_good_output_and_names_each_kind_of_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = sample_output(dir.path(), "out", &["--index", "dali,wids"]);
+    let o = run(dir.path(), &["verify", good.to_str().unwrap()]);
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("23 samples") && stdout(&o).ends_with("OK\n"),
+        "{}",
+        stdout(&o)
+    );
+    let bin = "resolution_720/aspect_ratio_16_9/frames_0_120";
+    // a truncated tar
+    broken(
+        &good,
+        "truncated",
+        &format!(
+            r#"
+import os, sys
+p = os.path.join(sys.argv[1], "{bin}/video/part_000000/000000.tar")
+data = open(p, "rb").read()
+open(p, "wb").write(data[: len(data) // 2])
+"#
+        ),
+        &format!("{bin}/video/part_000000/000000.tar: does not read to the end"),
+    );
+    // a missing t5_xxl tar
+    broken(
+        &good,
+        "missing",
+        &format!(
+            r#"
+import os, sys
+os.remove(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"))
+"#
+        ),
+        &format!("{bin}/t5_xxl/part_000000/000000.tar: missing"),
+    );
+    // members out of order in one stream
+    broken(
+        &good,
+        "order",
+        &format!(
+            r#"
+import io, os, sys, tarfile
+p = os.path.join(sys.argv[1], "{bin}/metas/part_000000/000000.tar")
+src = tarfile.open(p)
+members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+assert len(members) >= 2
+members[0], members[1] = members[1], members[0]
+with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
+    for m, data in members:
+        out.addfile(m, io.BytesIO(data))
+os.replace(p + ".new", p)
+"#
+        ),
+        &format!("{bin}/metas/part_000000/000000.tar: keys differ from the other streams' from position 0"),
+    );
+    // a corrupted pickle (same size, garbage)
+    broken(
+        &good,
+        "pickle",
+        &format!(
+            r#"
+import io, os, sys, tarfile
+p = os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar")
+src = tarfile.open(p)
+members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
+i = next(i for i, (m, d) in enumerate(members) if len(d) > 64)
+m, data = members[i]
+members[i] = (m, b"\x80\x04garbage" + bytes(len(data) - 9))
+with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
+    for m, data in members:
+        out.addfile(m, io.BytesIO(data))
+os.replace(p + ".new", p)
+"#
+        ),
+        ".pickle: does not decode",
+    );
+    // a wdinfo count off by one
+    broken(
+        &good,
+        "count",
+        &format!(
+            r#"
+import json, os, sys
+p = os.path.join(sys.argv[1], "{bin}/wdinfo.json")
+d = json.load(open(p))
+d["total_key_count"] += 1
+json.dump(d, open(p, "w"), indent=4)
+"#
+        ),
+        &format!("{bin}/wdinfo.json: total_key_count is"),
+    );
+    // an index that no longer matches its tar
+    broken(
+        &good,
+        "idx",
+        &format!(
+            r#"
+import os, sys
+p = os.path.join(sys.argv[1], "{bin}/video/part_000000/000000.idx")
+open(p, "a").write("mp4 512 1 x.mp4\n")
+"#
+        ),
+        &format!("{bin}/video/part_000000/000000.idx: does not match its tar"),
+    );
+}
+
+#[test]
+fn verify_re_embeds_a_sample_of_windows_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = sample_output(dir.path(), "out", &[]);
+    let model = data("t5-tiny");
+    let m = model.to_str().unwrap();
+    let o = run(
+        dir.path(),
+        &[
+            "verify",
+            good.to_str().unwrap(),
+            "--t5-model",
+            m,
+            "--sample",
+            "12",
+        ],
+    );
+    assert_ok(&o);
+    // scale every stored embedding: still a valid pickle, but not the model's output
+    python(
+        r#"
+import glob, io, os, pickle, sys, tarfile
+for p in glob.glob(sys.argv[1] + "/**/t5_xxl/**/*.tar", recursive=True):
+    src = tarfile.open(p)
+    members = []
+    for m in src.getmembers():
+        arrays = pickle.loads(src.extractfile(m).read())
+        data = pickle.dumps([a * 3 + 1 for a in arrays], protocol=4)
+        m.size = len(data)
+        members.append((m, data))
+    with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
+        for m, data in members:
+            out.addfile(m, io.BytesIO(data))
+    os.replace(p + ".new", p)
+"#,
+        &[good.to_str().unwrap()],
+    );
+    let o = run(dir.path(), &["verify", good.to_str().unwrap()]);
+    assert_ok(&o);
+    let o = run(
+        dir.path(),
+        &[
+            "verify",
+            good.to_str().unwrap(),
+            "--t5-model",
+            m,
+            "--sample",
+            "4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert_eq!(
+        stdout(&o)
+            .matches("differs from the model's embedding")
+            .count(),
+        4,
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn inspect_counts_what_the_report_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let v0 = sample_output(dir.path(), "out", &[]);
+    let o = run(dir.path(), &["inspect", v0.to_str().unwrap(), "--json"]);
+    assert_ok(&o);
+    let bins: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sum = |k: &str| -> u64 {
+        bins.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b[k].as_u64().unwrap())
+            .sum()
+    };
+    let c = reconciled_counts(&v0);
+    assert_eq!(sum("clips"), c["written"].as_u64().unwrap());
+    assert_eq!(sum("windows"), c["windows_embedded"].as_u64().unwrap());
+    assert_eq!(sum("tars"), c["tars"].as_u64().unwrap());
+    let tokens: f64 = bins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["mean_tokens_per_window"].as_f64().unwrap() * b["windows"].as_f64().unwrap())
+        .sum();
+    assert_eq!(
+        tokens.round() as u64,
+        c["tokens_embedded"].as_u64().unwrap()
+    );
+    let table = stdout(&run(dir.path(), &["inspect", v0.to_str().unwrap()]));
+    assert!(
+        table.lines().last().unwrap().starts_with("total"),
+        "{table}"
+    );
+}
