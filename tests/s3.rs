@@ -837,3 +837,66 @@ print(",".join(sorted(names)))
         assert!(!written.contains(r), "{r} was deduplicated away");
     }
 }
+
+#[test]
+fn verify_index_and_inspect_read_a_dataset_on_s3() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("tools");
+    let input = data("sample-dataset");
+    let out_uri = format!("s3://{bucket}/out");
+    assert_ok(&s3.shard(
+        tmp.path(),
+        &s3.endpoint,
+        &[
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            &out_uri,
+            "--remap-clip-location",
+            &remap_to(input.to_str().unwrap()),
+            "--target-tar-size-mb",
+            "0.05",
+            "--index",
+            "dali",
+        ],
+        &[],
+    ));
+    let tool = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_shardflow"))
+            .args(args)
+            .current_dir(tmp.path())
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", &s3.endpoint)
+            .env("HOME", tmp.path())
+            .env("SHARDFLOW_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let v0 = format!("{out_uri}/v0");
+    let o = tool(&["verify", &v0]);
+    assert_ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("OK\n"));
+    assert_ok(&tool(&["index", &v0, "--index", "wids"]));
+    let o = tool(&["inspect", &v0, "--json"]);
+    assert_ok(&o);
+    let bins: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(bins.as_array().unwrap().len(), 12);
+    let local = tmp.path().join("local");
+    s3.download(&v0, &local);
+    let wids = files_below(&local)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "shardindex.json"))
+        .count();
+    assert_eq!(wids, 36);
+    // verify names what is missing on the server
+    let lost = "resolution_720/aspect_ratio_16_9/frames_0_120/t5_xxl/part_000000/000000.tar";
+    s3.util(&["rm", &format!("{v0}/{lost}")]);
+    let o = tool(&["verify", &v0]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("{lost}: missing")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
