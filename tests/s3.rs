@@ -77,6 +77,18 @@ impl S3 {
         self.util(&["download", uri, to.to_str().unwrap()]);
     }
 
+    /// `shardflow` in `cwd`, talking to the test server with its keys only (HOME is `cwd`, so
+    /// no user profile leaks in).
+    fn command(&self, cwd: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
+        cmd.current_dir(cwd)
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("HOME", cwd)
+            .env("SHARDFLOW_LOG", "warn");
+        cmd
+    }
+
     /// Runs `shardflow shard` with the tiny model against `endpoint` (the server or a proxy).
     fn shard(&self, cwd: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let model = data("t5-tiny");
@@ -612,14 +624,9 @@ fn two_processes_write_to_s3_and_a_lost_tar_is_resumed() {
         "0.05",
     ];
     let shardflow = |head: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        s3.command(tmp.path())
             .args(head)
             .args(shard_args)
-            .current_dir(tmp.path())
-            .envs(AWS_ENV)
-            .env("AWS_ENDPOINT_URL", &s3.endpoint)
-            .env("HOME", tmp.path())
-            .env("SHARDFLOW_LOG", "warn")
             .output()
             .unwrap()
     };
@@ -706,16 +713,11 @@ for name in sorted(os.listdir(metas)):
         "0.05",
     ];
     let shardflow = |head: &[&str], out: &str| {
-        Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        s3.command(tmp.path())
             .args(head)
             .args(common)
             .args(["--output-dataset-path", out])
-            .current_dir(tmp.path())
-            .envs(AWS_ENV)
-            .env("AWS_ENDPOINT_URL", &s3.endpoint)
-            .env("HOME", tmp.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
-            .env("SHARDFLOW_LOG", "warn")
             .output()
             .unwrap()
     };
@@ -862,17 +864,7 @@ fn verify_index_and_inspect_read_a_dataset_on_s3() {
         ],
         &[],
     ));
-    let tool = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_shardflow"))
-            .args(args)
-            .current_dir(tmp.path())
-            .envs(AWS_ENV)
-            .env("AWS_ENDPOINT_URL", &s3.endpoint)
-            .env("HOME", tmp.path())
-            .env("SHARDFLOW_LOG", "warn")
-            .output()
-            .unwrap()
-    };
+    let tool = |args: &[&str]| s3.command(tmp.path()).args(args).output().unwrap();
     let v0 = format!("{out_uri}/v0");
     let o = tool(&["verify", &v0]);
     assert_ok(&o);
