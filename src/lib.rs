@@ -2,14 +2,17 @@
 //! training-ready webdataset shards with T5 caption embeddings.
 //!
 //! Module map (data flows one way):
-//! - [`config`]: command-line options → a validated [`config::ShardPlan`].
+//! - [`config`]: command-line options → a validated [`config::ShardConfig`].
 //! - [`spec`]: pure rules of the shard job (listing order, bins, greedy tar grouping, names).
 //! - [`formats`]: byte-exact writers: Python `json.dumps`, numpy pickles, `wdinfo` files.
 //! - [`model`]: the T5 text encoder in Burn, its loader and tokenizer.
 //! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
 //! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
-//! - [`incremental`]: what changed between two versions, by differential dataflow.
+//! - [`incremental`]: `reshard` and `--append`: what changed between two versions (by
+//!   differential dataflow), what to copy, which embeddings to reuse.
+//! - [`dedup`]: the semantic-dedup pruning tables (parquet).
+//! - [`dataset`]: tools for written datasets: DALI/wids indexes, `verify`, `inspect`.
 //! - [`journal`]: the job's fingerprint and completed tars, for `--resume`.
 //! - [`report`]: counts, stage timings and rejects; the JSON job report.
 
