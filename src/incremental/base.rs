@@ -8,10 +8,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::ShardError;
 use crate::journal::{differences, JobFingerprint, Journal};
-use crate::record::{EmbeddingRef, TarDone};
+use crate::record::TarDone;
 use crate::storage::{Location, Storage};
 
 use super::{OldVersion, TripleKey};
+
+/// Where an earlier embedding is: record, sample and window indexes (12 bytes, where an
+/// [`crate::record::EmbeddingRef`] holds two strings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddingPos {
+    /// Index of the record in [`Base::records`] order.
+    pub record: u32,
+    /// Sample within it.
+    pub sample: u32,
+    /// Window within the sample's embedded windows.
+    pub window: u32,
+}
 
 /// The `job` of an append's report.
 pub const APPEND_JOB: &str = "shard --append";
@@ -113,17 +125,17 @@ impl Base {
         OldVersion { files, captions }
     }
 
-    /// Where each embedded caption's array is (the first occurrence, in triple order).
-    pub fn embeddings(&self) -> std::collections::HashMap<u64, EmbeddingRef> {
+    /// Where each embedded caption's array is (the first occurrence, in triple order), as
+    /// compact positions into `records` (in its order).
+    pub fn embeddings(&self) -> std::collections::HashMap<u64, EmbeddingPos> {
         let mut out = std::collections::HashMap::new();
-        for (key, d) in &self.records {
+        for (r, d) in self.records.values().enumerate() {
             let c = d.contents.as_ref().expect("checked on load");
-            let tar = self.tar_location(key, 1).to_string();
-            for (sample, caps) in c.keys.iter().zip(&c.captions) {
+            for (s, caps) in c.captions.iter().enumerate() {
                 for (w, h) in caps.iter().enumerate() {
-                    out.entry(*h).or_insert_with(|| EmbeddingRef {
-                        tar: tar.clone(),
-                        key: sample.clone(),
+                    out.entry(*h).or_insert(EmbeddingPos {
+                        record: r as u32,
+                        sample: s as u32,
                         window: w as u32,
                     });
                 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::journal::Journal;
 use crate::ops::assign_tars::PlanSummary;
-use crate::record::{PlannedClip, TarDone, TarId};
+use crate::record::{EmbeddingRef, PlannedClip, TarDone, TarId};
 use crate::spec::group_tars;
 use crate::storage::{Location, Storage};
 
@@ -176,6 +176,20 @@ pub fn reshard(
     }
 
     let index = base.embeddings();
+    // positions resolve against the records in order; each t5_xxl tar's location once
+    let records: Vec<(String, &TarDone)> = base
+        .records
+        .iter()
+        .map(|(k, d)| (base.tar_location(k, 1).to_string(), d))
+        .collect();
+    let resolve = |pos: super::base::EmbeddingPos| {
+        let (tar, d) = &records[pos.record as usize];
+        EmbeddingRef {
+            tar: tar.clone(),
+            key: d.contents.as_ref().expect("checked on load").keys[pos.sample as usize].clone(),
+            window: pos.window,
+        }
+    };
     Ok(planned
         .into_iter()
         .filter(|c| {
@@ -191,7 +205,7 @@ pub fn reshard(
                     .iter()
                     .map(|h| {
                         (!ch.new_captions.contains(h))
-                            .then(|| index.get(h).cloned())
+                            .then(|| index.get(h).map(|p| resolve(*p)))
                             .flatten()
                     })
                     .collect();
