@@ -8,6 +8,7 @@
 //! - [`model`]: the T5 text encoder in Burn, its loader and tokenizer.
 //! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
+//! - [`prepare`]: checks and loads before a job runs (output, earlier version, dedup tables).
 //! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
 //! - [`incremental`]: `reshard` and `--append`: what changed between two versions (by
 //!   differential dataflow), what to copy, which embeddings to reuse.
@@ -28,6 +29,7 @@ pub mod incremental;
 pub mod journal;
 pub mod model;
 pub mod ops;
+pub mod prepare;
 pub mod record;
 pub mod report;
 pub mod spec;
