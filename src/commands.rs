@@ -96,7 +96,8 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let opts = VerifyOptions {
         captioning_algorithm: args.captioning_algorithm.clone(),
         threads,
-        keep_windows: encoder.is_some(),
+        sample_windows: if encoder.is_some() { args.sample } else { 0 },
+        seed: args.seed,
     };
     let mut report = verify(&storage, &root, &opts)?;
     if let Some(enc) = &encoder {
@@ -105,15 +106,7 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             let rows = enc.encode_batch(&[ids.as_slice()]).remove(0);
             (ids.len(), rows)
         };
-        let mut more = reembed_sample(
-            &storage,
-            &root,
-            &report.windows,
-            args.sample,
-            args.seed,
-            args.tolerance,
-            &embed,
-        );
+        let mut more = reembed_sample(&storage, &root, &report.windows, args.tolerance, &embed);
         report.problems.append(&mut more);
     }
     let secs = started.elapsed().as_secs_f64();

@@ -249,6 +249,30 @@ os.replace(p + ".new", p)
         ),
         ".pickle: does not decode",
     );
+    // embeddings that decode but hold NaN
+    broken(
+        &good,
+        "nan",
+        &format!(
+            r#"
+import io, os, pickle, sys, tarfile
+import numpy as np
+p = os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar")
+src = tarfile.open(p)
+members = []
+for m in src.getmembers():
+    arrays = pickle.loads(src.extractfile(m).read())
+    data = pickle.dumps([np.full_like(a, np.nan) for a in arrays], protocol=4)
+    m.size = len(data)
+    members.append((m, data))
+with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
+    for m, data in members:
+        out.addfile(m, io.BytesIO(data))
+os.replace(p + ".new", p)
+"#
+        ),
+        "holds NaN or infinite values",
+    );
     // a wdinfo count off by one
     broken(
         &good,

@@ -270,7 +270,7 @@ fn expected_embedded(old: &Path, new: &Path) -> (u64, u64) {
 
 #[test]
 fn reshard_equals_a_full_shard_over_many_random_seeds() {
-    let (mut copied_total, mut files_copied_total) = (0, 0);
+    let (mut copied_total, mut files_copied_total, mut dropped_total) = (0, 0, 0);
     for seed in 0..24u64 {
         let dir = tempfile::tempdir().unwrap();
         let (work, fresh) = (dir.path().join("work"), dir.path().join("fresh"));
@@ -285,20 +285,33 @@ fn reshard_equals_a_full_shard_over_many_random_seeds() {
         let v1 = edit(&v0, &mut rng, seed);
         write_version(&input, "v1", &v1, &mut rng);
 
+        // odd seeds also drop small remainder tars (the planner and the change computation
+        // must agree on what is left)
+        let drop: &[&str] = if seed % 2 == 1 {
+            &["--min-clips-per-tar", "4", "--drop-small-shards"]
+        } else {
+            &[]
+        };
         let ctx = format!("seed {seed}");
-        let o = run(&work, "shard", &input, "v0", &[]);
+        let o = run(&work, "shard", &input, "v0", drop);
         assert!(
             o.status.success(),
             "{ctx}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let o = run(&work, "reshard", &input, "v1", &["--from-version", "v0"]);
+        let o = run(
+            &work,
+            "reshard",
+            &input,
+            "v1",
+            &[&["--from-version", "v0"], drop].concat(),
+        );
         assert!(
             o.status.success(),
             "{ctx}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let o = run(&fresh, "shard", &input, "v1", &[]);
+        let o = run(&fresh, "shard", &input, "v1", drop);
         assert!(
             o.status.success(),
             "{ctx}: {}",
@@ -344,10 +357,17 @@ fn reshard_equals_a_full_shard_over_many_random_seeds() {
             );
         }
         copied_total += n(&c, "tars_copied");
+        dropped_total += n(&c, "dropped_small_tar");
+        assert_eq!(
+            n(&c, "dropped_small_tar"),
+            n(&full, "dropped_small_tar"),
+            "{ctx}"
+        );
         files_copied_total += n(&c, "tar_files_copied");
     }
     // the seeds exercise copies of whole triples and of single members
     assert!(copied_total > 0 && files_copied_total > 3 * copied_total);
+    assert!(dropped_total > 0, "the odd seeds drop small tars");
 }
 
 fn sample_with_v1(dir: &Path) -> PathBuf {

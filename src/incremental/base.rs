@@ -86,6 +86,14 @@ impl Base {
         }
         let mut records = BTreeMap::new();
         for d in journal.load_done()? {
+            if d.contents.as_ref().is_some_and(|c| {
+                c.keys.len() != c.captions.len() || c.keys.len() as u64 != d.samples
+            }) {
+                return Err(refuse(format!(
+                    "the completion record of {}/part_{:06}/{:06}.tar is inconsistent (keys, captions and samples differ in number)",
+                    d.tar.bin, d.tar.part, d.tar.tar
+                )));
+            }
             if d.contents.is_none() {
                 return Err(refuse(format!(
                     "the completion record of {}/part_{:06}/{:06}.tar has no content list (written by an earlier shardflow)",

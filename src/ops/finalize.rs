@@ -46,8 +46,8 @@ pub struct BinWritten {
 }
 
 impl Finalizer {
-    /// Writes `wdinfo.json` for every bin of `plan` (in plan order) that has a finished tar,
-    /// then `wdinfo_list.csv`. Each file appears whole or not at all (temporary name and
+    /// Writes `wdinfo.json` for every bin of `plan` (in plan order), then `wdinfo_list.csv`;
+    /// refuses when a planned tar is not among `done`. Each file appears whole or not at all (temporary name and
     /// rename, or one PUT).
     pub fn finish(
         &self,
@@ -55,6 +55,21 @@ impl Finalizer {
         done: &[TarDone],
     ) -> Result<Vec<BinWritten>, ShardError> {
         let by_tar: HashMap<&TarId, &TarDone> = done.iter().map(|d| (&d.tar, d)).collect();
+        // a tar that never reported (its samples were lost to a failure in another process)
+        // must not be left out of a summary that claims the dataset is complete
+        let missing: Vec<&TarId> = plan
+            .iter()
+            .flat_map(|(_, tars)| tars)
+            .filter(|t| !by_tar.contains_key(t))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(ShardError::Dataflow(format!(
+                "not writing wdinfo files: {} planned tar triples did not complete (the first: {}/{}); see the log of every process",
+                missing.len(),
+                first.bin,
+                first.rel_path()
+            )));
+        }
         let mut written = Vec::new();
         let mut rows = Vec::new();
         for (bin, tars) in plan {

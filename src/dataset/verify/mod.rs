@@ -59,7 +59,7 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Every problem, sorted by path.
     pub problems: Vec<Problem>,
-    /// Windows sampled for re-embedding (filled by the caller).
+    /// Windows sampled for re-embedding ([`VerifyOptions::sample_windows`]).
     #[serde(skip)]
     pub windows: Vec<StoredWindow>,
 }
@@ -71,8 +71,11 @@ pub struct VerifyOptions {
     pub captioning_algorithm: String,
     /// Threads reading tars.
     pub threads: usize,
-    /// List every captioned window (caption and place) for re-embedding checks.
-    pub keep_windows: bool,
+    /// Pick this many captioned windows at random (reservoir sampling while reading, so
+    /// memory stays small) for re-embedding checks; 0: none.
+    pub sample_windows: usize,
+    /// Seed of that sample.
+    pub seed: u64,
 }
 
 pub(crate) struct TripleResult {
@@ -147,6 +150,7 @@ pub fn verify(
         check_triple(storage, root, &layout, bin, tar, sizes, opts)
     });
     let mut samples_per_bin: BTreeMap<&str, u64> = BTreeMap::new();
+    let (mut seen_windows, mut rng) = (0u64, opts.seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     let mut d_models = BTreeSet::new();
     for ((bin, _, _), r) in jobs.iter().zip(results) {
         *samples_per_bin.entry(bin.as_str()).or_default() += r.samples;
@@ -155,7 +159,21 @@ pub fn verify(
         report.triples += 1;
         d_models.extend(r.d_model);
         problems.extend(r.problems);
-        report.windows.extend(r.windows);
+        for w in r.windows {
+            // reservoir sampling (Algorithm R)
+            seen_windows += 1;
+            if report.windows.len() < opts.sample_windows {
+                report.windows.push(w);
+            } else {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let j = (rng % seen_windows) as usize;
+                if j < opts.sample_windows {
+                    report.windows[j] = w;
+                }
+            }
+        }
     }
     if d_models.len() > 1 {
         problems.push(Problem {

@@ -7,29 +7,18 @@ use crate::dataset::read::read_tar;
 use crate::formats::npy_pickle::read_array_list;
 use crate::storage::{Location, Storage};
 
-/// Re-embeds `n` windows picked at random (seeded) with `embed` (caption → `(rows, values)`
-/// in fp32) and compares them with the stored float16 arrays: every value within
-/// `tolerance · (1 + |stored|)`. Returns the problems.
+/// Re-embeds `windows` with `embed` (caption → `(rows, values)` in fp32) and compares them
+/// with the stored float16 arrays: every value within `tolerance · (1 + |stored|)`. Returns
+/// the problems.
 pub fn reembed_sample(
     storage: &Storage,
     root: &Location,
     windows: &[StoredWindow],
-    n: usize,
-    seed: u64,
     tolerance: f32,
     embed: &dyn Fn(&str) -> (usize, Vec<f32>),
 ) -> Vec<Problem> {
-    let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let mut picked: Vec<&StoredWindow> = Vec::new();
-    let mut pool: Vec<&StoredWindow> = windows.iter().collect();
-    while picked.len() < n && !pool.is_empty() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        picked.push(pool.swap_remove((state % pool.len() as u64) as usize));
-    }
     let mut problems = Vec::new();
-    for w in picked {
+    for w in windows {
         let loc = Layout::tar(root, &w.bin, 1, &w.tar);
         let path = format!("{}/t5_xxl/{}:{}.pickle[{}]", w.bin, w.tar, w.key, w.window);
         let r = read_tar(storage, &loc, true);
@@ -57,12 +46,16 @@ pub fn reembed_sample(
             });
             continue;
         }
-        let worst = stored
-            .data
-            .iter()
-            .zip(&values)
-            .map(|(s, v)| (s.to_f32() - v).abs() / (1.0 + s.to_f32().abs()))
-            .fold(0.0f32, f32::max);
+        // a NaN anywhere (stored or computed) is a difference, not something to fold away
+        let mut worst = 0.0f32;
+        for (s, v) in stored.data.iter().zip(&values) {
+            let e = (s.to_f32() - v).abs() / (1.0 + s.to_f32().abs());
+            if e.is_nan() {
+                worst = f32::NAN;
+                break;
+            }
+            worst = worst.max(e);
+        }
         if worst.is_nan() || worst > tolerance {
             problems.push(Problem {
                 path,

@@ -165,7 +165,13 @@ pub(crate) fn check_triple(
                         });
                     }
                     out.d_model.insert(a.shape.1);
-                    if opts.keep_windows {
+                    if a.data.iter().any(|x| !x.is_finite()) {
+                        out.problems.push(Problem {
+                            path: format!("{ppath}[{w}]"),
+                            message: "holds NaN or infinite values".into(),
+                        });
+                    }
+                    if opts.sample_windows > 0 {
                         if let Some(c) = captions.get(w) {
                             out.windows.push(StoredWindow {
                                 bin: bin.to_string(),

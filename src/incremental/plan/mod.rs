@@ -87,7 +87,12 @@ pub fn reshard(
             )
         })
         .collect();
-    let ch = changes(&base.old_version(), &facts, target.grouping, workers);
+    // the planner already dropped small last tars: grouping what is left drops nothing more
+    let grouping = Grouping {
+        drop_below: 0,
+        ..target.grouping
+    };
+    let ch = changes(&base.old_version(), &facts, grouping, workers);
     drop(facts);
 
     // the assignment derived by the change computation is the planner's
@@ -261,6 +266,9 @@ pub fn append(
             d.kept = true;
             d.resumed = false;
             d.files_copied = 0;
+            // nothing of a kept tar is embedded by this run
+            d.windows_embedded = 0;
+            d.tokens_embedded = 0;
             d.rejects.clear();
             done.push(d);
             tars.push(id);

@@ -167,6 +167,38 @@ fn validate(t: &BinTable, allow_gaps: bool) -> Vec<String> {
             }
         }
     }
+    // a name used twice would merge two bins into one folder
+    for (list, names) in [
+        (
+            "resolution",
+            t.resolution.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        ),
+        (
+            "aspect_ratio",
+            t.aspect_ratio.iter().map(|a| &a.name).collect(),
+        ),
+        (
+            "length_bins",
+            t.length_bins.iter().map(|b| &b.name).collect(),
+        ),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        for (i, n) in names.iter().enumerate() {
+            if !seen.insert(*n) {
+                errors.push(format!("bins.{list}[{i}].name: {n:?} is used twice"));
+            }
+        }
+    }
+    if t.length == LengthKind::NumFrames {
+        for (i, b) in t.length_bins.iter().enumerate() {
+            let whole = |x: f64| x.fract() == 0.0;
+            if !whole(b.from) || !b.to.is_none_or(whole) {
+                errors.push(format!(
+                    "bins.length_bins[{i}]: frame counts are whole numbers; use whole bounds"
+                ));
+            }
+        }
+    }
     for p in ["{resolution}", "{aspect_ratio}", "{length}"] {
         if t.path.matches(p).count() != 1 {
             errors.push(format!("bins.path: {:?} must use {p} exactly once", t.path));
@@ -231,7 +263,7 @@ mod tests {
 length = "duration_s"
 path = "res_{resolution}/x_{length}/../{length}"
 resolution = [ { min_short_side = 720, name = "720" }, { min_short_side = 1080, name = "a/b" } ]
-aspect_ratio = [ { above = 0.0, up_to = 1.0, name = "p" }, { above = 1.2, up_to = 3.0, name = "l" }, { above = 2.0, up_to = 4.0, name = "w" } ]
+aspect_ratio = [ { above = 0.0, up_to = 1.0, name = "p" }, { above = 1.2, up_to = 3.0, name = "l" }, { above = 2.0, up_to = 4.0, name = "l" } ]
 length_bins = [ { from = 0.0, name = "open" }, { from = 5.0, to = 1.0, name = "bad" } ]
 "#,
         )
@@ -245,6 +277,7 @@ length_bins = [ { from = 0.0, name = "open" }, { from = 5.0, to = 1.0, name = "b
             "bins.length_bins[1]: [from 5, to 1]",
             "bins.length_bins[1]: follows an unbounded bin",
             "bins.path: \"res_{resolution}/x_{length}/../{length}\" must use {aspect_ratio} exactly once",
+            "bins.aspect_ratio[2].name",
             "must use {length} exactly once",
             "without empty or '..' components",
         ] {
@@ -275,5 +308,8 @@ length_bins = [ { from = 0.0, to = 100.0, name = "short" }, { from = 200.0, name
 length_bins = [ { from = 0.0, to = 100.0, name = "a" }, { from = 101.0, name = "b" } ]
 "#;
         assert!(parse(whole).is_ok());
+        // fractional frame bounds would leave whole frame counts in no bin
+        let frac = whole.replace("100.0", "100.5").replace("101.0", "101.4");
+        assert!(parse(&frac).unwrap_err()[0].contains("whole bounds"));
     }
 }
