@@ -200,19 +200,29 @@ mod tests {
             ("A/y".to_string(), vec![tar("A/y", 1, 0, 0)]),
             ("C/z".to_string(), vec![tar("C/z", 2, 0, 0)]),
         ];
-        // given in any order; C/z never finished (all its samples failed): no wdinfo for it
-        let finished = vec![
+        // given in any order; C/z never reported (lost with another process): no summary at all
+        let mut finished = vec![
             done(tar("B/x", 0, 1, 0), 1),
             done(tar("A/y", 1, 0, 0), 4),
             done(tar("B/x", 0, 0, 0), 2),
             done(tar("B/x", 0, 0, 1), 3),
         ];
+        let err = f.finish(&plan, &finished).unwrap_err().to_string();
+        assert!(
+            err.contains("1 planned tar triples did not complete")
+                && err.contains("C/z/part_000000/000000.tar"),
+            "{err}"
+        );
+        assert!(!dir.path().join("v0/wdinfo_list.csv").exists());
+        assert!(!dir.path().join("v0/B/x/wdinfo.json").exists());
+        // C/z completed, with no sample left (every clip rejected while writing)
+        finished.push(done(tar("C/z", 2, 0, 0), 0));
         let bins = f.finish(&plan, &finished).unwrap();
         assert_eq!(
             bins.iter()
                 .map(|b| (b.bin.as_str(), b.samples))
                 .collect::<Vec<_>>(),
-            [("B/x", 6), ("A/y", 4)]
+            [("B/x", 6), ("A/y", 4), ("C/z", 0)]
         );
         let wd = std::fs::read_to_string(dir.path().join("v0/B/x/wdinfo.json")).unwrap();
         let expect = WdInfo {
@@ -227,8 +237,10 @@ mod tests {
         };
         assert_eq!(wd, expect.to_json());
         let csv = std::fs::read_to_string(dir.path().join("v0/wdinfo_list.csv")).unwrap();
-        assert_eq!(csv, "out/v0/B/x/wdinfo.json\r\nout/v0/A/y/wdinfo.json\r\n");
-        assert!(!dir.path().join("v0/C/z/wdinfo.json").exists());
+        assert_eq!(
+            csv,
+            "out/v0/B/x/wdinfo.json\r\nout/v0/A/y/wdinfo.json\r\nout/v0/C/z/wdinfo.json\r\n"
+        );
     }
 
     #[test]
