@@ -156,6 +156,22 @@ fn index_command_writes_what_sharding_writes() {
     assert_eq!(a, b);
 }
 
+/// Python defining `rewrite(path, change)`: rewrites the tar at `path` with the members
+/// `change` returns, given its `(TarInfo, bytes)` list (sizes follow the bytes).
+const REWRITE_TAR: &str = r#"
+import io, os, pickle, sys, tarfile
+import numpy as np
+
+def rewrite(p, change):
+    src = tarfile.open(p)
+    members = change([(m, src.extractfile(m).read()) for m in src.getmembers()])
+    with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
+        for m, data in members:
+            m.size = len(data)
+            out.addfile(m, io.BytesIO(data))
+    os.replace(p + ".new", p)
+"#;
+
 /// A fresh copy of a good dataset, broken by `damage`; verify must fail naming `expect`.
 fn broken(good: &Path, name: &str, damage: &str, expect: &str) {
     let copy = good.parent().unwrap().join(format!("broken-{name}"));
@@ -213,17 +229,11 @@ os.remove(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"))
         &good,
         "order",
         &format!(
-            r#"
-import io, os, sys, tarfile
-p = os.path.join(sys.argv[1], "{bin}/metas/part_000000/000000.tar")
-src = tarfile.open(p)
-members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
-assert len(members) >= 2
-members[0], members[1] = members[1], members[0]
-with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
-    for m, data in members:
-        out.addfile(m, io.BytesIO(data))
-os.replace(p + ".new", p)
+            r#"{REWRITE_TAR}
+def swap(members):
+    assert len(members) >= 2
+    return [members[1], members[0]] + members[2:]
+rewrite(os.path.join(sys.argv[1], "{bin}/metas/part_000000/000000.tar"), swap)
 "#
         ),
         &format!("{bin}/metas/part_000000/000000.tar: keys differ from the other streams' from position 0"),
@@ -233,18 +243,13 @@ os.replace(p + ".new", p)
         &good,
         "pickle",
         &format!(
-            r#"
-import io, os, sys, tarfile
-p = os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar")
-src = tarfile.open(p)
-members = [(m, src.extractfile(m).read()) for m in src.getmembers()]
-i = next(i for i, (m, d) in enumerate(members) if len(d) > 64)
-m, data = members[i]
-members[i] = (m, b"\x80\x04garbage" + bytes(len(data) - 9))
-with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
-    for m, data in members:
-        out.addfile(m, io.BytesIO(data))
-os.replace(p + ".new", p)
+            r#"{REWRITE_TAR}
+def garble(members):
+    i = next(i for i, (m, d) in enumerate(members) if len(d) > 64)
+    m, data = members[i]
+    members[i] = (m, b"\x80\x04garbage" + bytes(len(data) - 9))
+    return members
+rewrite(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"), garble)
 "#
         ),
         ".pickle: does not decode",
@@ -254,21 +259,11 @@ os.replace(p + ".new", p)
         &good,
         "nan",
         &format!(
-            r#"
-import io, os, pickle, sys, tarfile
-import numpy as np
-p = os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar")
-src = tarfile.open(p)
-members = []
-for m in src.getmembers():
-    arrays = pickle.loads(src.extractfile(m).read())
-    data = pickle.dumps([np.full_like(a, np.nan) for a in arrays], protocol=4)
-    m.size = len(data)
-    members.append((m, data))
-with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
-    for m, data in members:
-        out.addfile(m, io.BytesIO(data))
-os.replace(p + ".new", p)
+            r#"{REWRITE_TAR}
+def nan(members):
+    return [(m, pickle.dumps([np.full_like(a, np.nan) for a in pickle.loads(d)], protocol=4))
+            for m, d in members]
+rewrite(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"), nan)
 "#
         ),
         "holds NaN or infinite values",
@@ -323,21 +318,15 @@ fn verify_re_embeds_a_sample_of_windows_with_the_model() {
     assert_ok(&o);
     // scale every stored embedding: still a valid pickle, but not the model's output
     python(
-        r#"
-import glob, io, os, pickle, sys, tarfile
+        &format!(
+            r#"{REWRITE_TAR}
+import glob
+def scale(members):
+    return [(m, pickle.dumps([a * 3 + 1 for a in pickle.loads(d)], protocol=4)) for m, d in members]
 for p in glob.glob(sys.argv[1] + "/**/t5_xxl/**/*.tar", recursive=True):
-    src = tarfile.open(p)
-    members = []
-    for m in src.getmembers():
-        arrays = pickle.loads(src.extractfile(m).read())
-        data = pickle.dumps([a * 3 + 1 for a in arrays], protocol=4)
-        m.size = len(data)
-        members.append((m, data))
-    with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
-        for m, data in members:
-            out.addfile(m, io.BytesIO(data))
-    os.replace(p + ".new", p)
-"#,
+    rewrite(p, scale)
+"#
+        ),
         &[good.to_str().unwrap()],
     );
     let o = run(dir.path(), &["verify", good.to_str().unwrap()]);

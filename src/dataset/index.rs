@@ -65,26 +65,6 @@ impl DaliIndex {
         }
         out
     }
-
-    /// The index of a whole tar, read once from `reader`; also its size in bytes.
-    pub fn of_tar(reader: impl Read) -> std::io::Result<(DaliIndex, u64)> {
-        let mut counted = Counting::new(reader);
-        let mut index = DaliIndex::default();
-        {
-            let mut archive = tar::Archive::new(&mut counted);
-            for entry in archive.entries()? {
-                let entry = entry?;
-                if entry.header().entry_type() != tar::EntryType::Regular {
-                    continue;
-                }
-                let name = entry.path()?.to_string_lossy().into_owned();
-                index.push(&name, entry.raw_file_position(), entry.size());
-            }
-        }
-        // the rest (end-of-archive blocks, padding) counts for the file size
-        std::io::copy(&mut counted, &mut std::io::sink())?;
-        Ok((index, counted.count))
-    }
 }
 
 /// Where an index of a tar goes: `000000.tar` → `000000.idx`.
@@ -185,7 +165,13 @@ mod tests {
             b.append_data(&mut h, name, data).unwrap();
         }
         let bytes = b.into_inner().unwrap();
-        let (index, size) = DaliIndex::of_tar(bytes.as_slice()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.tar");
+        std::fs::write(&path, &bytes).unwrap();
+        let storage = crate::storage::Storage::new(Default::default());
+        let (index, size) =
+            crate::dataset::reindex::index_tar(&storage, &crate::storage::Location::Local(path))
+                .unwrap();
         assert_eq!(size, bytes.len() as u64);
         assert_eq!(
             index.to_text(),

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use crate::error::ShardError;
+use crate::ops::write_tar::KINDS;
 use crate::storage::{Location, Storage};
 
 /// The streams of a dataset, in `wdinfo.json`'s `data_keys` order.
-pub const STREAMS: [&str; 3] = ["video", "t5_xxl", "metas"];
+pub const STREAMS: [&str; 3] = [KINDS[0].0, KINDS[1].0, KINDS[2].0];
 
 /// A dataset's files as listed.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -8,6 +8,7 @@ use crate::config::Indexes;
 use crate::dataset::index::{idx_path, wids_index_json, DaliIndex, WidsShard};
 use crate::dataset::layout::{Layout, STREAMS};
 use crate::dataset::par_map;
+use crate::dataset::read::read_tar;
 use crate::error::ShardError;
 use crate::storage::{Location, Storage};
 
@@ -26,11 +27,13 @@ pub struct IndexReport {
     pub wids_files: u64,
 }
 
-/// The DALI index of one tar, read through `storage`.
+/// The DALI index of one tar, read through `storage` (once, to its end), and its size.
 pub fn index_tar(storage: &Storage, tar: &Location) -> Result<(DaliIndex, u64), ShardError> {
-    let reader = storage.fetch(tar).open()?;
-    DaliIndex::of_tar(reader.reader)
-        .map_err(|e| ShardError::Base(format!("{tar}: not a readable tar: {e}")))
+    let r = read_tar(storage, tar, false);
+    match r.error {
+        Some(e) => Err(ShardError::Base(format!("{tar}: not a readable tar: {e}"))),
+        None => Ok((r.dali, r.bytes)),
+    }
 }
 
 /// Writes the indexes of every tar below `root`.

@@ -111,12 +111,12 @@ impl Base {
 
     /// Where a member tar of a triple lies.
     pub fn tar_location(&self, key: &TripleKey, kind: u8) -> Location {
-        let kind = crate::ops::write_tar::KINDS[kind as usize].0;
-        self.version_dir.join(&format!(
-            "{}/{kind}/{}",
-            key.0,
-            crate::spec::tar_rel_path(key.1, key.2)
-        ))
+        crate::dataset::layout::Layout::tar(
+            &self.version_dir,
+            &key.0,
+            kind as usize,
+            &crate::spec::tar_rel_path(key.1, key.2),
+        )
     }
 
     /// The version as the change computation sees it.

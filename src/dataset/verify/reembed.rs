@@ -3,7 +3,7 @@
 use super::{Problem, StoredWindow};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
-use crate::dataset::read::read_tar;
+use crate::dataset::read::{read_tar, TarRead};
 use crate::formats::npy_pickle::read_array_list;
 use crate::storage::{Location, Storage};
 
@@ -18,10 +18,20 @@ pub fn reembed_sample(
     embed: &dyn Fn(&str) -> (usize, Vec<f32>),
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for w in windows {
-        let loc = Layout::tar(root, &w.bin, 1, &w.tar);
+    // windows of one tar are checked together: each tar is read once
+    let mut order: Vec<&StoredWindow> = windows.iter().collect();
+    order.sort_by(|a, b| (&a.bin, &a.tar).cmp(&(&b.bin, &b.tar)));
+    let mut read: Option<(&str, &str, TarRead)> = None;
+    for w in order {
         let path = format!("{}/t5_xxl/{}:{}.pickle[{}]", w.bin, w.tar, w.key, w.window);
-        let r = read_tar(storage, &loc, true);
+        if read
+            .as_ref()
+            .is_none_or(|(b, t, _)| (*b, *t) != (w.bin.as_str(), w.tar.as_str()))
+        {
+            let loc = Layout::tar(root, &w.bin, 1, &w.tar);
+            read = Some((&w.bin, &w.tar, read_tar(storage, &loc, true)));
+        }
+        let r = &read.as_ref().expect("just read").2;
         let stored = r
             .members
             .iter()

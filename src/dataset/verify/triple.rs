@@ -8,6 +8,7 @@ use crate::dataset::layout::{Layout, STREAMS};
 use crate::dataset::read::{read_tar, TarRead};
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson::{self, PyValue};
+use crate::ops::write_tar::KINDS;
 use crate::storage::{Location, Storage};
 
 pub(crate) fn check_triple(
@@ -49,7 +50,6 @@ pub(crate) fn check_triple(
         reads.push(Some(r));
     }
     // keys per stream, in order
-    let exts = ["mp4", "pickle", "json"];
     let mut keys: Vec<Option<Vec<String>>> = vec![None; 3];
     for (k, r) in reads.iter().enumerate() {
         let Some(r) = r else { continue };
@@ -57,10 +57,10 @@ pub(crate) fn check_triple(
         let mut ks = Vec::new();
         for m in &r.members {
             let (key, ext) = split_name(&m.name);
-            if ext != exts[k] {
+            if ext != KINDS[k].1 {
                 out.problems.push(Problem {
                     path: format!("{}:{}", rel(k), m.name),
-                    message: format!("a {} tar member should end in .{}", STREAMS[k], exts[k]),
+                    message: format!("a {} tar member should end in .{}", STREAMS[k], KINDS[k].1),
                 });
             }
             if !seen.insert(key.to_string()) {
