@@ -527,6 +527,7 @@ fn resolve_storage(
         part_size_bytes: part_size_mb << 20,
         parts_in_flight: positive(s.parts_in_flight, "parts_in_flight")
             .unwrap_or(d.parts_in_flight),
+        server_copy_max_bytes: d.server_copy_max_bytes,
     }
 }
 

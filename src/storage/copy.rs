@@ -1,7 +1,9 @@
 //! Copies within the output, for tars an incremental run takes over unchanged: a hard link
 //! locally (no bytes move; a plain copy where linking fails, e.g. across file systems), a
-//! server-side copy on an object store (S3 `CopyObject`, up to 5 GB an object). Either way
-//! the target appears whole or not at all.
+//! server-side copy on an object store (S3 `CopyObject`); an object over
+//! [`super::StorageOptions::server_copy_max_bytes`] (5 GiB, `CopyObject`'s limit) is streamed
+//! through this process as a multipart upload instead. Either way the target appears whole or
+//! not at all.
 
 use futures::stream::{self, StreamExt};
 use object_store::ObjectStoreExt;
@@ -25,8 +27,20 @@ impl Storage {
                     .collect()
             }
         };
-        let futs = pairs.iter().map(|(from, to)| {
+        // one HEAD per source: the few objects too large for a server-side copy are streamed
+        let limit = self.shared.opts.server_copy_max_bytes;
+        let froms: Vec<Location> = pairs.iter().map(|(f, _)| f.clone()).collect();
+        let sizes = self.size_many(&froms);
+        let streamed: Vec<bool> = pairs
+            .iter()
+            .zip(&sizes)
+            .map(|((f, t), size)| {
+                f.is_remote() && t.is_remote() && matches!(size, Ok(n) if *n > limit)
+            })
+            .collect();
+        let futs = pairs.iter().zip(&streamed).map(|((from, to), streamed)| {
             let prepared = match (from, to) {
+                _ if *streamed => Err(Ok(())),
                 (Location::Local(_), Location::Local(_)) => Err(copy_local(from, to)),
                 (
                     Location::Remote {
@@ -61,11 +75,25 @@ impl Storage {
                 }
             }
         });
-        rt.block_on(
+        let mut results: Vec<Result<(), StorageError>> = rt.block_on(
             stream::iter(futs)
                 .buffered(self.shared.opts.read_concurrency.max(1))
                 .collect(),
-        )
+        );
+        for (i, (from, to)) in pairs.iter().enumerate() {
+            if streamed[i] {
+                results[i] = self.stream_copy(from, to);
+            }
+        }
+        results
+    }
+
+    /// Copies through this process: ranged reads in, a multipart upload out (aborted on error).
+    fn stream_copy(&self, from: &Location, to: &Location) -> Result<(), StorageError> {
+        let mut clip = self.fetch(from).open()?;
+        let mut w = self.writer(to)?;
+        std::io::copy(&mut clip.reader, &mut w).map_err(|e| StorageError::io("copy", to, &e))?;
+        w.finish().map(|_| ())
     }
 }
 

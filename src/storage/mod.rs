@@ -49,6 +49,9 @@ pub struct StorageOptions {
     pub part_size_bytes: usize,
     /// Parts of one upload in flight at once.
     pub parts_in_flight: usize,
+    /// Largest object copied server-side (S3 `CopyObject` takes at most 5 GiB); larger ones
+    /// are streamed through this process as a multipart upload.
+    pub server_copy_max_bytes: u64,
 }
 
 impl Default for StorageOptions {
@@ -61,6 +64,7 @@ impl Default for StorageOptions {
             read_concurrency: 16,
             part_size_bytes: 16 << 20,
             parts_in_flight: 4,
+            server_copy_max_bytes: 5 << 30,
         }
     }
 }

@@ -6,11 +6,15 @@ use super::*;
 
 /// A storage layer whose `s3://mem` bucket is an in-memory store.
 fn with_memory() -> (Storage, Arc<InMemory>) {
-    let storage = Storage::new(StorageOptions {
+    with_memory_opts(StorageOptions {
         part_size_bytes: 5 << 20,
         parts_in_flight: 2,
         ..StorageOptions::default()
-    });
+    })
+}
+
+fn with_memory_opts(opts: StorageOptions) -> (Storage, Arc<InMemory>) {
+    let storage = Storage::new(opts);
     let mem = Arc::new(InMemory::new());
     for role in [Role::Input, Role::Output] {
         storage.shared.stores.lock().unwrap().insert(
@@ -216,5 +220,39 @@ fn a_local_clip_that_shrinks_while_read_is_an_error_not_a_short_tar_member() {
     assert!(
         dir_err.to_string().contains("not a regular file"),
         "{dir_err}"
+    );
+}
+
+#[test]
+fn copies_too_large_for_the_server_are_streamed_in_parts() {
+    let (s, _mem) = with_memory_opts(StorageOptions {
+        part_size_bytes: 5 << 20,
+        parts_in_flight: 2,
+        server_copy_max_bytes: 1 << 20,
+        ..StorageOptions::default()
+    });
+    let out = s.with_role(Role::Output);
+    let big: Vec<u8> = (0..(12 << 20) + 7).map(|i| (i % 253) as u8).collect();
+    out.put(&loc("s3://mem/v0/big.tar"), &big).unwrap();
+    out.put(&loc("s3://mem/v0/small.tar"), b"small").unwrap();
+    let pairs = [
+        (loc("s3://mem/v0/big.tar"), loc("s3://mem/v1/big.tar")),
+        (
+            loc("s3://mem/v0/missing.tar"),
+            loc("s3://mem/v1/missing.tar"),
+        ),
+        (loc("s3://mem/v0/small.tar"), loc("s3://mem/v1/small.tar")),
+    ];
+    let results = out.copy_many(&pairs);
+    results[0].as_ref().unwrap();
+    let err = results[1].as_ref().unwrap_err();
+    assert!(err.to_string().contains("v0/missing.tar"), "{err}");
+    results[2].as_ref().unwrap();
+    assert!(fetched(&out, &loc("s3://mem/v1/big.tar")) == big);
+    assert_eq!(fetched(&out, &loc("s3://mem/v1/small.tar")), b"small");
+    assert!(
+        out.size(&loc("s3://mem/v1/missing.tar"))
+            .unwrap_err()
+            .not_found
     );
 }
