@@ -126,6 +126,10 @@ pub struct ClipMeta {
     /// The clip file's size as found when planning (`None` when it was not checked).
     #[serde(default)]
     pub clip_size: Option<u64>,
+    /// The clip file's change stamp ([`crate::storage::FileStat::stamp`]) when planning; 0
+    /// when it was not checked.
+    #[serde(default)]
+    pub clip_stamp: u64,
     /// Per captioned window, in order, [`caption_hash`] of its caption (kept in slim
     /// records: re-sharding decides from them which embeddings it can reuse).
     #[serde(default)]
@@ -261,6 +265,9 @@ pub struct EncodedSample {
     /// The clip's size when planned.
     #[serde(default)]
     pub clip_size: Option<u64>,
+    /// The clip's change stamp when planned.
+    #[serde(default)]
+    pub clip_stamp: u64,
     /// Caption hashes of the embedded windows.
     #[serde(default)]
     pub caption_hashes: Vec<u64>,

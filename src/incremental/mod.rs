@@ -53,6 +53,9 @@ pub struct SampleFacts<'a> {
     pub clip_path: &'a str,
     /// Its size.
     pub clip_size: u64,
+    /// Its change stamp ([`crate::storage::FileStat::stamp`]): a clip replaced in place
+    /// with one of the same size still changes the `video` hash.
+    pub clip_stamp: u64,
     /// Hash of the metadata file (the `.json` member is a function of it).
     pub meta_hash: u64,
     /// Caption hashes of the embedded windows (the `.pickle` is a function of them).
@@ -82,6 +85,7 @@ impl ContentHasher {
         *v = field(*v, s.key.as_bytes());
         *v = field(*v, s.clip_path.as_bytes());
         *v = field(*v, &s.clip_size.to_le_bytes());
+        *v = field(*v, &s.clip_stamp.to_le_bytes());
         *t = field(*t, s.key.as_bytes());
         *t = field(*t, &(s.caption_hashes.len() as u64).to_le_bytes());
         for c in s.caption_hashes {
@@ -110,6 +114,8 @@ pub struct ClipFacts {
     pub clip_path: String,
     /// Clip size.
     pub clip_size: u64,
+    /// Clip change stamp.
+    pub clip_stamp: u64,
     /// Metadata file hash.
     pub meta_hash: u64,
     /// Caption hashes of the embedded windows.
@@ -122,6 +128,7 @@ impl ClipFacts {
             key: &self.key,
             clip_path: &self.clip_path,
             clip_size: self.clip_size,
+            clip_stamp: self.clip_stamp,
             meta_hash: self.meta_hash,
             caption_hashes: &self.caption_hashes,
         }

@@ -16,6 +16,7 @@ fn random_clip(rng: &mut XorShift, seq: u64) -> (String, ClipFacts) {
             key: format!("k{seq}"),
             clip_path: format!("clips/k{seq}.mp4"),
             clip_size: 100,
+            clip_stamp: 7,
             meta_hash: rng.below(1000),
             caption_hashes: (0..rng.below(3)).map(|_| rng.below(60)).collect(),
         },
@@ -101,6 +102,7 @@ fn the_hash_of_a_member_depends_on_its_own_fields_only() {
         key: "k",
         clip_path: "c.mp4",
         clip_size: 10,
+        clip_stamp: 3,
         meta_hash: 1,
         caption_hashes: &[1, 2],
     };
@@ -122,4 +124,11 @@ fn the_hash_of_a_member_depends_on_its_own_fields_only() {
     });
     assert_eq!((h0[1], h0[2]), (h2[1], h2[2]));
     assert_ne!(h0[0], h2[0]);
+    // a clip replaced in place by one of the same size
+    let h3 = hash(SampleFacts {
+        clip_stamp: 4,
+        ..base
+    });
+    assert_eq!((h0[1], h0[2]), (h3[1], h3[2]));
+    assert_ne!(h0[0], h3[0]);
 }

@@ -137,6 +137,7 @@ impl<B: Backend> SampleEncoder<B> {
                 gone: clip.gone,
                 meta_hash: clip.meta.meta_hash,
                 clip_size: clip.meta.clip_size,
+                clip_stamp: clip.meta.clip_stamp,
                 caption_hashes: clip.meta.caption_hashes,
                 windows_reused: reused,
                 copied: clip.copied,

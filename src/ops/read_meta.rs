@@ -10,7 +10,7 @@ use crate::formats::pyjson::{self, PyValue};
 use crate::ops::StageClock;
 use crate::record::{ClipMeta, ListedFile, MetaOutcome, Reject, RejectKind, WarningKind};
 use crate::spec::{check_key, BinSpec, ClipDims};
-use crate::storage::{Location, Storage, StorageError};
+use crate::storage::{FileStat, Location, Storage, StorageError};
 
 /// Reads metadata files and turns each into a [`MetaOutcome`].
 #[derive(Clone, Debug)]
@@ -109,12 +109,12 @@ impl MetaReader {
                 Stage::Done(_) => None,
             })
             .collect();
-        let mut sizes = self.storage.size_many(&clips).into_iter();
+        let mut stats = self.storage.stat_many(&clips).into_iter();
         stages
             .into_iter()
             .map(|s| match s {
                 Stage::Done(o) => o,
-                Stage::Clip(n) => finish_clip(n, sizes.next().expect("one check per clip")),
+                Stage::Clip(n) => finish_clip(n, stats.next().expect("one check per clip")),
             })
             .collect()
     }
@@ -252,6 +252,7 @@ impl MetaReader {
             warnings,
             meta_hash,
             clip_size: None,
+            clip_stamp: 0,
             caption_hashes,
         });
         if needs_clip {
@@ -358,15 +359,16 @@ fn reject(
 }
 
 /// Completes a clip's outcome with the result of checking that its clip can be read.
-fn finish_clip(n: NeedsClip, size: Result<u64, StorageError>) -> MetaOutcome {
+fn finish_clip(n: NeedsClip, stat: Result<FileStat, StorageError>) -> MetaOutcome {
     let NeedsClip {
         mut meta,
         clip,
         declared,
     } = n;
-    match size {
-        Ok(real) => {
+    match stat {
+        Ok(FileStat { size: real, stamp }) => {
             meta.clip_size = Some(real);
+            meta.clip_stamp = stamp;
             if real != declared as u64 {
                 meta.warnings.push(WarningKind::NumBytesMismatch);
                 tracing::warn!(

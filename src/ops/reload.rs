@@ -35,9 +35,10 @@ impl Reloader {
                 let why = match o {
                     MetaOutcome::Clip(m) if m.meta_hash == c.meta.meta_hash => {
                         // the clip was checked when planning, not again
-                        let clip_size = c.meta.clip_size;
+                        let (clip_size, clip_stamp) = (c.meta.clip_size, c.meta.clip_stamp);
                         c.meta = m;
                         c.meta.clip_size = clip_size;
+                        c.meta.clip_stamp = clip_stamp;
                         return c;
                     }
                     MetaOutcome::Clip(_) => "its content changed".to_string(),

@@ -304,6 +304,7 @@ fn write_sample(
         key: &s.key,
         clip_path: &s.clip_path,
         clip_size,
+        clip_stamp: s.clip_stamp,
         meta_hash: s.meta_hash,
         caption_hashes: &s.caption_hashes,
     });

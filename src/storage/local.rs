@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Listed, StorageError};
+use super::{FileStat, Listed, StorageError};
 
 pub(super) fn local_size(p: &Path) -> Result<u64, StorageError> {
     let shown = p.display();
@@ -16,6 +16,26 @@ pub(super) fn local_size(p: &Path) -> Result<u64, StorageError> {
     }
     std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
     Ok(meta.len())
+}
+
+pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
+    let size = local_size(p)?;
+    let meta = std::fs::metadata(p).map_err(|e| StorageError::io("stat", &p.display(), &e))?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let ino = 0u64;
+    let mut stamp = mtime_ns.to_le_bytes().to_vec();
+    stamp.extend_from_slice(&ino.to_le_bytes());
+    Ok(FileStat {
+        size,
+        stamp: crate::ops::stable_hash(&stamp),
+    })
 }
 
 pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {

@@ -27,7 +27,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 pub use aws::{read_profile, Profile};
 pub use fetch::{ClipReader, Fetch, PREFETCH_MAX, STREAM_CHUNK};
 use fetch::{FetchInner, Prefetched};
-use local::{list_local, local_size};
+use local::{list_local, local_size, local_stat};
 pub use location::{Location, Scheme};
 use remote::build_store;
 pub use writer::ObjectWriter;
@@ -121,6 +121,16 @@ pub struct Listed {
     pub size: u64,
     /// Why the entry could not be listed properly, if it could not.
     pub error: Option<String>,
+}
+
+/// Size and change stamp of a file or object ([`Storage::stat_many`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Changes when the content may have: a hash of the modification time (ns) and inode of
+    /// a local file, of an object's ETag (its last-modified time when it has none).
+    pub stamp: u64,
 }
 
 /// Whose credentials a request uses.
@@ -389,6 +399,28 @@ impl Storage {
             locs,
             |s, l| s.size(l),
             |store, path| async move { store.head(&path).await.map(|m| m.size) },
+            "stat",
+        )
+    }
+
+    /// Size and change stamp of many readable files or objects, concurrently for object
+    /// stores (one HEAD each).
+    pub fn stat_many(&self, locs: &[Location]) -> Vec<Result<FileStat, StorageError>> {
+        self.many(
+            locs,
+            |_, l| local_stat(l.as_local().expect("a local location")),
+            |store, path| async move {
+                store.head(&path).await.map(|m| {
+                    let tag = m
+                        .e_tag
+                        .unwrap_or_else(|| m.last_modified.to_rfc3339())
+                        .into_bytes();
+                    FileStat {
+                        size: m.size,
+                        stamp: crate::ops::stable_hash(&tag),
+                    }
+                })
+            },
             "stat",
         )
     }

@@ -81,6 +81,7 @@ pub fn reshard(
                     key: c.meta.span_uuid.clone(),
                     clip_path: c.meta.clip_path.clone(),
                     clip_size: c.meta.clip_size.unwrap_or(0),
+                    clip_stamp: c.meta.clip_stamp,
                     meta_hash: c.meta.meta_hash,
                     caption_hashes: c.meta.caption_hashes.clone(),
                 },
