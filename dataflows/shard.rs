@@ -218,16 +218,15 @@ pub fn run<B: Backend>(
                     clock.clone(),
                 )
                 .encode(
-                    SampleEncoder::new(encoder)
-                        .with_stop(worker_failure.clone())
-                        .with_reuse(EmbeddingSource::new(output.clone())),
+                    SampleEncoder::new(encoder).with_stop(worker_failure.clone()),
                     clock.clone(),
                 )
                 .exchange_by_bin()
                 .write_tar(
                     TarWriters::new(output.clone(), input.clone(), finalizer.version_dir.clone())
                         .with_journal(journal.clone())
-                        .with_dali_index(dali_index),
+                        .with_dali_index(dali_index)
+                        .with_reuse(EmbeddingSource::new(output.clone())),
                     worker_failure.clone(),
                     worker_progress.clone(),
                     clock.clone(),

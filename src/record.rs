@@ -249,8 +249,13 @@ pub struct EncodedSample {
     pub clip_path: String,
     /// The `.json` member.
     pub json: Vec<u8>,
-    /// The `.pickle` member.
+    /// The `.pickle` member; while `reuse` is not empty, only the arrays encoded now.
     pub pickle: Vec<u8>,
+    /// Per captioned window, the earlier embedding it takes (`None`: encoded now, in
+    /// `pickle`); empty when `pickle` is complete. The writer completes it: all clips of a
+    /// tar meet there, so each earlier tar is read by about one worker, not by every one.
+    #[serde(default)]
+    pub reuse: Vec<Option<EmbeddingRef>>,
     /// Windows embedded for this clip.
     pub windows_embedded: u32,
     /// Tokens embedded for this clip.

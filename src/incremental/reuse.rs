@@ -1,7 +1,8 @@
-//! Embeddings computed by an earlier version, served from its `t5_xxl` tars. A tar is read
-//! whole when one of its arrays is first needed and kept among the few most recently used:
-//! clips seldom move far between versions, so a new tar mostly draws from the old tar at the
-//! same place, and memory stays bounded.
+//! Embeddings computed by an earlier version, served from its `t5_xxl` tars to the tar
+//! writers. A tar is read whole when one of its arrays is first needed and kept among the few
+//! most recently used: clips seldom move far between versions, so a new tar mostly draws from
+//! the old tar at the same place — which the same writer owns, the exchange being keyed on
+//! bin and part — and memory stays bounded.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -71,6 +72,7 @@ impl EmbeddingSource {
         }
         let loc = Location::parse(at)?;
         let bytes = self.storage.read(&loc).map_err(|e| e.to_string())?;
+        tracing::debug!("reading earlier embeddings from {at} ({} bytes)", bytes.len());
         let members = Rc::new(read_members(&bytes).map_err(|e| format!("{at}: {e}"))?);
         let mut total: usize = bytes.len() + cache.iter().map(|(_, _, n)| n).sum::<usize>();
         while total > CACHE_BYTES && !cache.is_empty() {

@@ -8,7 +8,6 @@ use timely::dataflow::Stream;
 
 use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
-use crate::incremental::reuse::EmbeddingSource;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::ops::StageClock;
@@ -19,7 +18,6 @@ use crate::record::EncodedSample;
 pub struct SampleEncoder<B: Backend> {
     encoder: TextEncoder<B>,
     stop: Option<std::sync::Arc<std::sync::Mutex<Option<String>>>>,
-    reuse: Option<EmbeddingSource>,
 }
 
 impl<B: Backend> SampleEncoder<B> {
@@ -28,14 +26,7 @@ impl<B: Backend> SampleEncoder<B> {
         SampleEncoder {
             encoder,
             stop: None,
-            reuse: None,
         }
-    }
-
-    /// Takes the embeddings that clips mark as reusable from an earlier version's tars.
-    pub fn with_reuse(mut self, source: EmbeddingSource) -> Self {
-        self.reuse = Some(source);
-        self
     }
 
     /// Stops encoding (batches are dropped) once `failure` holds an error: after a fatal
@@ -53,9 +44,9 @@ impl<B: Backend> SampleEncoder<B> {
     }
 
     /// Encodes every window of the batch in one forward pass and assembles the samples.
-    /// Windows marked for reuse take their earlier array instead; if one cannot be read the
-    /// job fails (the error is recorded where [`SampleEncoder::with_stop`] points) and the
-    /// batch is dropped.
+    /// Windows marked for reuse are left to the writer ([`EncodedSample::reuse`]); a clip
+    /// marked inconsistently fails the job (the error is recorded where
+    /// [`SampleEncoder::with_stop`] points) and the batch is dropped.
     pub fn encode(&self, batch: EncodeBatch) -> Vec<EncodedSample> {
         match self.try_encode(batch) {
             Ok(samples) => samples,
@@ -87,6 +78,7 @@ impl<B: Backend> SampleEncoder<B> {
         let mut samples = Vec::with_capacity(batch.clips.len());
         for (clip, ids) in batch.clips.into_iter().zip(batch.ids.iter()) {
             let mut arrays: Vec<F16Array> = Vec::with_capacity(ids.len());
+            let mut reuse = Vec::new();
             let mut reused = 0;
             if clip.needs_embeddings() {
                 for (i, seq) in ids.iter().enumerate() {
@@ -97,11 +89,8 @@ impl<B: Backend> SampleEncoder<B> {
                                 clip.meta.span_uuid
                             )
                         })?;
-                        let source = self
-                            .reuse
-                            .as_ref()
-                            .ok_or("no earlier version to reuse embeddings from")?;
-                        arrays.push(source.get(r)?);
+                        reuse.resize(i, None);
+                        reuse.push(Some(r.clone()));
                         reused += 1;
                         continue;
                     }
@@ -131,6 +120,13 @@ impl<B: Backend> SampleEncoder<B> {
                 clip_path: clip.meta.clip_path.clone(),
                 json: clip.meta.json.clone(),
                 pickle,
+                reuse: if reuse.is_empty() {
+                    reuse
+                } else {
+                    let mut r = reuse;
+                    r.resize(ids.len(), None);
+                    r
+                },
                 windows_embedded: ids.iter().filter(|s| !s.is_empty()).count() as u32,
                 tokens_embedded: ids.iter().map(|s| s.len() as u64).sum(),
                 mtime: clip.mtime,

@@ -13,6 +13,8 @@ use timely::dataflow::Stream;
 
 use crate::dataset::index::{idx_path, Counting, DaliIndex};
 use crate::error::ShardError;
+use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
+use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
 use crate::ops::StageClock;
 use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
@@ -28,6 +30,7 @@ pub struct TarWriters {
     version_dir: Location,
     journal: Option<crate::journal::Journal>,
     dali_index: bool,
+    reuse: Option<EmbeddingSource>,
     open: HashMap<TarId, OpenTar>,
     failed: std::collections::HashSet<TarId>,
 }
@@ -61,6 +64,7 @@ impl TarWriters {
             version_dir,
             journal: None,
             dali_index: false,
+            reuse: None,
             open: HashMap::new(),
             failed: Default::default(),
         }
@@ -69,6 +73,12 @@ impl TarWriters {
     /// Writes a DALI index beside every tar, computed while writing (`--index dali`).
     pub fn with_dali_index(mut self, on: bool) -> Self {
         self.dali_index = on;
+        self
+    }
+
+    /// Completes the `.pickle` of samples that reuse earlier embeddings from `source`.
+    pub fn with_reuse(mut self, source: EmbeddingSource) -> Self {
+        self.reuse = Some(source);
         self
     }
 
@@ -143,7 +153,7 @@ impl TarWriters {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
             };
-            write_sample(open, s, fetch)?;
+            write_sample(open, s, fetch, self.reuse.as_ref())?;
             open.next += 1;
         }
         if open.next < tar_len {
@@ -254,11 +264,37 @@ fn create_files(
         .collect()
 }
 
+/// The whole `.pickle` of a sample: the arrays encoded now, in `s.pickle`, merged in window
+/// order with the earlier ones `s.reuse` points at. An earlier array that cannot be read
+/// fails the job: the earlier version changed under it.
+fn complete_pickle(s: &EncodedSample, source: Option<&EmbeddingSource>) -> Result<Vec<u8>, String> {
+    let source = source.ok_or("no earlier version to reuse embeddings from")?;
+    let mut new = read_array_list(&s.pickle)
+        .map_err(|e| format!("{}: encoded arrays: {e}", s.key))?
+        .into_iter();
+    let mut arrays: Vec<F16Array> = Vec::with_capacity(s.reuse.len());
+    for r in &s.reuse {
+        arrays.push(match r {
+            Some(r) => source.get(r)?,
+            None => new
+                .next()
+                .ok_or_else(|| format!("{}: fewer encoded arrays than windows", s.key))?,
+        });
+    }
+    Ok(write_array_list(
+        &arrays.iter().map(F16Array::view).collect::<Vec<_>>(),
+    ))
+}
+
 fn write_sample(
     open: &mut OpenTar,
-    s: EncodedSample,
+    mut s: EncodedSample,
     fetch: Option<Fetch>,
+    reuse: Option<&EmbeddingSource>,
 ) -> Result<(), ShardError> {
+    if !s.reuse.is_empty() && open.copied[1].is_none() && s.gone.is_none() {
+        s.pickle = complete_pickle(&s, reuse).map_err(ShardError::Dataflow)?;
+    }
     let partial = open.copied.iter().any(Option::is_some);
     if let Some(reject) = s.gone {
         if partial {

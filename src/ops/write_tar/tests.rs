@@ -225,3 +225,55 @@ fn dataflow_writes_each_tar_once() {
         ["k1_0.json", "k1_1.json", "k1_2.json", "k1_3.json"]
     );
 }
+
+#[test]
+fn the_writer_completes_pickles_from_earlier_embeddings_in_window_order() {
+    use crate::formats::npy_pickle::{read_array_list, write_array_list};
+    use crate::record::EmbeddingRef;
+    use half::f16;
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let arr =
+        |rows: usize, v: f32| F16Array::new((rows, 2), vec![f16::from_f32(v); rows * 2]).unwrap();
+    let (old0, old1, new) = (arr(1, 1.0), arr(2, 2.0), arr(3, 3.0));
+    // an earlier t5_xxl tar holding one sample with two windows
+    let old_tar = out.path().join("old.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&old_tar).unwrap());
+    let pickle = write_array_list(&[old0.view(), old1.view()]);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(pickle.len() as u64);
+    h.set_mode(0o444);
+    b.append_data(&mut h, "old.pickle", pickle.as_slice())
+        .unwrap();
+    b.finish().unwrap();
+    let at = old_tar.to_string_lossy().into_owned();
+    let r = |window| {
+        Some(EmbeddingRef {
+            tar: at.clone(),
+            key: "old".into(),
+            window,
+        })
+    };
+    let storage = Storage::new(StorageOptions::default());
+    let mut w = writers(out.path().join("v1")).with_reuse(EmbeddingSource::new(storage.clone()));
+    // windows 0 and 2 reused (the earlier windows swapped), window 1 encoded now
+    let mut s = sample(clips.path(), 0, 0, 2, Some(b"clip"));
+    s.pickle = write_array_list(&[new.view()]);
+    s.reuse = vec![r(1), None, r(0)];
+    w.push(s).unwrap();
+    // a reference the earlier tar cannot satisfy fails the triple, naming the tar
+    let mut s = sample(clips.path(), 0, 1, 2, Some(b"clip"));
+    s.pickle = write_array_list::<F16Array>(&[]);
+    s.reuse = vec![r(5)];
+    let err = w.push(s).unwrap_err().to_string();
+    assert!(err.contains("old.tar") && err.contains("2 arrays"), "{err}");
+
+    let mut w = writers(out.path().join("v2")).with_reuse(EmbeddingSource::new(storage));
+    let mut s = sample(clips.path(), 0, 0, 1, Some(b"clip"));
+    s.pickle = write_array_list(&[new.view()]);
+    s.reuse = vec![r(1), None, r(0)];
+    w.push(s).unwrap().unwrap();
+    let pickles = members(&local_tar(&out.path().join("v2"), &tar_id(0), "t5_xxl"));
+    assert_eq!(pickles[0].0, "k0_0.pickle");
+    assert_eq!(read_array_list(&pickles[0].2).unwrap(), [old1, new, old0]);
+}
