@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::dataset::layout::{Layout, STREAMS};
 use crate::dataset::par_map;
-use crate::dataset::read::read_tar;
+use crate::dataset::read::visit_tar;
 use crate::error::ShardError;
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson;
@@ -52,33 +52,39 @@ pub fn inspect(
         threads,
         |(bin, tar)| -> Result<(u64, f64, u64, u64), ShardError> {
             let mut seconds = 0.0;
-            let metas = read_tar(storage, &Layout::tar(root, bin, 2, tar), true);
-            let t5 = read_tar(storage, &Layout::tar(root, bin, 1, tar), true);
+            let metas = visit_tar(
+                storage,
+                &Layout::tar(root, bin, 2, tar),
+                &mut |_: &str| true,
+                &mut |_: &str, d: Vec<u8>| {
+                    let Ok(v) = pyjson::parse(&d) else { return };
+                    let n = v.get("num_frames").and_then(|x| x.as_f64());
+                    let fps = v.get("framerate").and_then(|x| x.as_f64());
+                    if let (Some(n), Some(fps)) = (n, fps) {
+                        if fps > 0.0 {
+                            seconds += n / fps;
+                        }
+                    }
+                },
+            );
+            let (mut windows, mut tokens) = (0, 0);
+            let t5 = visit_tar(
+                storage,
+                &Layout::tar(root, bin, 1, tar),
+                &mut |_: &str| true,
+                &mut |_: &str, d: Vec<u8>| {
+                    if let Ok(arrays) = read_array_list(&d) {
+                        windows += arrays.len() as u64;
+                        tokens += arrays.iter().map(|a| a.shape.0 as u64).sum::<u64>();
+                    }
+                },
+            );
             for (r, k) in [(&metas, 2), (&t5, 1)] {
                 if let Some(e) = &r.error {
                     return Err(ShardError::Base(format!(
                         "{bin}/{}/{tar}: {e} (run shardflow verify)",
                         STREAMS[k]
                     )));
-                }
-            }
-            for m in &metas.members {
-                let Some(v) = m.data.as_deref().and_then(|d| pyjson::parse(d).ok()) else {
-                    continue;
-                };
-                let n = v.get("num_frames").and_then(|x| x.as_f64());
-                let fps = v.get("framerate").and_then(|x| x.as_f64());
-                if let (Some(n), Some(fps)) = (n, fps) {
-                    if fps > 0.0 {
-                        seconds += n / fps;
-                    }
-                }
-            }
-            let (mut windows, mut tokens) = (0, 0);
-            for m in &t5.members {
-                if let Some(arrays) = m.data.as_deref().and_then(|d| read_array_list(d).ok()) {
-                    windows += arrays.len() as u64;
-                    tokens += arrays.iter().map(|a| a.shape.0 as u64).sum::<u64>();
                 }
             }
             Ok((metas.members.len() as u64, seconds, windows, tokens))

@@ -1,5 +1,6 @@
 //! Reading a dataset's tar once, to the end, checking its structure on the way: what
-//! `verify` and `inspect` are built on.
+//! `verify`, `inspect` and `index` are built on. Members are handed to a visitor one at a
+//! time, so a reader holds one member, never the tar.
 
 use std::io::Read;
 
@@ -30,8 +31,32 @@ pub struct TarRead {
     pub error: Option<String>,
 }
 
-/// Reads `loc` through `storage`, keeping member data when `keep_data`.
+/// Reads `loc` through `storage`, keeping member data when `keep_data` (small tars only:
+/// tests and tools; [`visit_tar`] holds one member at a time).
 pub fn read_tar(storage: &Storage, loc: &Location, keep_data: bool) -> TarRead {
+    let mut data = Vec::new();
+    let mut out = visit_tar(
+        storage,
+        loc,
+        &mut |_: &str| keep_data,
+        &mut |_: &str, d: Vec<u8>| data.push(d),
+    );
+    if keep_data {
+        for (m, d) in out.members.iter_mut().zip(data) {
+            m.data = Some(d);
+        }
+    }
+    out
+}
+
+/// Reads `loc` through `storage`; each regular member whose name `wanted` accepts is read into
+/// memory and passed to `visit` (then dropped), in order. [`Member::data`] stays `None`.
+pub fn visit_tar(
+    storage: &Storage,
+    loc: &Location,
+    wanted: &mut dyn FnMut(&str) -> bool,
+    visit: &mut dyn FnMut(&str, Vec<u8>),
+) -> TarRead {
     let mut out = TarRead::default();
     let reader = match storage.fetch(loc).open() {
         Ok(r) => r,
@@ -41,7 +66,7 @@ pub fn read_tar(storage: &Storage, loc: &Location, keep_data: bool) -> TarRead {
         }
     };
     let mut counted = Counting::new(reader.reader);
-    if let Err(e) = read_members(&mut counted, keep_data, &mut out) {
+    if let Err(e) = read_members(&mut counted, wanted, visit, &mut out) {
         out.error = Some(e);
     }
     out.bytes = counted.count;
@@ -50,7 +75,8 @@ pub fn read_tar(storage: &Storage, loc: &Location, keep_data: bool) -> TarRead {
 
 fn read_members(
     counted: &mut Counting<Box<dyn Read + Send>>,
-    keep_data: bool,
+    wanted: &mut dyn FnMut(&str) -> bool,
+    visit: &mut dyn FnMut(&str, Vec<u8>),
     out: &mut TarRead,
 ) -> Result<(), String> {
     let mut end_of_data = 0u64;
@@ -69,25 +95,26 @@ fn read_members(
                 .map_err(|e| e.to_string())?
                 .to_string_lossy()
                 .into_owned();
-            let data = if keep_data {
+            if wanted(&name) {
                 // a corrupt header may declare any size: grow as data arrives
                 let mut d = Vec::with_capacity(size.min(64 << 20) as usize);
                 entry
                     .read_to_end(&mut d)
                     .map_err(|e| format!("{name}: truncated ({e})"))?;
-                Some(d)
-            } else {
-                std::io::copy(&mut entry, &mut std::io::sink())
-                    .map_err(|e| format!("{name}: truncated ({e})"))?;
-                None
-            };
-            if let Some(d) = &data {
                 if d.len() as u64 != size {
                     return Err(format!("{name}: truncated ({} of {size} bytes)", d.len()));
                 }
+                visit(&name, d);
+            } else {
+                std::io::copy(&mut entry, &mut std::io::sink())
+                    .map_err(|e| format!("{name}: truncated ({e})"))?;
             }
             out.dali.push(&name, pos, size);
-            out.members.push(Member { name, size, data });
+            out.members.push(Member {
+                name,
+                size,
+                data: None,
+            });
         }
     }
     // the archive must end with its two zero blocks (a tar cut at a member boundary reads

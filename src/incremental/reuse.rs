@@ -72,7 +72,10 @@ impl EmbeddingSource {
         }
         let loc = Location::parse(at)?;
         let bytes = self.storage.read(&loc).map_err(|e| e.to_string())?;
-        tracing::debug!("reading earlier embeddings from {at} ({} bytes)", bytes.len());
+        tracing::debug!(
+            "reading earlier embeddings from {at} ({} bytes)",
+            bytes.len()
+        );
         let members = Rc::new(read_members(&bytes).map_err(|e| format!("{at}: {e}"))?);
         let mut total: usize = bytes.len() + cache.iter().map(|(_, _, n)| n).sum::<usize>();
         while total > CACHE_BYTES && !cache.is_empty() {

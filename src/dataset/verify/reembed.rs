@@ -1,9 +1,11 @@
 //! Re-embedding a sample of stored windows with the model.
 
+use std::collections::{HashMap, HashSet};
+
 use super::{Problem, StoredWindow};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
-use crate::dataset::read::{read_tar, TarRead};
+use crate::dataset::read::visit_tar;
 use crate::formats::npy_pickle::read_array_list;
 use crate::storage::{Location, Storage};
 
@@ -18,10 +20,11 @@ pub fn reembed_sample(
     embed: &dyn Fn(&str) -> (usize, Vec<f32>),
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    // windows of one tar are checked together: each tar is read once
+    // windows of one tar are checked together: each tar is read once, keeping only the
+    // pickles of the sampled keys
     let mut order: Vec<&StoredWindow> = windows.iter().collect();
     order.sort_by(|a, b| (&a.bin, &a.tar).cmp(&(&b.bin, &b.tar)));
-    let mut read: Option<(&str, &str, TarRead)> = None;
+    let mut read: Option<(&str, &str, HashMap<String, Vec<u8>>)> = None;
     for w in order {
         let path = format!("{}/t5_xxl/{}:{}.pickle[{}]", w.bin, w.tar, w.key, w.window);
         if read
@@ -29,14 +32,26 @@ pub fn reembed_sample(
             .is_none_or(|(b, t, _)| (*b, *t) != (w.bin.as_str(), w.tar.as_str()))
         {
             let loc = Layout::tar(root, &w.bin, 1, &w.tar);
-            read = Some((&w.bin, &w.tar, read_tar(storage, &loc, true)));
+            let keys: HashSet<&str> = windows
+                .iter()
+                .filter(|o| (&o.bin, &o.tar) == (&w.bin, &w.tar))
+                .map(|o| o.key.as_str())
+                .collect();
+            let mut kept = HashMap::new();
+            visit_tar(
+                storage,
+                &loc,
+                &mut |name: &str| keys.contains(split_name(name).0),
+                &mut |name: &str, data: Vec<u8>| {
+                    kept.insert(split_name(name).0.to_string(), data);
+                },
+            );
+            read = Some((&w.bin, &w.tar, kept));
         }
-        let r = &read.as_ref().expect("just read").2;
-        let stored = r
-            .members
-            .iter()
-            .find(|m| split_name(&m.name).0 == w.key)
-            .and_then(|m| read_array_list(m.data.as_deref()?).ok())
+        let kept = &read.as_ref().expect("just read").2;
+        let stored = kept
+            .get(&w.key)
+            .and_then(|d| read_array_list(d).ok())
             .and_then(|mut a| (w.window < a.len()).then(|| a.swap_remove(w.window)));
         let Some(stored) = stored else {
             problems.push(Problem {

@@ -5,11 +5,67 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
 use crate::dataset::index::{idx_path, split_name};
 use crate::dataset::layout::{Layout, STREAMS};
-use crate::dataset::read::{read_tar, TarRead};
+use crate::dataset::read::{visit_tar, TarRead};
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson::{self, PyValue};
 use crate::ops::write_tar::KINDS;
 use crate::storage::{Location, Storage};
+
+/// What verification keeps of one `.pickle` member (never its bytes).
+struct PickleFacts {
+    /// Per array: rows, columns, all values finite; or why it does not decode.
+    arrays: Result<Vec<(usize, usize, bool)>, String>,
+}
+
+/// What verification keeps of one `.json` member.
+enum MetaFacts {
+    /// It does not parse.
+    Invalid(String),
+    /// Its `span_uuid` and the captions of its windows, in order.
+    Parsed {
+        span_uuid: Option<String>,
+        captions: Vec<String>,
+    },
+}
+
+fn pickle_facts(data: &[u8]) -> PickleFacts {
+    PickleFacts {
+        arrays: read_array_list(data)
+            .map(|arrays| {
+                arrays
+                    .iter()
+                    .map(|a| (a.shape.0, a.shape.1, a.data.iter().all(|x| x.is_finite())))
+                    .collect()
+            })
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn meta_facts(data: &[u8], field: &str) -> MetaFacts {
+    let json = match pyjson::parse(data) {
+        Ok(v) => v,
+        Err(e) => return MetaFacts::Invalid(e.to_string()),
+    };
+    let captions = json
+        .get("windows")
+        .and_then(|w| w.as_array())
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| match w.get(field) {
+                    Some(PyValue::Str(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    MetaFacts::Parsed {
+        span_uuid: json
+            .get("span_uuid")
+            .and_then(|u| u.as_str())
+            .map(str::to_string),
+        captions,
+    }
+}
 
 pub(crate) fn check_triple(
     storage: &Storage,
@@ -28,6 +84,10 @@ pub(crate) fn check_triple(
         windows: vec![],
     };
     let rel = |k: usize| format!("{bin}/{}/{tar}", STREAMS[k]);
+    let field = format!("{}_caption", opts.captioning_algorithm);
+    // members are reduced to facts as they stream by: memory is one member, not a tar
+    let mut pickles: BTreeMap<String, PickleFacts> = BTreeMap::new();
+    let mut metas: Vec<(String, MetaFacts)> = Vec::new();
     let mut reads: Vec<Option<TarRead>> = Vec::new();
     for (k, size) in sizes.iter().enumerate() {
         if size.is_none() {
@@ -38,7 +98,19 @@ pub(crate) fn check_triple(
             reads.push(None);
             continue;
         }
-        let r = read_tar(storage, &Layout::tar(root, bin, k, tar), k > 0);
+        let r = visit_tar(
+            storage,
+            &Layout::tar(root, bin, k, tar),
+            &mut |_: &str| k > 0,
+            &mut |name: &str, data: Vec<u8>| {
+                let key = split_name(name).0.to_string();
+                if k == 1 {
+                    pickles.insert(key, pickle_facts(&data));
+                } else {
+                    metas.push((name.to_string(), meta_facts(&data, &field)));
+                }
+            },
+        );
         out.bytes += r.bytes;
         if let Some(e) = &r.error {
             out.problems.push(Problem {
@@ -96,52 +168,38 @@ pub(crate) fn check_triple(
         }
     }
     // members: json ↔ pickle
-    let (Some(Some(t5)), Some(Some(metas))) = (reads.get(1), reads.get(2)) else {
+    if reads.get(1).is_none_or(Option::is_none) || reads.get(2).is_none_or(Option::is_none) {
         return out;
-    };
-    let pickles: BTreeMap<&str, &[u8]> = t5
-        .members
-        .iter()
-        .filter_map(|m| Some((split_name(&m.name).0, m.data.as_deref()?)))
-        .collect();
-    let field = format!("{}_caption", opts.captioning_algorithm);
-    for m in &metas.members {
-        let (key, _) = split_name(&m.name);
-        let path = format!("{}:{}", rel(2), m.name);
-        let Some(data) = &m.data else { continue };
-        let json = match pyjson::parse(data) {
-            Ok(v) => v,
-            Err(e) => {
+    }
+    for (name, facts) in metas {
+        let (key, _) = split_name(&name);
+        let path = format!("{}:{}", rel(2), name);
+        let captions = match facts {
+            MetaFacts::Invalid(e) => {
                 out.problems.push(Problem {
                     path,
                     message: format!("not valid JSON: {e}"),
                 });
                 continue;
             }
+            MetaFacts::Parsed {
+                span_uuid,
+                captions,
+            } => {
+                if span_uuid.as_deref() != Some(key) {
+                    out.problems.push(Problem {
+                        path: path.clone(),
+                        message: format!("span_uuid is not the key {key}"),
+                    });
+                }
+                captions
+            }
         };
-        if json.get("span_uuid").and_then(|u| u.as_str()) != Some(key) {
-            out.problems.push(Problem {
-                path: path.clone(),
-                message: format!("span_uuid is not the key {key}"),
-            });
-        }
-        let captions: Vec<String> = json
-            .get("windows")
-            .and_then(|w| w.as_array())
-            .map(|ws| {
-                ws.iter()
-                    .filter_map(|w| match w.get(&field) {
-                        Some(PyValue::Str(s)) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let Some(pickle) = pickles.get(key) else {
             continue;
         };
         let ppath = format!("{}:{key}.pickle", rel(1));
-        match read_array_list(pickle) {
+        match &pickle.arrays {
             Err(e) => out.problems.push(Problem {
                 path: ppath,
                 message: format!("does not decode: {e}"),
@@ -157,15 +215,15 @@ pub(crate) fn check_triple(
                         ),
                     });
                 }
-                for (w, a) in arrays.iter().enumerate() {
-                    if a.shape.0 == 0 {
+                for (w, &(rows, d, finite)) in arrays.iter().enumerate() {
+                    if rows == 0 {
                         out.problems.push(Problem {
                             path: format!("{ppath}[{w}]"),
                             message: "an embedding with no rows".into(),
                         });
                     }
-                    out.d_model.insert(a.shape.1);
-                    if a.data.iter().any(|x| !x.is_finite()) {
+                    out.d_model.insert(d);
+                    if !finite {
                         out.problems.push(Problem {
                             path: format!("{ppath}[{w}]"),
                             message: "holds NaN or infinite values".into(),
