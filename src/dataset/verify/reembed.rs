@@ -9,6 +9,9 @@ use crate::dataset::read::visit_tar;
 use crate::formats::npy_pickle::read_array_list;
 use crate::storage::{Location, Storage};
 
+/// The sampled `.pickle` members of one tar, by key.
+type Pickles = HashMap<String, Vec<u8>>;
+
 /// Re-embeds `windows` with `embed` (caption → `(rows, values)` in fp32) and compares them
 /// with the stored float16 arrays: every value within `tolerance · (1 + |stored|)`. Returns
 /// the problems.
@@ -24,7 +27,7 @@ pub fn reembed_sample(
     // pickles of the sampled keys
     let mut order: Vec<&StoredWindow> = windows.iter().collect();
     order.sort_by(|a, b| (&a.bin, &a.tar).cmp(&(&b.bin, &b.tar)));
-    let mut read: Option<(&str, &str, HashMap<String, Vec<u8>>)> = None;
+    let mut read: Option<(&str, &str, Pickles)> = None;
     for w in order {
         let path = format!("{}/t5_xxl/{}:{}.pickle[{}]", w.bin, w.tar, w.key, w.window);
         if read
