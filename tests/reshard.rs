@@ -305,10 +305,9 @@ fn reshard_equals_a_full_shard_over_many_random_seeds() {
         // `video` tar must be written again, not copied
         if seed % 3 == 0 {
             let clip = input.join("clips").join(format!("{}.mp4", v1[0].uuid));
-            if let Ok(old) = std::fs::read(&clip) {
-                let new: Vec<u8> = old.iter().map(|b| b ^ 0x5a).collect();
-                std::fs::write(&clip, new).unwrap();
-            }
+            let old = std::fs::read(&clip).unwrap();
+            let new: Vec<u8> = old.iter().map(|b| b ^ 0x5a).collect();
+            std::fs::write(&clip, new).unwrap();
         }
         let o = run(
             &work,

@@ -320,6 +320,35 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
         c["tars_resumed"].as_u64().unwrap() + 1,
         c["tars"].as_u64().unwrap()
     );
+
+    // a clip replaced in place (same size, other bytes; the metadata is the same): its
+    // triple is written again with the new bytes, the others are kept
+    let video = bin.join("video/part_000000/000000.tar");
+    let mut a = tar::Archive::new(std::fs::File::open(&video).unwrap());
+    let mut first = Vec::new();
+    std::io::Read::read_to_end(
+        &mut a.entries().unwrap().next().unwrap().unwrap(),
+        &mut first,
+    )
+    .unwrap();
+    let clip = files_below(&input)
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| b == first))
+        .expect("the clip of the first sample");
+    let replaced: Vec<u8> = first.iter().map(|b| b ^ 0x5a).collect();
+    std::fs::write(&clip, &replaced).unwrap();
+    let redo = run(tmp.path(), &input, "out", &["--resume"], false);
+    assert_ok(&redo);
+    let c = reconciled_counts(&tmp.path().join("out/v0"));
+    assert_eq!(
+        c["tars_resumed"].as_u64().unwrap() + 1,
+        c["tars"].as_u64().unwrap()
+    );
+    let mut a = tar::Archive::new(std::fs::File::open(&video).unwrap());
+    let mut now = Vec::new();
+    std::io::Read::read_to_end(&mut a.entries().unwrap().next().unwrap().unwrap(), &mut now)
+        .unwrap();
+    assert!(now == replaced, "the video tar holds the replaced clip");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Embeddings computed by an earlier version, served from its `t5_xxl` tars to the tar
 //! writers. A tar is read whole when one of its arrays is first needed and kept among the few
 //! most recently used: clips seldom move far between versions, so a new tar mostly draws from
-//! the old tar at the same place — which the same writer owns, the exchange being keyed on
-//! bin and part — and memory stays bounded.
+//! the old tar at the same place — whose new tar at that place one writer owns, the exchange
+//! being keyed on the tar — and memory stays bounded.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};

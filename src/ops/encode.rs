@@ -1,5 +1,6 @@
 //! `encode`: runs the T5 encoder over a batch and builds each clip's `.pickle` and `.json`
-//! members (SPEC §4–§6).
+//! members (SPEC §4–§6). A `.pickle` with windows reused from an earlier version holds only
+//! the arrays encoded here; the tar writer completes it.
 
 use burn::tensor::backend::Backend;
 use timely::dataflow::channels::pact::Pipeline;

@@ -281,6 +281,9 @@ fn complete_pickle(s: &EncodedSample, source: Option<&EmbeddingSource>) -> Resul
                 .ok_or_else(|| format!("{}: fewer encoded arrays than windows", s.key))?,
         });
     }
+    if new.next().is_some() {
+        return Err(format!("{}: more encoded arrays than windows", s.key));
+    }
     Ok(write_array_list(
         &arrays.iter().map(F16Array::view).collect::<Vec<_>>(),
     ))

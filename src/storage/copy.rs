@@ -34,26 +34,13 @@ impl Storage {
         let streamed: Vec<bool> = pairs
             .iter()
             .zip(&sizes)
-            .map(|((f, t), size)| {
-                f.is_remote() && t.is_remote() && matches!(size, Ok(n) if *n > limit)
-            })
+            .map(|((f, t), size)| same_bucket(f, t) && matches!(size, Ok(n) if *n > limit))
             .collect();
         let futs = pairs.iter().zip(&streamed).map(|((from, to), streamed)| {
             let prepared = match (from, to) {
                 _ if *streamed => Err(Ok(())),
                 (Location::Local(_), Location::Local(_)) => Err(copy_local(from, to)),
-                (
-                    Location::Remote {
-                        scheme: s1,
-                        bucket: b1,
-                        ..
-                    },
-                    Location::Remote {
-                        scheme: s2,
-                        bucket: b2,
-                        ..
-                    },
-                ) if s1 == s2 && b1 == b2 => {
+                (Location::Remote { .. }, Location::Remote { .. }) if same_bucket(from, to) => {
                     match (self.remote("copy", from), self.remote("copy", to)) {
                         (Ok((store, _, f)), Ok((_, _, t))) => Ok((store, f, t)),
                         (Err(e), _) | (_, Err(e)) => Err(Err(e)),
@@ -94,6 +81,25 @@ impl Storage {
         let mut w = self.writer(to)?;
         std::io::copy(&mut clip.reader, &mut w).map_err(|e| StorageError::io("copy", to, &e))?;
         w.finish().map(|_| ())
+    }
+}
+
+/// Both remote, in the same store and bucket: what a server-side copy can do.
+fn same_bucket(from: &Location, to: &Location) -> bool {
+    match (from, to) {
+        (
+            Location::Remote {
+                scheme: s1,
+                bucket: b1,
+                ..
+            },
+            Location::Remote {
+                scheme: s2,
+                bucket: b2,
+                ..
+            },
+        ) => s1 == s2 && b1 == b2,
+        _ => false,
     }
 }
 

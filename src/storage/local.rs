@@ -18,23 +18,30 @@ pub(super) fn local_size(p: &Path) -> Result<u64, StorageError> {
     Ok(meta.len())
 }
 
+/// Size and change stamp from one `stat` of an open file. The stamp is the modification time
+/// alone: inode numbers change with FUSE mounts, overlay file systems and restored copies,
+/// where the file did not.
 pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
-    let size = local_size(p)?;
-    let meta = std::fs::metadata(p).map_err(|e| StorageError::io("stat", &p.display(), &e))?;
+    let shown = p.display();
+    let f = std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| StorageError::io("stat", &shown, &e))?;
+    if !meta.is_file() {
+        return Err(StorageError::other(
+            "read",
+            &shown,
+            "not a regular file".into(),
+        ));
+    }
     let mtime_ns = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let ino = 0u64;
-    let mut stamp = mtime_ns.to_le_bytes().to_vec();
-    stamp.extend_from_slice(&ino.to_le_bytes());
     Ok(FileStat {
-        size,
-        stamp: crate::ops::stable_hash(&stamp),
+        size: meta.len(),
+        stamp: crate::ops::stable_hash(&mtime_ns.to_le_bytes()),
     })
 }
 

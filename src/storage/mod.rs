@@ -128,8 +128,8 @@ pub struct Listed {
 pub struct FileStat {
     /// Size in bytes.
     pub size: u64,
-    /// Changes when the content may have: a hash of the modification time (ns) and inode of
-    /// a local file, of an object's ETag (its last-modified time when it has none).
+    /// Changes when the content may have: a hash of a local file's modification time (ns),
+    /// of an object's ETag (its last-modified time when it has none).
     pub stamp: u64,
 }
 

@@ -1,13 +1,13 @@
 //! What the plan admits to the rest of the dataflow: the job journal's side of planning.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use super::PlanSummary;
 use crate::incremental::plan::{self, Mode, ReshardTarget};
-use crate::incremental::Grouping;
+use crate::incremental::{ContentHasher, Grouping, SampleFacts};
 use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
 use crate::record::{PlannedClip, TarDone, TarId};
 
@@ -83,6 +83,28 @@ impl PlanGate {
         }
         let planned_tars: HashSet<&TarId> = planned.iter().map(|c| &c.tar).collect();
         completed.retain(|d| planned_tars.contains(&d.tar));
+        {
+            // the fingerprint covers the metadata, not the clips: a clip replaced since its
+            // triple was written shows in the triple's `video` hash
+            let mut by_tar: HashMap<&TarId, Vec<&PlannedClip>> = HashMap::new();
+            for c in &planned {
+                by_tar.entry(&c.tar).or_default().push(c);
+            }
+            completed.retain(|d| {
+                let same = clips_unchanged(d, by_tar.get(&d.tar).map_or(&[][..], Vec::as_slice));
+                if !same {
+                    tracing::warn!(
+                        "{}: a clip changed since this tar triple was written; writing it again",
+                        crate::ops::write_tar::TarWriters::tar_path(
+                            self.journal.version_dir(),
+                            &d.tar,
+                            "video"
+                        )
+                    );
+                }
+                same
+            });
+        }
         let skip: HashSet<TarId> = completed.iter().map(|d| d.tar.clone()).collect();
         if !completed.is_empty() {
             tracing::info!(
@@ -122,4 +144,32 @@ impl PlanGate {
             })
             .collect())
     }
+}
+
+/// Whether the clips of a completed triple are still the ones it was written from: the
+/// `video` hash over its recorded keys, from this plan's clip facts, equals the recorded one.
+/// Records without contents (older journals) are taken as they are.
+fn clips_unchanged(d: &TarDone, clips: &[&PlannedClip]) -> bool {
+    let Some(contents) = &d.contents else {
+        return true;
+    };
+    let by_key: HashMap<&str, &PlannedClip> = clips
+        .iter()
+        .map(|c| (c.meta.span_uuid.as_str(), *c))
+        .collect();
+    let mut h = ContentHasher::default();
+    for key in &contents.keys {
+        let Some(c) = by_key.get(key.as_str()) else {
+            return false;
+        };
+        h.add(&SampleFacts {
+            key,
+            clip_path: &c.meta.clip_path,
+            clip_size: c.meta.clip_size.unwrap_or(0),
+            clip_stamp: c.meta.clip_stamp,
+            meta_hash: c.meta.meta_hash,
+            caption_hashes: &c.meta.caption_hashes,
+        });
+    }
+    h.finish()[0] == contents.hashes[0]
 }
