@@ -163,7 +163,8 @@ aspect_ratio = [ { above = 0.0, up_to = 1.0, name = "a" }, { above = 0.9, up_to 
 fn summary_listing_reads_only_the_listed_clips() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample_input(dir.path());
-    // list half of the files' uuids under two videos, plus one clip without metadata
+    // list half of the files' uuids under two videos, plus one clip without metadata and one
+    // whose metadata file is over the 16 MiB guard (summary.json gives no sizes)
     let listed = python(
         r#"
 import json, os, sys
@@ -171,9 +172,11 @@ root = sys.argv[1]
 uuids = sorted(n[:-5] for n in os.listdir(os.path.join(root, "metas/v0")) if n.endswith(".json"))[::2]
 summary = {"num_input_videos": 2,
            "v1.mp4": {"source_video": "v1.mp4", "clips": uuids[:3], "filtered_clips": uuids[3:4]},
-           "v2.mp4": {"source_video": "v2.mp4", "clips": uuids[3:] + ["no-such-clip"]},
+           "v2.mp4": {"source_video": "v2.mp4", "clips": uuids[3:] + ["no-such-clip", "huge-meta"]},
            "v3.mp4": {"source_video": "v3.mp4", "processed": False}}
 json.dump(summary, open(os.path.join(root, "summary.json"), "w"))
+with open(os.path.join(root, "metas/v0/huge-meta.json"), "wb") as f:
+    f.truncate((16 << 20) + 1)
 print(json.dumps(uuids))
 "#,
         &[input.to_str().unwrap()],
@@ -186,11 +189,12 @@ print(json.dumps(uuids))
         &["--listing", "summary", "--max-rejected-fraction", "0.5"],
     ));
     let c = reconciled_counts(&dir.path().join("out/v0"));
-    assert_eq!(c["listed"].as_u64(), Some(listed.len() as u64 + 1), "{c}");
+    assert_eq!(c["listed"].as_u64(), Some(listed.len() as u64 + 2), "{c}");
     assert!(
         c["rejected"]["unreadable_meta"].as_u64().unwrap() >= 1,
         "{c}"
     );
+    assert_eq!(c["rejected"]["meta_too_large"].as_u64(), Some(1), "{c}");
     let written: BTreeSet<String> = samples_by_bin(&dir.path().join("out/v0"))
         .into_values()
         .flatten()
@@ -198,7 +202,12 @@ print(json.dumps(uuids))
     assert!(!written.is_empty());
     assert!(written.iter().all(|k| listed.contains(k)), "{written:?}");
     // a scan writes more
-    assert_ok(&shard(dir.path(), &input, "scan", &[]));
+    assert_ok(&shard(
+        dir.path(),
+        &input,
+        "scan",
+        &["--max-rejected-fraction", "0.1"],
+    ));
     let scanned: BTreeSet<String> = samples_by_bin(&dir.path().join("scan/v0"))
         .into_values()
         .flatten()

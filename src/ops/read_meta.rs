@@ -72,7 +72,21 @@ impl MetaReader {
             .filter(|f| readable(f))
             .map(|f| self.meta_dir.join(&f.rel_path))
             .collect();
-        let mut bytes = self.storage.read_many(&to_read).into_iter();
+        let mut bytes = self
+            .storage
+            .read_many_max(&to_read, MAX_META_BYTES)
+            .into_iter();
+        let too_large = |f: &ListedFile, size: u64| {
+            Stage::Done(reject(
+                f,
+                RejectKind::MetaTooLarge,
+                format!(
+                    "metadata file is {size} bytes, more than the {} MiB limit",
+                    MAX_META_BYTES >> 20
+                ),
+                None,
+            ))
+        };
         let stages: Vec<Stage> = files
             .iter()
             .map(|f| {
@@ -80,19 +94,12 @@ impl MetaReader {
                     return Stage::Done(reject(f, RejectKind::UnreadableMeta, err.clone(), None));
                 }
                 if f.size > MAX_META_BYTES {
-                    return Stage::Done(reject(
-                        f,
-                        RejectKind::MetaTooLarge,
-                        format!(
-                            "metadata file is {} bytes, more than the {} MiB limit",
-                            f.size,
-                            MAX_META_BYTES >> 20
-                        ),
-                        None,
-                    ));
+                    return too_large(f, f.size);
                 }
                 match bytes.next().expect("one read per file") {
-                    Ok(b) => self.parse(f, &b),
+                    Ok(Ok(b)) => self.parse(f, &b),
+                    // a listing without sizes (summary.json), or a file grown since listed
+                    Ok(Err(size)) => too_large(f, size),
                     Err(e) => Stage::Done(reject(
                         f,
                         RejectKind::UnreadableMeta,

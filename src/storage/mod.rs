@@ -369,6 +369,49 @@ impl Storage {
         Fetch { inner }
     }
 
+    /// [`Storage::read_many`] of files expected to be small: one over `max` bytes is not read
+    /// (`Ok(Err(size))`). The size comes from the open file or the GET response's headers, so
+    /// the guard holds even where the listing gave no sizes, at no extra request.
+    pub fn read_many_max(
+        &self,
+        locs: &[Location],
+        max: u64,
+    ) -> Vec<Result<Result<bytes::Bytes, u64>, StorageError>> {
+        self.many(
+            locs,
+            |_, l| {
+                let p = l.as_local().expect("a local location");
+                let shown = p.display();
+                let mut f =
+                    std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
+                let size = f
+                    .metadata()
+                    .map_err(|e| StorageError::io("read", &shown, &e))?
+                    .len();
+                if size > max {
+                    return Ok(Err(size));
+                }
+                // read at most max + 1 bytes: a file growing meanwhile is still caught
+                let mut b = Vec::with_capacity(size as usize);
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut f, max + 1), &mut b)
+                    .map_err(|e| StorageError::io("read", &shown, &e))?;
+                if b.len() as u64 > max {
+                    return Ok(Err(b.len() as u64));
+                }
+                Ok(Ok(bytes::Bytes::from(b)))
+            },
+            move |store, path| async move {
+                let got = store.get(&path).await?;
+                if got.meta.size > max {
+                    // dropping the response ends the transfer
+                    return Ok(Err(got.meta.size));
+                }
+                got.bytes().await.map(Ok)
+            },
+            "read",
+        )
+    }
+
     /// Reads many files, at most [`StorageOptions::read_concurrency`] requests at once for
     /// object stores; results in input order.
     pub fn read_many(&self, locs: &[Location]) -> Vec<Result<bytes::Bytes, StorageError>> {

@@ -256,3 +256,30 @@ fn copies_too_large_for_the_server_are_streamed_in_parts() {
             .not_found
     );
 }
+
+#[test]
+fn bounded_reads_refuse_files_over_the_limit_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (small, big) = (dir.path().join("small.json"), dir.path().join("big.json"));
+    std::fs::write(&small, b"{}").unwrap();
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let (s, _mem) = with_memory();
+    s.put(&loc("s3://mem/m/small.json"), b"{}").unwrap();
+    s.put(&loc("s3://mem/m/big.json"), &[b' '; 5000]).unwrap();
+    let locs = [
+        Location::Local(small),
+        Location::Local(big),
+        loc("s3://mem/m/small.json"),
+        loc("s3://mem/m/big.json"),
+        loc("s3://mem/m/missing.json"),
+    ];
+    let got = s.read_many_max(&locs, 4096);
+    assert_eq!(got[0].as_ref().unwrap().as_ref().unwrap().as_ref(), b"{}");
+    assert_eq!(got[1].as_ref().unwrap().as_ref().unwrap_err(), &(1 << 20));
+    assert_eq!(got[2].as_ref().unwrap().as_ref().unwrap().as_ref(), b"{}");
+    assert_eq!(got[3].as_ref().unwrap().as_ref().unwrap_err(), &5000);
+    assert!(got[4].as_ref().unwrap_err().not_found);
+}
