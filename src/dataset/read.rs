@@ -14,8 +14,6 @@ pub struct Member {
     pub name: String,
     /// Its size.
     pub size: u64,
-    /// Its bytes, when asked for.
-    pub data: Option<Vec<u8>>,
 }
 
 /// A tar as read.
@@ -31,26 +29,13 @@ pub struct TarRead {
     pub error: Option<String>,
 }
 
-/// Reads `loc` through `storage`, keeping member data when `keep_data` (small tars only:
-/// tests and tools; [`visit_tar`] holds one member at a time).
-pub fn read_tar(storage: &Storage, loc: &Location, keep_data: bool) -> TarRead {
-    let mut data = Vec::new();
-    let mut out = visit_tar(
-        storage,
-        loc,
-        &mut |_: &str| keep_data,
-        &mut |_: &str, d: Vec<u8>| data.push(d),
-    );
-    if keep_data {
-        for (m, d) in out.members.iter_mut().zip(data) {
-            m.data = Some(d);
-        }
-    }
-    out
+/// Reads `loc` through `storage` for its structure alone (no member is kept).
+pub fn read_tar(storage: &Storage, loc: &Location) -> TarRead {
+    visit_tar(storage, loc, &mut |_: &str| false, &mut |_: &str, _| {})
 }
 
 /// Reads `loc` through `storage`; each regular member whose name `wanted` accepts is read into
-/// memory and passed to `visit` (then dropped), in order. [`Member::data`] stays `None`.
+/// memory and passed to `visit` (then dropped), in order.
 pub fn visit_tar(
     storage: &Storage,
     loc: &Location,
@@ -110,11 +95,7 @@ fn read_members(
                     .map_err(|e| format!("{name}: truncated ({e})"))?;
             }
             out.dali.push(&name, pos, size);
-            out.members.push(Member {
-                name,
-                size,
-                data: None,
-            });
+            out.members.push(Member { name, size });
         }
     }
     // the archive must end with its two zero blocks (a tar cut at a member boundary reads
@@ -157,15 +138,18 @@ mod tests {
         std::fs::write(&p, &bytes).unwrap();
         let st = Storage::new(StorageOptions::default());
         let loc = Location::Local(p.clone());
-        let r = read_tar(&st, &loc, true);
+        let mut data = Vec::new();
+        let r = visit_tar(&st, &loc, &mut |_: &str| true, &mut |_: &str, d| {
+            data.push(d)
+        });
         assert_eq!(r.error, None);
         assert_eq!(r.bytes, bytes.len() as u64);
-        assert_eq!(r.members[1].data.as_deref(), Some(&[1u8; 600][..]));
+        assert_eq!(data[1].as_slice(), &[1u8; 600][..]);
         // cut inside data, at a member boundary, and inside the end marker
         let cuts = [700, 512 * 2, 512 * 4, bytes.len() - 512];
         for (i, cut) in cuts.into_iter().enumerate() {
             std::fs::write(&p, &bytes[..cut]).unwrap();
-            let r = read_tar(&st, &loc, i % 2 == 0);
+            let r = visit_tar(&st, &loc, &mut |_: &str| i % 2 == 0, &mut |_: &str, _| {});
             assert!(
                 r.error.as_deref().is_some_and(|e| e.contains("truncated")),
                 "cut at {cut}: {:?}",

@@ -29,7 +29,7 @@ pub struct IndexReport {
 
 /// The DALI index of one tar, read through `storage` (once, to its end), and its size.
 pub fn index_tar(storage: &Storage, tar: &Location) -> Result<(DaliIndex, u64), ShardError> {
-    let r = read_tar(storage, tar, false);
+    let r = read_tar(storage, tar);
     match r.error {
         Some(e) => Err(ShardError::Base(format!("{tar}: not a readable tar: {e}"))),
         None => Ok((r.dali, r.bytes)),

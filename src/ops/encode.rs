@@ -12,7 +12,7 @@ use crate::formats::npy_pickle::{self, F16Array};
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::ops::StageClock;
-use crate::record::EncodedSample;
+use crate::record::{EmbeddingRef, EncodedSample};
 
 /// Turns batches into samples with one encoder.
 #[derive(Clone)]
@@ -79,8 +79,7 @@ impl<B: Backend> SampleEncoder<B> {
         let mut samples = Vec::with_capacity(batch.clips.len());
         for (clip, ids) in batch.clips.into_iter().zip(batch.ids.iter()) {
             let mut arrays: Vec<F16Array> = Vec::with_capacity(ids.len());
-            let mut reuse = Vec::new();
-            let mut reused = 0;
+            let mut reuse: Vec<Option<EmbeddingRef>> = vec![None; ids.len()];
             if clip.needs_embeddings() {
                 for (i, seq) in ids.iter().enumerate() {
                     if seq.is_empty() {
@@ -90,9 +89,7 @@ impl<B: Backend> SampleEncoder<B> {
                                 clip.meta.span_uuid
                             )
                         })?;
-                        reuse.resize(i, None);
-                        reuse.push(Some(r.clone()));
-                        reused += 1;
+                        reuse[i] = Some(r.clone());
                         continue;
                     }
                     let rows = outputs.next().expect("one output per sequence");
@@ -102,6 +99,11 @@ impl<B: Backend> SampleEncoder<B> {
                             .expect("encoder returns len × d_model rows"),
                     );
                 }
+            }
+            let reused = reuse.iter().flatten().count() as u32;
+            if reused == 0 {
+                // the pickle is complete
+                reuse.clear();
             }
             let pickle = if clip.needs_embeddings() {
                 npy_pickle::write_array_list(
@@ -121,13 +123,7 @@ impl<B: Backend> SampleEncoder<B> {
                 clip_path: clip.meta.clip_path.clone(),
                 json: clip.meta.json.clone(),
                 pickle,
-                reuse: if reuse.is_empty() {
-                    reuse
-                } else {
-                    let mut r = reuse;
-                    r.resize(ids.len(), None);
-                    r
-                },
+                reuse,
                 windows_embedded: ids.iter().filter(|s| !s.is_empty()).count() as u32,
                 tokens_embedded: ids.iter().map(|s| s.len() as u64).sum(),
                 mtime: clip.mtime,

@@ -11,63 +11,76 @@ use object_store::ObjectStoreExt;
 use super::{Location, Storage, StorageError};
 
 impl Storage {
-    /// Copies each `(from, to)` pair, replacing `to`; object-store copies run
-    /// [`super::StorageOptions::read_concurrency`] at a time. Results in input order.
-    pub fn copy_many(&self, pairs: &[(Location, Location)]) -> Vec<Result<(), StorageError>> {
-        let remote: Vec<bool> = pairs.iter().map(|(f, _)| f.is_remote()).collect();
-        if !remote.iter().any(|r| *r) {
-            return pairs.iter().map(|(f, t)| copy_local(f, t)).collect();
+    /// Copies each `(from, to, size)`, replacing `to`; `size` is the source's size when the
+    /// caller knows it (otherwise an object store is asked, one HEAD each). Object-store copies
+    /// run [`super::StorageOptions::read_concurrency`] at a time. Results in input order.
+    pub fn copy_many(
+        &self,
+        pairs: &[(Location, Location, Option<u64>)],
+    ) -> Vec<Result<(), StorageError>> {
+        if !pairs.iter().any(|(f, _, _)| f.is_remote()) {
+            return pairs.iter().map(|(f, t, _)| copy_local(f, t)).collect();
         }
         let rt = match self.runtime() {
             Ok(rt) => rt,
             Err(m) => {
                 return pairs
                     .iter()
-                    .map(|(_, t)| Err(StorageError::other("copy", t, m.clone())))
+                    .map(|(_, t, _)| Err(StorageError::other("copy", t, m.clone())))
                     .collect()
             }
         };
-        // one HEAD per source: the few objects too large for a server-side copy are streamed
+        // the few objects too large for a server-side copy are streamed
         let limit = self.shared.opts.server_copy_max_bytes;
-        let froms: Vec<Location> = pairs.iter().map(|(f, _)| f.clone()).collect();
-        let sizes = self.size_many(&froms);
+        let mut sizes: Vec<Option<u64>> = pairs.iter().map(|(_, _, s)| *s).collect();
+        let unknown: Vec<usize> = (0..pairs.len())
+            .filter(|&i| sizes[i].is_none() && same_bucket(&pairs[i].0, &pairs[i].1))
+            .collect();
+        let asked: Vec<Location> = unknown.iter().map(|&i| pairs[i].0.clone()).collect();
+        for (&i, size) in unknown.iter().zip(self.size_many(&asked)) {
+            // a failed HEAD leaves the size unknown: the copy itself then reports the error
+            sizes[i] = size.ok();
+        }
         let streamed: Vec<bool> = pairs
             .iter()
             .zip(&sizes)
-            .map(|((f, t), size)| same_bucket(f, t) && matches!(size, Ok(n) if *n > limit))
+            .map(|((f, t, _), size)| same_bucket(f, t) && size.is_some_and(|n| n > limit))
             .collect();
-        let futs = pairs.iter().zip(&streamed).map(|((from, to), streamed)| {
-            let prepared = match (from, to) {
-                _ if *streamed => Err(Ok(())),
-                (Location::Local(_), Location::Local(_)) => Err(copy_local(from, to)),
-                (Location::Remote { .. }, Location::Remote { .. }) if same_bucket(from, to) => {
-                    match (self.remote("copy", from), self.remote("copy", to)) {
-                        (Ok((store, _, f)), Ok((_, _, t))) => Ok((store, f, t)),
-                        (Err(e), _) | (_, Err(e)) => Err(Err(e)),
+        let futs = pairs
+            .iter()
+            .zip(&streamed)
+            .map(|((from, to, _), streamed)| {
+                let prepared = match (from, to) {
+                    _ if *streamed => Err(Ok(())),
+                    (Location::Local(_), Location::Local(_)) => Err(copy_local(from, to)),
+                    (Location::Remote { .. }, Location::Remote { .. }) if same_bucket(from, to) => {
+                        match (self.remote("copy", from), self.remote("copy", to)) {
+                            (Ok((store, _, f)), Ok((_, _, t))) => Ok((store, f, t)),
+                            (Err(e), _) | (_, Err(e)) => Err(Err(e)),
+                        }
+                    }
+                    _ => Err(Err(StorageError::other(
+                        "copy",
+                        to,
+                        format!("cannot copy from {from}: not in the same bucket"),
+                    ))),
+                };
+                async move {
+                    match prepared {
+                        Err(done) => done,
+                        Ok((store, f, t)) => store
+                            .copy(&f, &t)
+                            .await
+                            .map_err(|e| StorageError::obj("copy", from, &e)),
                     }
                 }
-                _ => Err(Err(StorageError::other(
-                    "copy",
-                    to,
-                    format!("cannot copy from {from}: not in the same bucket"),
-                ))),
-            };
-            async move {
-                match prepared {
-                    Err(done) => done,
-                    Ok((store, f, t)) => store
-                        .copy(&f, &t)
-                        .await
-                        .map_err(|e| StorageError::obj("copy", from, &e)),
-                }
-            }
-        });
+            });
         let mut results: Vec<Result<(), StorageError>> = rt.block_on(
             stream::iter(futs)
                 .buffered(self.shared.opts.read_concurrency.max(1))
                 .collect(),
         );
-        for (i, (from, to)) in pairs.iter().enumerate() {
+        for (i, (from, to, _)) in pairs.iter().enumerate() {
             if streamed[i] {
                 results[i] = self.stream_copy(from, to);
             }
@@ -138,7 +151,7 @@ mod tests {
         let (a, b) = (dir.path().join("a.tar"), dir.path().join("sub/b.tar"));
         std::fs::write(&a, b"one").unwrap();
         let st = Storage::new(StorageOptions::default());
-        let pair = [(Location::Local(a.clone()), Location::Local(b.clone()))];
+        let pair = [(Location::Local(a.clone()), Location::Local(b.clone()), None)];
         // twice: the second finds the target already linked to the same file
         for _ in 0..2 {
             for r in st.copy_many(&pair) {
@@ -163,6 +176,7 @@ mod tests {
         let missing = [(
             Location::Local(dir.path().join("nope")),
             Location::Local(b.clone()),
+            None,
         )];
         let err = st.copy_many(&missing).remove(0).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");

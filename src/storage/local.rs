@@ -5,17 +5,7 @@ use std::path::Path;
 use super::{FileStat, Listed, StorageError};
 
 pub(super) fn local_size(p: &Path) -> Result<u64, StorageError> {
-    let shown = p.display();
-    let meta = std::fs::metadata(p).map_err(|e| StorageError::io("stat", &shown, &e))?;
-    if !meta.is_file() {
-        return Err(StorageError::other(
-            "read",
-            &shown,
-            "not a regular file".into(),
-        ));
-    }
-    std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
-    Ok(meta.len())
+    local_stat(p).map(|s| s.size)
 }
 
 /// Size and change stamp from one `stat` of an open file. The stamp is the modification time

@@ -124,7 +124,11 @@ pub fn reshard(
         .map(|(b, kind, p, t)| ((b.clone(), *p, *t), *kind))
         .filter(|(k, _)| live(k))
         .collect();
-    let pairs: Vec<(Location, Location)> = copies
+    // the sizes are in the earlier version's records (whose tars loading checked): no HEAD
+    let size = |k: &TripleKey, kind: u8| {
+        base.records[k].contents.as_ref().expect("checked").sizes[kind as usize]
+    };
+    let mut pairs: Vec<(Location, Location, Option<u64>)> = copies
         .iter()
         .map(|(k, kind)| {
             let to = crate::ops::write_tar::TarWriters::tar_path(
@@ -132,15 +136,14 @@ pub fn reshard(
                 &plan_triples[k].0,
                 crate::ops::write_tar::KINDS[*kind as usize].0,
             );
-            (base.tar_location(k, *kind), to)
+            (base.tar_location(k, *kind), to, Some(size(k, *kind)))
         })
         .collect();
-    let mut pairs = pairs;
     if target.dali_index {
         let idx = |l: &Location| Location::parse(&crate::dataset::index::idx_path(&l.to_string()));
-        let more: Vec<(Location, Location)> = pairs
+        let more: Vec<(Location, Location, Option<u64>)> = pairs
             .iter()
-            .map(|(f, t)| Ok((idx(f)?, idx(t)?)))
+            .map(|(f, t, _)| Ok((idx(f)?, idx(t)?, None)))
             .collect::<Result<_, String>>()?;
         pairs.extend(more);
     }
@@ -149,8 +152,7 @@ pub fn reshard(
     }
     let mut copied: HashMap<TripleKey, [Option<u64>; 3]> = HashMap::new();
     for (k, kind) in &copies {
-        let size = base.records[k].contents.as_ref().expect("checked").sizes[*kind as usize];
-        copied.entry(k.clone()).or_default()[*kind as usize] = Some(size);
+        copied.entry(k.clone()).or_default()[*kind as usize] = Some(size(k, *kind));
     }
     tracing::info!(
         "reshard: {} of {} member tars unchanged (copied), {} captions to embed",
