@@ -30,8 +30,10 @@ use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress
 use crate::storage::{Role, Storage};
 
 pub use crate::journal::JOB_DIR;
+pub use crate::prepare::{
+    clear_leftovers, load_dedup, lock_output, preflight, prepare_incremental, IncrementalRequest,
+};
 use crate::prepare::{drop_below, fingerprint};
-pub use crate::prepare::{load_dedup, preflight, prepare_incremental, IncrementalRequest};
 
 /// What worker 0 brings back.
 struct LeaderResult {
@@ -144,7 +146,11 @@ pub fn run<B: Backend>(
     let dali_index = cfg.index.dali;
     let batch_size = cfg.batch_size;
     let max_batch_tokens = cfg.max_batch_tokens;
+    let require_captions =
+        (!cfg.allow_no_captions).then(|| format!("{}_caption", cfg.captioning_algorithm));
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let refusal: Arc<Mutex<Option<String>>> = Arc::default();
+    let worker_refusal = refusal.clone();
     let encoder = Mutex::new(encoder);
     // a signal stops the job like a fatal error: the encoder and writers stop, open tars are
     // abandoned, no summary is written; completed tars stay recorded for --resume
@@ -193,6 +199,8 @@ pub fn run<B: Backend>(
             resume: resume.clone(),
             done: done.clone(),
             failure: worker_failure.clone(),
+            refusal: worker_refusal.clone(),
+            require_captions: require_captions.clone(),
             incremental: incremental.clone(),
             dali_index,
         };
@@ -270,6 +278,10 @@ pub fn run<B: Backend>(
         }
         return Ok(None);
     };
+    if let Some(refused) = refusal.lock().expect("not poisoned").take() {
+        // a refusal leaves the output as it was: no report, no rejects
+        return Err(ShardError::Journal(refused));
+    }
     let (counts, rejects) = build_counts(&leader.plan, &leader.done);
     let mut error = failure.lock().expect("not poisoned").take();
     let bins = match leader.bins {

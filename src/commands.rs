@@ -39,6 +39,27 @@ impl DatasetArgs {
     }
 }
 
+/// What a dataset command may do with the dataset at `root` ([`shardflow::dataset::complete`]):
+/// `Err(2)` after printing why when it is not a dataset (or, with `refuse_incomplete`, not a
+/// finished one); otherwise the warning printed for an unfinished one, if it is.
+fn check_dataset(
+    storage: &Storage,
+    root: &shardflow::storage::Location,
+    refuse_incomplete: bool,
+) -> anyhow::Result<Result<Option<String>, ExitCode>> {
+    use shardflow::dataset::complete::{check, Completeness};
+    let state = check(storage, root)?;
+    let Some(message) = state.message(root) else {
+        return Ok(Ok(None));
+    };
+    if state == Completeness::NotADataset || refuse_incomplete {
+        eprintln!("error: {message}");
+        return Ok(Err(ExitCode::from(2)));
+    }
+    eprintln!("warning: {message}");
+    Ok(Ok(Some(message)))
+}
+
 #[derive(clap::Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -86,6 +107,10 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     use shardflow::dataset::verify::{reembed_sample, verify, VerifyOptions};
     let started = Instant::now();
     let (storage, root, threads) = args.dataset.open()?;
+    // an unfinished dataset is verified all the same, and is one of the problems
+    if let Err(code) = check_dataset(&storage, &root, false)? {
+        return Ok(code);
+    }
     let encoder = match &args.t5_model {
         Some(m) => Some(
             TextEncoder::<shardflow::model::CpuBackend>::load(m, &Default::default())
@@ -140,11 +165,19 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let (storage, root, threads) = args.dataset.open()?;
+    // an unfinished dataset is shown as far as it goes, with the warning, and exit code 1
+    let warning = match check_dataset(&storage, &root, false)? {
+        Ok(w) => w,
+        Err(code) => return Ok(code),
+    };
     let bins = shardflow::dataset::inspect::inspect(&storage, &root, threads)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&bins)?);
     } else {
         print!("{}", shardflow::dataset::inspect::table(&bins));
+    }
+    if warning.is_some() {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -154,6 +187,10 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let (storage, root, threads) = args.dataset.open()?;
     let which = shardflow::config::Indexes::parse(&args.index)
         .map_err(|e| anyhow::anyhow!("--index: {e}"))?;
+    // indexes of a dataset still being written would describe a part of it
+    if let Err(code) = check_dataset(&storage, &root, true)? {
+        return Ok(code);
+    }
     let r = shardflow::dataset::reindex::index_dataset(&storage, &root, which, threads)?;
     let secs = started.elapsed().as_secs_f64();
     println!(

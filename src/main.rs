@@ -217,6 +217,10 @@ struct ShardArgs {
     /// its clips are counted as dropped_small_tar.
     #[arg(long)]
     drop_small_shards: bool,
+    /// Write the clips even when not one window has its `<algorithm>_caption` (all are
+    /// written with valid: false and no embeddings); without it such a run is refused.
+    #[arg(long)]
+    allow_no_captions: bool,
     /// Random-access indexes written with the tars, computed while writing: dali (an .idx
     /// beside every tar, DALI's v1.2 format) and/or wids (a shardindex.json per bin and
     /// stream) [default: none].
@@ -279,6 +283,7 @@ impl ShardArgs {
             input_semantic_dedup_s3_profile_name: self.input_semantic_dedup_s3_profile_name.clone(),
             min_clips_per_tar: self.min_clips_per_tar,
             drop_small_shards: self.drop_small_shards.then_some(true),
+            allow_no_captions: self.allow_no_captions.then_some(true),
             index: (!self.index.is_empty()).then(|| self.index.clone()),
             cluster,
             storage: (self.s3_max_retries.is_some()
@@ -371,17 +376,50 @@ fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Res
         }
     }
     let storage = Storage::new(cfg.storage.clone());
+    // one job at a time per output version: taken before the output is looked at, held until
+    // this process ends (process 0 speaks for the job; `--check` writes nothing)
+    let lock = (!args.check && cfg.cluster.process == 0)
+        .then(|| shard::lock_output(&cfg, &storage))
+        .transpose()?;
+    let locked = lock.is_some();
+    let result = run_shard_locked(args, request, &cfg, &storage, locked, started);
+    match (result, lock) {
+        // a job that could not start leaves no trace, not even its lock file
+        (Err(e), Some(lock)) => {
+            lock.discard();
+            Err(e)
+        }
+        (Ok(_), Some(lock)) if lock.lost() => {
+            eprintln!("error: the output lock was lost during the job (its renewals failed for minutes): another job may have written to the same output; check it with `shardflow verify`");
+            Ok(ExitCode::from(1))
+        }
+        (result, _) => result,
+    }
+}
+
+/// [`run_shard`] once process 0 holds the output lock (`locked`).
+fn run_shard_locked(
+    args: ShardArgs,
+    request: shard::IncrementalRequest,
+    cfg: &ShardConfig,
+    storage: &Storage,
+    locked: bool,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
     let resume = shard::preflight(
-        &cfg,
-        &storage,
+        cfg,
+        storage,
         args.resume,
         request == shard::IncrementalRequest::Append,
     )?;
-    let incremental = shard::prepare_incremental(&cfg, &storage, &request)?;
-    let dedup = shard::load_dedup(&cfg, &storage)?;
+    if locked && (args.resume || request == shard::IncrementalRequest::Append) {
+        shard::clear_leftovers(cfg, storage)?;
+    }
+    let incremental = shard::prepare_incremental(cfg, storage, &request)?;
+    let dedup = shard::load_dedup(cfg, storage)?;
     let job = ShardJob {
-        cfg: &cfg,
-        storage: &storage,
+        cfg,
+        storage,
         resume,
         incremental,
         dedup,

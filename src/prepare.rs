@@ -8,7 +8,9 @@ use crate::config::ShardConfig;
 use crate::error::ShardError;
 use crate::incremental::base::Base;
 use crate::incremental::plan::Mode;
-use crate::journal::{differences, model_fingerprint, options_of, JobFingerprint, Journal};
+use crate::journal::{
+    differences, model_fingerprint, options_of, JobFingerprint, Journal, LOCK_FILE,
+};
 use crate::ops::list::Lister;
 use crate::storage::{Location, Role, Storage};
 
@@ -101,6 +103,11 @@ pub fn prepare_incremental(
     storage: &Storage,
     request: &IncrementalRequest,
 ) -> Result<Option<Mode>, ShardError> {
+    if let IncrementalRequest::Reshard { from_version, .. } = request {
+        // the rule of --annotation-version: one directory name beside it, never `../x`
+        crate::config::check_version(from_version)
+            .map_err(|e| ShardError::Base(format!("--from-version: {e}")))?;
+    }
     if cfg.cluster.process != 0 {
         return Ok(None);
     }
@@ -188,21 +195,41 @@ pub(crate) fn drop_below(cfg: &ShardConfig) -> u32 {
     }
 }
 
-/// True when `dir` holds nothing, or only the empty job folder an interrupted run made before
-/// it planned (no tar is written before `job.json`).
-fn unused(output: &Storage, dir: &Location) -> Result<bool, ShardError> {
-    if output.is_empty_dir(dir)? {
-        return Ok(true);
+/// Takes the exclusive lock of the output version directory (process 0 of a job, before it
+/// checks or writes anything there): a second job on the same output stops here with exit
+/// code 2 and writes nothing. Held until the returned lock is dropped; see
+/// [`crate::storage::OutputLock`] for what it guarantees on each kind of storage.
+pub fn lock_output(
+    cfg: &ShardConfig,
+    storage: &Storage,
+) -> Result<crate::storage::OutputLock, ShardError> {
+    let output = storage.with_role(Role::Output);
+    let lock = cfg.version_dir().join(JOB_DIR).join(LOCK_FILE);
+    output.lock(&lock).map_err(|e| match e {
+        crate::storage::LockError::Storage(s) => ShardError::Storage(s),
+        held => ShardError::Locked(held.to_string()),
+    })
+}
+
+/// Removes the temporary files a killed run left in the output version (`--resume`,
+/// `--append`; after [`lock_output`], so that none belongs to a live writer).
+pub fn clear_leftovers(cfg: &ShardConfig, storage: &Storage) -> Result<(), ShardError> {
+    let n = storage
+        .with_role(Role::Output)
+        .clear_partials(&cfg.version_dir())?;
+    if n > 0 {
+        tracing::info!(
+            "removed {n} temporary files left by an interrupted run in {}",
+            cfg.version_dir()
+        );
     }
-    let Some(p) = dir.as_local() else {
-        return Ok(false);
-    };
-    let entries: Vec<_> = std::fs::read_dir(p)
-        .map_err(|e| ShardError::io(p, e))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    Ok(entries.len() == 1 && entries[0] == JOB_DIR && output.is_empty_dir(&dir.join(JOB_DIR))?)
+    Ok(())
+}
+
+/// True when `dir` holds nothing but the lock this job took (the job folder an interrupted
+/// run made before it planned holds nothing else: no tar is written before `job.json`).
+fn unused(output: &Storage, dir: &Location) -> Result<bool, ShardError> {
+    Ok(output.is_empty_dir_except(dir, &format!("{JOB_DIR}/{LOCK_FILE}"))?)
 }
 
 /// This run's fingerprint, without the plan's part.
@@ -214,4 +241,45 @@ pub(crate) fn fingerprint(cfg: &ShardConfig, mtime: u64) -> Result<JobFingerprin
         model: model_fingerprint(&cfg.model_dir)?,
         inputs: None,
     })
+}
+
+#[cfg(test)]
+mod from_version_tests {
+    use super::*;
+    use crate::config::ShardFile;
+    use crate::storage::StorageOptions;
+
+    #[test]
+    fn from_version_follows_the_annotation_version_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+        let f = ShardFile {
+            input_clip_path: Some(path(dir.path())),
+            output_dataset_path: Some(path(&dir.path().join("out"))),
+            t5_model: Some(dir.path().to_owned()),
+            annotation_version: Some("v1".into()),
+            ..ShardFile::default()
+        };
+        let cfg = ShardConfig::resolve(f, &|_| None).unwrap();
+        let storage = Storage::new(StorageOptions::default());
+        for bad in ["../x", "..", ".", "", "a/b", "/abs"] {
+            for full in [false, true] {
+                let request = IncrementalRequest::Reshard {
+                    from_version: bad.into(),
+                    full,
+                };
+                let err = prepare_incremental(&cfg, &storage, &request)
+                    .expect_err("refused, also with --full");
+                let msg = err.to_string();
+                assert!(matches!(err, ShardError::Base(_)), "{msg}");
+                assert!(
+                    msg.starts_with("--from-version: ") && msg.contains("not a directory name"),
+                    "{msg}"
+                );
+            }
+        }
+        // the check is the annotation version's
+        assert!(crate::config::check_version("../x").is_err());
+        assert!(crate::config::check_version("v0").is_ok());
+    }
 }

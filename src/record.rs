@@ -170,6 +170,15 @@ pub enum MetaOutcome {
     },
     /// Bad input.
     Reject(Reject),
+    /// The storage failed while the file was read or its clip checked (an outage: see
+    /// [`crate::storage::ErrorKind::Transient`]). Not the input's fault, so not a reject: the
+    /// planner stops the job instead, and `--resume` continues it.
+    Failed {
+        /// Position in the sorted listing.
+        seq: u64,
+        /// What failed, naming the file or object.
+        message: String,
+    },
 }
 
 /// The identity of a tar triple: the key of the exchange in front of the writers.

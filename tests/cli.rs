@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `shardflow` binary in fresh temp dirs.
 
 mod common;
+#[path = "cli/hardening.rs"]
+mod hardening;
 
 use common::*;
 use std::path::Path;
@@ -374,4 +376,73 @@ fn walk(p: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// An object store that cannot be reached is an outage, not bad input: with the clips remapped
+/// to S3 on a loopback port that refuses connections, every clip check fails after its
+/// retries, and the job stops (exit 1) naming the object, rejecting no clip, resumably: a
+/// `--resume` once the clips can be read writes the whole dataset.
+#[test]
+fn an_unreachable_clip_store_fails_the_job_instead_of_rejecting_clips() {
+    let dir = sample_copy();
+    let input = dir.path().join("sample-dataset");
+    // bound, then closed: connections are refused (nothing leaves 127.0.0.1)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let model = data("t5-tiny");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        .args(["shard", "--input-clip-path", input.to_str().unwrap()])
+        .args(["--output-dataset-path", "out", "--annotation-version", "v0"])
+        .args(["--t5-model", model.to_str().unwrap(), "--workers", "2"])
+        .args([
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}=s3://clips/remapped"),
+        ])
+        .args(["--s3-max-retries", "1", "--s3-retry-timeout-s", "2"])
+        .args(["--max-rejected-fraction", "1"])
+        .current_dir(dir.path())
+        // test keys only, no user profile; the instance-metadata fallback is a closed port too
+        .env("HOME", dir.path())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("SHARDFLOW_LOG", "warn")
+        .output()
+        .expect("shardflow runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("s3://clips/remapped/clips/"), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let v0 = dir.path().join("out/v0");
+    let r = report(&v0);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("s3://clips/remapped/clips/"),
+        "{r}"
+    );
+    let rejects = std::fs::read_to_string(v0.join("_shardflow/rejects.jsonl")).unwrap();
+    assert!(
+        !rejects.contains("clip_unreadable") && !rejects.contains("clip_missing"),
+        "{rejects}"
+    );
+    assert!(!v0.join("wdinfo_list.csv").exists());
+    // the job is recorded without a plan: --resume plans again
+    let job: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(v0.join("_shardflow/job.json")).unwrap()).unwrap();
+    assert!(job["inputs"].is_null(), "{job}");
+    let resumed = shard(dir.path(), &input, "out", &["--workers", "2", "--resume"]);
+    assert_ok(&resumed);
+    let line = compare_strict(&data("sample-dataset-expected"), &dir.path().join("out"));
+    assert!(line.ends_with("OK"), "{line}");
+    assert_eq!(reconciled_counts(&v0)["written"], 23);
 }

@@ -387,3 +387,110 @@ fn inspect_counts_what_the_report_counts() {
         "{table}"
     );
 }
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn the_tools_refuse_what_is_not_a_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let random = dir.path().join("random");
+    for (f, text) in [
+        ("notes.txt", "hello"),
+        ("a/b/c.json", "{}"),
+        ("x/video/part_000000/000000.tar", "not a tar"),
+    ] {
+        let p = random.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    for d in [&empty, &random] {
+        let before = files_below(d);
+        for tool in ["index", "inspect", "verify"] {
+            let o = run(dir.path(), &[tool, d.to_str().unwrap()]);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{tool} {}: {}",
+                d.display(),
+                stderr(&o)
+            );
+            assert!(
+                stderr(&o).contains(&format!(
+                    "{}: not a dataset (no wdinfo_list.csv)",
+                    d.display()
+                )),
+                "{tool}: {}",
+                stderr(&o)
+            );
+            assert!(!stdout(&o).contains("bins"), "{tool}: {}", stdout(&o));
+        }
+        assert_eq!(files_below(d), before, "nothing written to {}", d.display());
+    }
+}
+
+#[test]
+fn the_tools_tell_an_unfinished_dataset_from_a_finished_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let v0 = sample_output(dir.path(), "out", &[]);
+    // a run still going has written tars and its journal, but no report yet
+    std::fs::remove_file(v0.join("_shardflow/report.json")).unwrap();
+    let incomplete = format!(
+        "{} is incomplete (being written, or interrupted: finish it with shard --resume)",
+        v0.display()
+    );
+    let o = run(dir.path(), &["index", v0.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&incomplete), "{}", stderr(&o));
+    assert!(!files_below(&v0)
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "idx")
+            || p.file_name().is_some_and(|n| n == "shardindex.json")));
+    let o = run(dir.path(), &["inspect", v0.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("warning: {incomplete}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("total"), "{}", stdout(&o));
+    let o = run(dir.path(), &["inspect", v0.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap();
+    let o = run(dir.path(), &["verify", v0.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(&format!("warning: {incomplete}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains(&incomplete), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 problems"), "{}", stdout(&o));
+    // a report that says the job failed: the same
+    std::fs::write(
+        v0.join("_shardflow/report.json"),
+        r#"{"ok": false, "error": "interrupted by a signal"}"#,
+    )
+    .unwrap();
+    let o = run(dir.path(), &["index", v0.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("interrupted by a signal"),
+        "{}",
+        stderr(&o)
+    );
+    // finished: every tool works
+    std::fs::write(v0.join("_shardflow/report.json"), r#"{"ok": true}"#).unwrap();
+    for tool in ["inspect", "verify", "index"] {
+        assert_ok(&run(dir.path(), &[tool, v0.to_str().unwrap()]));
+    }
+    // the reference's own output has no job folder at all, and is a dataset
+    let reference = dir.path().join("reference");
+    copy_tree(&data("sample-dataset-expected/v0"), &reference);
+    for tool in ["inspect", "index"] {
+        assert_ok(&run(dir.path(), &[tool, reference.to_str().unwrap()]));
+    }
+}

@@ -657,3 +657,69 @@ print(total)
     assert_eq!(n(&c2, "tars"), 0, "{c2}");
     assert_eq!(n(&c2, "written"), n(&c, "written"));
 }
+
+/// `reshard` killed at several points, then resumed: the same files as a fresh shard, one
+/// completion record per tar triple, no temporary file left.
+#[test]
+fn reshard_killed_then_resumed_leaves_records_for_every_tar_and_no_partials() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_with_v1(dir.path());
+    let fresh = dir.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    assert_ok(&run(&fresh, "shard", &input, "v1", &[]));
+    let model = data("t5-tiny");
+    for (i, delay_ms) in [30u64, 120, 250, 400, 700].into_iter().enumerate() {
+        let work = dir.path().join(format!("work-{i}"));
+        std::fs::create_dir_all(&work).unwrap();
+        assert_ok(&run(&work, "shard", &input, "v0", &[]));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+            .arg("reshard")
+            .args(["--from-version", "v0", "--annotation-version", "v1"])
+            .args(["--input-clip-path", input.to_str().unwrap()])
+            .args(["--output-dataset-path", "out", "--t5-model"])
+            .arg(&model)
+            .args([
+                "--remap-clip-location",
+                &format!("{SAMPLE_ROOT}={}", input.display()),
+            ])
+            .args(["--workers", "2", "--max-rejected-fraction", "0.5"])
+            .args(["--target-tar-size-mb", "0.012", "--max-tars-per-part", "2"])
+            .current_dir(&work)
+            .env("SHARDFLOW_LOG", "off")
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let resumed = run(
+            &work,
+            "reshard",
+            &input,
+            "v1",
+            &["--from-version", "v0", "--resume"],
+        );
+        assert_ok(&resumed);
+        let v1 = work.join("out/v1");
+        assert_same_files(
+            &v1,
+            &fresh.join("out/v1"),
+            &format!("killed after {delay_ms} ms"),
+        );
+        let partial: Vec<PathBuf> = files_below(&v1)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(
+            partial.is_empty(),
+            "killed after {delay_ms} ms: {partial:?}"
+        );
+        let records = files_below(&v1.join("_shardflow/done")).len() as u64;
+        let c = counts(&v1);
+        assert_eq!(
+            records,
+            n(&c, "tars") + n(&c, "tars_copied"),
+            "killed after {delay_ms} ms: one record per tar triple"
+        );
+    }
+}

@@ -104,6 +104,22 @@ fn dataset_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Every file below `dir`, the job folder included (the lock file aside: it names the
+/// process that last held it), with its bytes and modification time.
+fn every_file(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    files_below(dir)
+        .into_iter()
+        .filter(|p| !p.ends_with("_shardflow/lock"))
+        .map(|p| {
+            let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (
+                p.to_string_lossy().into_owned(),
+                (std::fs::read(&p).unwrap(), mtime),
+            )
+        })
+        .collect()
+}
+
 /// Files whose name marks them as incomplete.
 fn partial_files(dir: &Path) -> Vec<String> {
     files_below(dir)
@@ -293,10 +309,16 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
         text.replacen("\"qwen_caption\": \"", "\"qwen_caption\": \"An edited ", 1),
     )
     .unwrap();
+    let journal_before = every_file(&tmp.path().join("out"));
     let edited = run(tmp.path(), &input, "out", &["--resume"], false);
-    assert!(!edited.status.success());
     let err = String::from_utf8_lossy(&edited.stderr);
     assert!(err.contains("inputs changed"), "{err}");
+    // a refusal writes nothing: no report claiming a failed job, the journal as it was
+    assert_eq!(edited.status.code(), Some(2), "{err}");
+    assert!(
+        every_file(&tmp.path().join("out")) == journal_before,
+        "the refused resume changed the output"
+    );
     std::fs::write(&name, text).unwrap();
 
     // resuming the finished job keeps every tar and rewrites the same summaries
@@ -352,33 +374,45 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
 }
 
 #[test]
-fn a_full_disk_stops_the_job_naming_the_file_and_resume_completes() {
+fn a_failed_write_stops_the_job_naming_the_file_and_resume_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     copy_tree(&data("sample-dataset"), &input);
     assert_ok(&run(tmp.path(), &input, "out", &[], true));
     let before = dataset_files(&tmp.path().join("out"));
-    // lose one tar, and make the disk "full" where it is written again: its temporary file is
-    // a link to /dev/full, where every write fails with ENOSPC
+    // lose one tar (10 KiB), and let the job write no file over 8 KiB: writing it again fails
+    // with EFBIG, as a full disk fails with ENOSPC (RLIMIT_FSIZE, with SIGXFSZ ignored)
     let dir = tmp
         .path()
         .join("out/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/video/part_000000");
+    assert!(std::fs::metadata(dir.join("000001.tar")).unwrap().len() > 8192);
     std::fs::remove_file(dir.join("000001.tar")).unwrap();
-    std::os::unix::fs::symlink("/dev/full", dir.join(".000001.tar.partial")).unwrap();
-    let full = run(tmp.path(), &input, "out", &["--resume"], true);
+    let cmd = command(tmp.path(), &input, "out", &["--resume"]);
+    // bash: its `ulimit -f` counts KiB (dash's counts 512-byte blocks)
+    let full = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 8; exec \"$0\" \"$@\"")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .current_dir(tmp.path())
+        .env("SHARDFLOW_LOG", "warn")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .unwrap();
     assert_eq!(full.status.code(), Some(1));
     let err = String::from_utf8_lossy(&full.stderr);
     assert!(
-        err.contains("000001.tar") && err.contains("No space left on device"),
+        err.contains("000001.tar") && err.contains("File too large"),
         "{err}"
     );
     assert!(!dir.join("000001.tar").exists());
     assert!(report(&tmp.path().join("out/v0"))["ok"] == false);
-    // space again: resume finishes the job, identical to the first run
-    assert!(
-        !dir.join(".000001.tar.partial").exists(),
+    assert_eq!(
+        partial_files(&tmp.path().join("out")),
+        Vec::<String>::new(),
         "the failed temporary file is removed"
     );
+    // room again: resume finishes the job, identical to the first run
     assert_ok(&run(tmp.path(), &input, "out", &["--resume"], true));
     assert!(dataset_files(&tmp.path().join("out")) == before);
 }

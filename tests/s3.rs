@@ -891,4 +891,78 @@ fn verify_index_and_inspect_read_a_dataset_on_s3() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
+    // a prefix without wdinfo_list.csv is not a dataset
+    let nothing = format!("s3://{bucket}/nothing/v0");
+    for t in ["index", "inspect", "verify"] {
+        let o = tool(&[t, &nothing]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{t}: {err}");
+        assert!(
+            err.contains(&format!("{nothing}: not a dataset (no wdinfo_list.csv)")),
+            "{t}: {err}"
+        );
+    }
+    // a dataset without its report is unfinished: no indexes of it, inspect warns
+    s3.util(&["rm", &format!("{v0}/_shardflow/report.json")]);
+    let o = tool(&["index", &v0]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{v0} is incomplete")), "{err}");
+    // (its missing t5_xxl tar makes inspect fail as well, after the warning)
+    let o = tool(&["inspect", &v0]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("warning: {v0} is incomplete")),
+        "{err}"
+    );
+}
+
+/// The output lock on an object store: a lock object another job holds stops a job with exit
+/// 2 before it writes; a job removes its own lock when it ends.
+#[test]
+fn a_held_lock_object_stops_a_second_job_and_a_job_removes_its_own() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("lock");
+    let input = data("sample-dataset");
+    let held = tmp.path().join("held");
+    std::fs::create_dir_all(held.join("v0/_shardflow")).unwrap();
+    std::fs::write(
+        held.join("v0/_shardflow/lock"),
+        "process 4242 on another-host since unix time 1",
+    )
+    .unwrap();
+    s3.util(&[
+        "upload",
+        held.to_str().unwrap(),
+        &format!("s3://{bucket}/out"),
+    ]);
+    let args = [
+        "--input-clip-path",
+        input.to_str().unwrap(),
+        "--output-dataset-path",
+        &format!("s3://{bucket}/out"),
+        "--remap-clip-location",
+        &remap_to(input.to_str().unwrap()),
+    ];
+    let refused = s3.shard(tmp.path(), &s3.endpoint, &args, &[]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("locked") && err.contains("another-host"),
+        "{err}"
+    );
+    let keys = s3.util(&["ls", &format!("s3://{bucket}/out")]);
+    assert_eq!(
+        keys.trim(),
+        "out/v0/_shardflow/lock",
+        "nothing else written"
+    );
+
+    s3.util(&["rm", &format!("s3://{bucket}/out/v0/_shardflow/lock")]);
+    assert_ok(&s3.shard(tmp.path(), &s3.endpoint, &args, &[]));
+    let keys = s3.util(&["ls", &format!("s3://{bucket}/out")]);
+    assert!(keys.contains("wdinfo_list.csv"), "{keys}");
+    assert!(!keys.contains("_shardflow/lock"), "{keys}");
 }

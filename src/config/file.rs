@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::error::{shown, shown_within, SHOWN_CHARS};
+
 /// A `shard` job as written in a config file. Every field is optional here: the command line
 /// overrides the file, and defaults fill the rest.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -70,6 +72,9 @@ pub struct ShardFile {
     /// Drop a bin's last (remainder) tar when it has fewer than `min_clips_per_tar` clips
     /// (default false).
     pub drop_small_shards: Option<bool>,
+    /// Write the clips even when not one window has its `<algorithm>_caption` (default
+    /// false: such a run is refused, the caption field being most likely misspelt).
+    pub allow_no_captions: Option<bool>,
     /// Random-access indexes written with the tars: `dali` (an `.idx` beside every tar, in
     /// DALI's `v1.2` format) and/or `wids` (a `shardindex.json` per bin and stream). Default:
     /// none, so the output is exactly the reference's.
@@ -119,13 +124,29 @@ pub struct ClusterFile {
     pub connect_timeout_s: Option<u64>,
 }
 
+/// Longest message about one key, in characters.
+const MESSAGE_CHARS: usize = 800;
+
 impl ShardFile {
     /// Reads and parses a config file; relative paths in it are taken relative to the file's
-    /// directory.
+    /// directory. Every wrong-typed or unknown key is reported (see [`ShardFile::load_all`]),
+    /// one per line after the first.
     pub fn load(path: &Path) -> Result<ShardFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut file: ShardFile =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::load_all(path).map_err(|errors| match errors.as_slice() {
+            [one] => format!("{}: {one}", path.display()),
+            many => format!(
+                "{}: {} problems:\n  {}",
+                path.display(),
+                many.len(),
+                many.join("\n  ")
+            ),
+        })
+    }
+
+    /// [`ShardFile::load`] with every problem apart, each starting with its key path.
+    pub fn load_all(path: &Path) -> Result<ShardFile, Vec<String>> {
+        let text = std::fs::read_to_string(path).map_err(|e| vec![e.to_string()])?;
+        let mut file = Self::parse(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -162,6 +183,129 @@ impl ShardFile {
         }
         Ok(file)
     }
+
+    /// Parses the text of a config file (paths as written). A syntax error is one problem;
+    /// otherwise every wrong-typed or unknown key is a problem of its own, `key.path: what`,
+    /// where serde alone stops at the first. Values are echoed shortened ([`shown`]).
+    pub fn parse(text: &str) -> Result<ShardFile, Vec<String>> {
+        let first = match toml::from_str::<ShardFile>(text) {
+            Ok(file) => return Ok(file),
+            Err(e) => e,
+        };
+        // serde stops at the first problem: check every key on its own
+        let Ok(table) = toml::from_str::<toml::Table>(text) else {
+            return Err(vec![located(text, &first)]);
+        };
+        let mut errors = Vec::new();
+        check_entries(&[], &table, &mut errors);
+        if errors.is_empty() {
+            errors.push(located(text, &first));
+        }
+        Err(errors)
+    }
+}
+
+/// A message cut to [`MESSAGE_CHARS`], control characters escaped.
+fn capped(message: &str) -> String {
+    shown_within(message, MESSAGE_CHARS)
+}
+
+/// `line L, column C: what`, without echoing the line (it may be megabytes long).
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return capped(e.message());
+    };
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[..start];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!(
+        "line {line}, column {column}: {}",
+        capped(e.message().trim_end())
+    )
+}
+
+/// `value` wrapped into the tables named by `path`: `{a: {b: value}}` for `path` `[a, b]`.
+fn wrapped(path: &[&str], value: toml::Value) -> toml::Value {
+    path.iter().rev().fold(value, |inner, key| {
+        let mut t = toml::Table::new();
+        t.insert((*key).to_owned(), inner);
+        toml::Value::Table(t)
+    })
+}
+
+/// Why `value` at `path` does not deserialize as part of a [`ShardFile`], if it does not.
+fn entry_error(path: &[&str], value: &toml::Value) -> Option<String> {
+    let e = wrapped(path, value.clone()).try_into::<ShardFile>().err()?;
+    // the same check on a copy whose key and strings are shortened, for a message that does
+    // not echo megabytes (the type of every value, hence the error, stays the same)
+    let short_path: Vec<String> = path.iter().map(|k| shortened(k)).collect();
+    let short_path: Vec<&str> = short_path.iter().map(String::as_str).collect();
+    let message = match wrapped(&short_path, short_strings(value)).try_into::<ShardFile>() {
+        Err(short) => short.message().to_owned(),
+        Ok(_) => e.message().to_owned(),
+    };
+    Some(capped(&message))
+}
+
+/// `s` cut to [`SHOWN_CHARS`] characters, marked with `…` and its length when cut.
+fn shortened(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        None => s.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
+/// `value` with every string [`shortened`].
+fn short_strings(value: &toml::Value) -> toml::Value {
+    match value {
+        toml::Value::String(s) => toml::Value::String(shortened(s)),
+        toml::Value::Array(a) => toml::Value::Array(a.iter().map(short_strings).collect()),
+        toml::Value::Table(t) => toml::Value::Table(
+            t.iter()
+                .map(|(k, v)| (shortened(k), short_strings(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Checks every entry of `table` (at key path `path`) on its own, appending
+/// `key.path: what is wrong` for each wrong-typed or unknown key. A table that fails is looked
+/// into (sections such as `[cluster]`, whose fields are all optional, so one key alone is a
+/// valid section); an array that fails, element by element (`bins.resolution[1]: ...`).
+fn check_entries(path: &[&str], table: &toml::Table, errors: &mut Vec<String>) {
+    for (key, value) in table {
+        let mut at: Vec<&str> = path.to_vec();
+        at.push(key);
+        let Some(message) = entry_error(&at, value) else {
+            continue;
+        };
+        let before = errors.len();
+        match value {
+            toml::Value::Table(inner) => check_entries(&at, inner, errors),
+            toml::Value::Array(items) if items.len() > 1 => {
+                for (i, item) in items.iter().enumerate() {
+                    let one = toml::Value::Array(vec![item.clone()]);
+                    if let Some(m) = entry_error(&at, &one) {
+                        errors.push(format!("{}[{i}]: {m}", key_path(&at)));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if errors.len() == before {
+            errors.push(format!("{}: {message}", key_path(&at)));
+        }
+    }
+}
+
+/// `a.b.c`, each key [`shown`].
+fn key_path(path: &[&str]) -> String {
+    path.iter().map(|k| shown(k)).collect::<Vec<_>>().join(".")
 }
 
 #[cfg(test)]
@@ -178,6 +322,106 @@ mod tests {
         std::fs::write(&p, "[cluster]\nprocesses = 2\nhosts = []\n").unwrap();
         let err = ShardFile::load(&p).unwrap_err();
         assert!(err.contains("hosts"), "{err}");
+    }
+
+    #[test]
+    fn every_wrong_type_is_reported_with_its_key() {
+        let text = "workers = \"x\"\nbatch_size = \"y\"\ntarget_tar_size_mb = \"z\"\n\
+                    device = \"cpu\"\n";
+        let errs = ShardFile::parse(text).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        for (key, value) in [
+            ("workers", "\"x\""),
+            ("batch_size", "\"y\""),
+            ("target_tar_size_mb", "\"z\""),
+        ] {
+            let prefix = format!("{key}: invalid type: string {value}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(&prefix)),
+                "{prefix} missing in {errs:#?}"
+            );
+        }
+        // through load: one message, one problem per line
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        let err = ShardFile::load(&p).unwrap_err();
+        assert!(err.contains("3 problems"), "{err}");
+        assert_eq!(err.lines().count(), 4, "{err}");
+    }
+
+    #[test]
+    fn sections_and_unknown_keys_are_reported_together() {
+        let text = "workerz = 1\nworkers = -1\nindex = [\"dali\", 3]\n\
+                    [cluster]\nprocesses = \"two\"\nhosts = []\nprocess = 0\n\
+                    [storage]\nmax_retries = 1.5\n\
+                    [bins]\nlength = \"frames\"\n\
+                    resolution = [ { min_short_side = 720, name = \"hd\" }, { min_short_side = 0 } ]\n";
+        let errs = ShardFile::parse(text).unwrap_err();
+        for key in [
+            "workerz: unknown field",
+            "workers: invalid value",
+            "index[1]: invalid type",
+            "cluster.processes: invalid type",
+            "cluster.hosts: unknown field",
+            "storage.max_retries: invalid type",
+            "bins.length: unknown variant",
+            "bins.resolution[1]: missing field `name`",
+        ] {
+            assert!(errs.iter().any(|e| e.starts_with(key)), "{key}: {errs:#?}");
+        }
+        assert_eq!(errs.len(), 8, "{errs:#?}");
+        // valid sections parse as before
+        let f =
+            ShardFile::parse("workers = 2\n[cluster]\nprocesses = 2\n[storage]\nmax_retries = 3\n")
+                .unwrap();
+        assert_eq!(f.workers, Some(2));
+        assert_eq!(f.cluster.unwrap().processes, Some(2));
+        assert_eq!(f.storage.unwrap().max_retries, Some(3));
+    }
+
+    #[test]
+    fn huge_or_binary_values_are_not_echoed() {
+        let huge = "a".repeat(10 << 20);
+        let n = huge.len();
+        for (text, shows, bytes) in [
+            (
+                format!("workers = \"{huge}\"\n"),
+                "workers: invalid type: string \"aaaa",
+                Some(n),
+            ),
+            (
+                format!("captioning_algorithm = [\"{huge}\"]\n"),
+                "captioning_algorithm: invalid type: sequence",
+                None,
+            ),
+            (format!("{huge} = 1\n"), "unknown field `aaaa", Some(n)),
+            (
+                format!("[bins]\nlength = \"{huge}\"\n"),
+                "bins.length: unknown variant `aaaa",
+                Some(n),
+            ),
+            (format!("workers = 1 {huge}\n"), "line 1, column 1", None),
+            (
+                format!("workers = \"\\u0000\\u001b[31m{huge}\"\n"),
+                "workers: invalid type: string \"\\0\\u{1b}[31maaaa",
+                Some(n + 6),
+            ),
+        ] {
+            let errs = ShardFile::parse(&text).unwrap_err();
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            let e = &errs[0];
+            let head: String = e.chars().take(300).collect();
+            assert!(e.len() < 1024, "{} bytes: {head}", e.len());
+            assert!(!e.contains('\u{0}') && !e.contains('\u{1b}'), "{head}");
+            assert!(
+                e.starts_with(shows) || e.contains(shows),
+                "{shows} not in {head}"
+            );
+            if let Some(bytes) = bytes {
+                assert!(e.contains(&format!("({bytes} bytes)")), "{head}");
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 pub use file::{ClusterFile, ShardFile, StorageFile};
 
+use crate::error::{shown, shown_quoted, shown_within, SHOWN_CHARS};
 use crate::model::{DeviceSpec, Precision};
 use crate::spec::BinSpec;
 use crate::storage::{Location, StorageOptions};
@@ -60,6 +61,8 @@ pub struct ShardConfig {
     pub min_clips_per_tar: u32,
     /// Drop a bin's last tar when it has fewer than `min_clips_per_tar` clips.
     pub drop_small_shards: bool,
+    /// Write the clips even when not one window has a caption.
+    pub allow_no_captions: bool,
     /// Indexes written with the tars.
     pub index: Indexes,
 }
@@ -81,7 +84,12 @@ impl Indexes {
             match n.as_str() {
                 "dali" => out.dali = true,
                 "wids" => out.wids = true,
-                other => return Err(format!("unknown index {other:?}: expected dali or wids")),
+                other => {
+                    return Err(format!(
+                        "unknown index {}: expected dali or wids",
+                        shown_quoted(other)
+                    ))
+                }
             }
         }
         Ok(out)
@@ -196,6 +204,7 @@ impl ShardFile {
                 .or(other.input_semantic_dedup_s3_profile_name),
             min_clips_per_tar: self.min_clips_per_tar.or(other.min_clips_per_tar),
             drop_small_shards: self.drop_small_shards.or(other.drop_small_shards),
+            allow_no_captions: self.allow_no_captions.or(other.allow_no_captions),
             index: self.index.or(other.index),
             cluster,
             storage,
@@ -228,17 +237,22 @@ impl ShardConfig {
             "output-dataset-path",
         );
         need(f.t5_model.as_ref().map(|_| ()), "t5_model", "t5-model");
-        let device = match f.device.as_deref().unwrap_or("cpu").parse::<DeviceSpec>() {
+        let device_name = f.device.as_deref().unwrap_or("cpu");
+        let device = match device_name.parse::<DeviceSpec>() {
             Ok(d) => d,
             Err(e) => {
-                errors.push(format!("device (--device): {e}"));
+                errors.push(format!("device (--device): {}", unechoed(&e, device_name)));
                 DeviceSpec::Cpu
             }
         };
-        let precision = match f.t5_dtype.as_deref().unwrap_or("fp32").parse::<Precision>() {
+        let dtype_name = f.t5_dtype.as_deref().unwrap_or("fp32");
+        let precision = match dtype_name.parse::<Precision>() {
             Ok(p) => p,
             Err(e) => {
-                errors.push(format!("t5_dtype (--t5-dtype): {e}"));
+                errors.push(format!(
+                    "t5_dtype (--t5-dtype): {}",
+                    unechoed(&e, dtype_name)
+                ));
                 Precision::Fp32
             }
         };
@@ -268,14 +282,18 @@ impl ShardConfig {
             },
             (Some(name), Some(_)) => {
                 errors.push(format!(
-                    "bin_spec (--bin-spec): {name:?} conflicts with the [bins] table of the config file; leave it out to use the table"
+                    "bin_spec (--bin-spec): {} conflicts with the [bins] table of the config file; leave it out to use the table",
+                    shown_quoted(name)
                 ));
                 BinSpec::Frames
             }
             (name, None) => match BinSpec::parse(name.unwrap_or("frames")) {
                 Ok(b) => b,
                 Err(e) => {
-                    errors.push(format!("bin_spec (--bin-spec): {e}"));
+                    errors.push(format!(
+                        "bin_spec (--bin-spec): {}",
+                        unechoed(&e, name.unwrap_or("frames"))
+                    ));
                     BinSpec::Frames
                 }
             },
@@ -285,7 +303,8 @@ impl ShardConfig {
             "summary" => Listing::Summary,
             other => {
                 errors.push(format!(
-                    "listing (--listing): unknown listing {other:?}: expected scan or summary"
+                    "listing (--listing): unknown listing {}: expected scan or summary",
+                    shown_quoted(other)
                 ));
                 Listing::Scan
             }
@@ -335,6 +354,7 @@ impl ShardConfig {
             semantic_dedup,
             min_clips_per_tar: f.min_clips_per_tar.unwrap_or(1),
             drop_small_shards: f.drop_small_shards.unwrap_or(false),
+            allow_no_captions: f.allow_no_captions.unwrap_or(false),
             index,
         };
         if let Err(mut more) = cfg.validate() {
@@ -343,7 +363,12 @@ impl ShardConfig {
         if errors.is_empty() {
             Ok(cfg)
         } else {
-            Err(errors)
+            // the messages above shorten the values they echo; this bounds the rest (the
+            // [bins] table's, say)
+            Err(errors
+                .iter()
+                .map(|e| shown_within(e, MESSAGE_CHARS))
+                .collect())
         }
     }
 
@@ -389,7 +414,7 @@ impl ShardConfig {
         );
         for (i, r) in self.allowed_clip_roots.iter().enumerate() {
             if let Err(e) = Location::parse(r) {
-                check(false, &format!("allowed_clip_roots[{i}]"), e);
+                check(false, &format!("allowed_clip_roots[{i}]"), unechoed(&e, r));
             }
         }
         check(
@@ -404,7 +429,7 @@ impl ShardConfig {
                 format!("must be between 0 and 1, got {}", d.epsilon),
             );
             if let Err(e) = Location::parse(&d.path) {
-                check(false, "input_semantic_dedup_path", e);
+                check(false, "input_semantic_dedup_path", unechoed(&e, &d.path));
             }
         }
         check(
@@ -412,14 +437,9 @@ impl ShardConfig {
             "max_tars_per_part",
             "must be at least 1".into(),
         );
-        check(
-            !(self.version.is_empty()
-                || self.version.contains('/')
-                || self.version == ".."
-                || self.version == "."),
-            "annotation_version",
-            format!("{:?} is not a directory name", self.version),
-        );
+        if let Err(e) = check_version(&self.version) {
+            check(false, "annotation_version", e);
+        }
         check(
             !self.captioning_algorithm.is_empty(),
             "captioning_algorithm",
@@ -431,26 +451,36 @@ impl ShardConfig {
             "must not be empty".into(),
         );
         match Location::parse(&self.input) {
-            Err(e) => check(false, "input_clip_path", e),
+            Err(e) => check(false, "input_clip_path", unechoed(&e, &self.input)),
             Ok(Location::Local(p)) => check(
                 self.input.is_empty() || p.is_dir(),
                 "input_clip_path",
-                format!("{} is not a readable directory", p.display()),
+                format!(
+                    "{} is not a readable directory",
+                    shown(&p.to_string_lossy())
+                ),
             ),
             Ok(Location::Remote { .. }) => {}
         }
         if let Err(e) = Location::parse(&self.output) {
-            check(false, "output_dataset_path", e);
+            check(false, "output_dataset_path", unechoed(&e, &self.output));
         }
         for (i, (_, to)) in self.remaps.iter().enumerate() {
             if let Err(e) = Location::parse(to) {
-                check(false, &format!("remap_clip_location[{i}]"), e);
+                check(
+                    false,
+                    &format!("remap_clip_location[{i}]"),
+                    unechoed(&e, to),
+                );
             }
         }
         check(
             self.model_dir.as_os_str().is_empty() || self.model_dir.is_dir(),
             "t5_model",
-            format!("{} is not a directory", self.model_dir.display()),
+            format!(
+                "{} is not a directory",
+                shown(&self.model_dir.to_string_lossy())
+            ),
         );
         if errors.is_empty() {
             Ok(())
@@ -546,7 +576,9 @@ fn resolve_cluster(
             Ok(n) => Some(n),
             Err(_) => {
                 errors.push(format!(
-                    "cluster.process_env: ${var} is {v:?}, not a process index"
+                    "cluster.process_env: ${} is {}, not a process index",
+                    shown(var),
+                    shown_quoted(&v)
                 ));
                 None
             }
@@ -558,7 +590,8 @@ fn resolve_cluster(
             Some(p) => p,
             None if processes > 1 && env(var).is_none() => {
                 errors.push(format!(
-                    "cluster.process_env (--process-env): ${var} is not set"
+                    "cluster.process_env (--process-env): ${} is not set",
+                    shown(var)
                 ));
                 0
             }
@@ -586,7 +619,7 @@ fn resolve_cluster(
             }
             Err(e) => errors.push(format!(
                 "cluster.hostfile (--hostfile): {}: {e}",
-                h.display()
+                shown(&h.to_string_lossy())
             )),
         }
     } else if processes > 1 {
@@ -606,7 +639,10 @@ fn resolve_cluster(
             .and_then(|(_, p)| p.parse::<u16>().ok())
             .is_none()
         {
-            errors.push(format!("cluster.addresses[{i}]: {a:?} is not host:port"));
+            errors.push(format!(
+                "cluster.addresses[{i}]: {} is not host:port",
+                shown_quoted(a)
+            ));
         }
     }
     Cluster {
@@ -621,8 +657,37 @@ fn resolve_cluster(
 pub fn parse_remap(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((from, to)) if !from.is_empty() => Ok((from.to_string(), to.to_string())),
-        _ => Err(format!("expected FROM=TO with a non-empty FROM, got {s:?}")),
+        _ => Err(format!(
+            "expected FROM=TO with a non-empty FROM, got {}",
+            shown_quoted(s)
+        )),
     }
+}
+
+/// Why `version` cannot be an annotation version, if it cannot: it must be one directory
+/// name (not empty, no `/`, not `.` or `..`), since it is joined to the input's `metas/` and
+/// the output path. Also the rule for `reshard --from-version`.
+pub fn check_version(version: &str) -> Result<(), String> {
+    if version.is_empty() || version.contains('/') || version == ".." || version == "." {
+        Err(format!("{} is not a directory name", shown_quoted(version)))
+    } else {
+        Ok(())
+    }
+}
+
+/// Longest validation message, in characters.
+const MESSAGE_CHARS: usize = 800;
+
+/// `message`, which another module wrote about `value`, with `value` shortened and escaped
+/// ([`shown`]) wherever it is echoed, as `{:?}` or as is.
+fn unechoed(message: &str, value: &str) -> String {
+    if value.chars().count() <= SHOWN_CHARS && shown(value) == value {
+        return message.to_owned();
+    }
+    let message = message
+        .replace(&format!("{value:?}"), &shown_quoted(value))
+        .replace(value, &shown(value));
+    shown_within(&message, MESSAGE_CHARS)
 }
 
 #[cfg(test)]
@@ -653,6 +718,7 @@ mod tests {
             semantic_dedup: None,
             min_clips_per_tar: 1,
             drop_small_shards: false,
+            allow_no_captions: false,
             index: Indexes::default(),
         }
     }
@@ -818,6 +884,79 @@ mod tests {
             cfg.cluster.addresses,
             ["localhost:2101", "localhost:2102", "localhost:2103"]
         );
+    }
+
+    #[test]
+    fn huge_values_are_shortened_in_messages() {
+        let huge = "a".repeat(10 << 20);
+        let f = ShardFile {
+            device: Some(huge.clone()),
+            t5_dtype: Some(format!("\u{1b}[2J{huge}")),
+            listing: Some(huge.clone()),
+            index: Some(vec![huge.clone()]),
+            remap_clip_location: Some(vec![huge.clone()]),
+            annotation_version: Some(format!("{huge}/x")),
+            input_clip_path: Some(format!("ftp://{huge}")),
+            output_dataset_path: Some(huge.clone()),
+            t5_model: Some(PathBuf::from(&huge)),
+            cluster: Some(ClusterFile {
+                processes: Some(2),
+                addresses: Some(vec![huge.clone(), "b:1".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let errs = ShardConfig::resolve(f, &no_env).unwrap_err();
+        for key in [
+            "device (--device): expected cpu, cuda or cuda:N, got \"aaaa",
+            "t5_dtype (--t5-dtype): expected fp32, bf16 or fp16, got \"\\u{1b}[2Jaaa",
+            "listing (--listing)",
+            "index (--index)",
+            "remap_clip_location[0]",
+            "annotation_version (--annotation-version): \"aaaa",
+            "input_clip_path (--input-clip-path): ftp://aaaa",
+            "t5_model (--t5-model): aaaa",
+            "cluster.addresses[0]: \"aaaa",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(key)),
+                "{key} missing in {:?}",
+                errs.iter()
+                    .map(|e| e.chars().take(200).collect::<String>())
+                    .collect::<Vec<_>>()
+            );
+        }
+        for e in &errs {
+            let head: String = e.chars().take(200).collect();
+            assert!(e.len() < 1024, "{} bytes: {head}", e.len());
+            assert!(!e.contains('\u{1b}'), "{head}");
+        }
+        let device = errs.iter().find(|e| e.starts_with("device")).unwrap();
+        assert!(
+            device.ends_with(&format!("… ({} bytes)", huge.len())),
+            "{device}"
+        );
+        // short values are echoed as before
+        let f = ShardFile {
+            device: Some("gpu".into()),
+            ..Default::default()
+        };
+        let errs = ShardConfig::resolve(f, &no_env).unwrap_err();
+        assert!(
+            errs.contains(&"device (--device): expected cpu, cuda or cuda:N, got \"gpu\"".into()),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn version_rule() {
+        for bad in ["", ".", "..", "../x", "a/b", "/v0"] {
+            let e = check_version(bad).unwrap_err();
+            assert!(e.contains("is not a directory name"), "{e}");
+        }
+        for good in ["v0", "v1.2", "..v", "x..y"] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

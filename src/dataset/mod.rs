@@ -1,6 +1,8 @@
 //! Tools for written datasets: random-access indexes ([`index`]), finding the tars of a
-//! dataset ([`layout`]), `verify` ([`verify`]) and `inspect` ([`inspect`]).
+//! dataset ([`layout`]), whether it is a finished dataset at all ([`complete`]), `verify`
+//! ([`verify`]) and `inspect` ([`inspect`]).
 
+pub mod complete;
 pub mod index;
 pub mod inspect;
 pub mod layout;

@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use crate::dataset::index::{Counting, DaliIndex};
+use crate::error::{shown, shown_within};
 use crate::storage::{Location, Storage};
 
 /// One regular member.
@@ -68,7 +69,12 @@ fn read_members(
     {
         let mut archive = tar::Archive::new(&mut *counted);
         for entry in archive.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| format!("truncated or corrupt header: {e}"))?;
+            let mut entry = entry.map_err(|e| {
+                format!(
+                    "truncated or corrupt header: {}",
+                    shown_within(&e.to_string(), 300)
+                )
+            })?;
             let pos = entry.raw_file_position();
             let size = entry.size();
             end_of_data = pos + size.div_ceil(512) * 512;
@@ -77,7 +83,7 @@ fn read_members(
             }
             let name = entry
                 .path()
-                .map_err(|e| e.to_string())?
+                .map_err(|e| shown_within(&e.to_string(), 300))?
                 .to_string_lossy()
                 .into_owned();
             if wanted(&name) {
@@ -85,14 +91,18 @@ fn read_members(
                 let mut d = Vec::with_capacity(size.min(64 << 20) as usize);
                 entry
                     .read_to_end(&mut d)
-                    .map_err(|e| format!("{name}: truncated ({e})"))?;
+                    .map_err(|e| format!("{}: truncated ({e})", shown(&name)))?;
                 if d.len() as u64 != size {
-                    return Err(format!("{name}: truncated ({} of {size} bytes)", d.len()));
+                    return Err(format!(
+                        "{}: truncated ({} of {size} bytes)",
+                        shown(&name),
+                        d.len()
+                    ));
                 }
                 visit(&name, d);
             } else {
                 std::io::copy(&mut entry, &mut std::io::sink())
-                    .map_err(|e| format!("{name}: truncated ({e})"))?;
+                    .map_err(|e| format!("{}: truncated ({e})", shown(&name)))?;
             }
             out.dali.push(&name, pos, size);
             out.members.push(Member { name, size });
@@ -128,6 +138,35 @@ mod tests {
             b.append_data(&mut h, name, data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn huge_or_binary_member_names_are_shortened_in_errors() {
+        let name = format!("{}\u{1b}[2J\n.json", "n".repeat(64 << 10));
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2000);
+        h.set_mode(0o444);
+        b.append_data(&mut h, &name, &[7u8; 2000][..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.tar");
+        // cut inside the member's data
+        std::fs::write(&p, &bytes[..bytes.len() - 1024 - 1000]).unwrap();
+        let st = Storage::new(StorageOptions::default());
+        for read_it in [true, false] {
+            let r = visit_tar(
+                &st,
+                &Location::Local(p.clone()),
+                &mut |_: &str| read_it,
+                &mut |_: &str, _| {},
+            );
+            let e = r.error.expect("truncated");
+            assert!(e.len() < 1024, "{} bytes", e.len());
+            assert!(e.contains("truncated"), "{e}");
+            assert!(!read_it || e.starts_with("nnnn"), "{e}");
+            assert!(!e.contains('\u{1b}') && !e.contains('\n'), "{e}");
+        }
     }
 
     #[test]

@@ -26,6 +26,9 @@ use crate::storage::{Location, Storage, StorageError};
 /// Name of the job's own folder under `<output>/<version>`.
 pub const JOB_DIR: &str = "_shardflow";
 
+/// The output lock a running job holds, below [`JOB_DIR`] (see [`crate::storage::OutputLock`]).
+pub const LOCK_FILE: &str = "lock";
+
 /// Version of the journal's format.
 pub const FORMAT: u32 = 1;
 

@@ -98,6 +98,23 @@ pub enum ModelError {
         name: String,
     },
 
+    /// The checkpoint holds encoder tensors the configured encoder does not use (say
+    /// `encoder.block.1.*` with `num_layers: 1`): `config.json` does not describe these
+    /// weights, and encoding with part of them would silently give other embeddings.
+    #[error(
+        "{count} tensor(s) in {path} are not used by the encoder config.json describes \
+         (does config.json match the weights? num_layers, feed_forward_proj), first: {}",
+        .first.join(", ")
+    )]
+    UnusedTensors {
+        /// The weight file or shard index.
+        path: PathBuf,
+        /// How many tensors are not used.
+        count: usize,
+        /// The first few of them, in name order.
+        first: Vec<String>,
+    },
+
     /// A tensor has a shape other than the config implies.
     #[error("tensor {name:?} in {path} has shape {found:?}, expected {expected:?}")]
     ShapeMismatch {

@@ -40,6 +40,9 @@ pub struct PlanSummary {
     pub removed_semantic_dedup: u64,
     /// Clips of a bin's last tar dropped for holding fewer than `min_clips_per_tar` clips.
     pub dropped_small_tar: u64,
+    /// The first storage failure while reading the input ([`MetaOutcome::Failed`]), in
+    /// listing order: the plan is incomplete and the job must stop.
+    pub failed: Option<String>,
 }
 
 /// Tar grouping parameters.
@@ -72,6 +75,9 @@ impl Planner {
             match outcome {
                 MetaOutcome::Reject(r) => summary.rejects.push(r),
                 MetaOutcome::Invalid { .. } => summary.invalid += 1,
+                MetaOutcome::Failed { message, .. } => {
+                    summary.failed.get_or_insert(message);
+                }
                 MetaOutcome::Clip(clip) => {
                     if self
                         .dedup
@@ -164,7 +170,7 @@ impl Planner {
 fn seq_of(o: &MetaOutcome) -> u64 {
     match o {
         MetaOutcome::Clip(c) => c.seq,
-        MetaOutcome::Invalid { seq } => *seq,
+        MetaOutcome::Invalid { seq } | MetaOutcome::Failed { seq, .. } => *seq,
         // rejects carry no seq; listing order of their path is the same order
         MetaOutcome::Reject(_) => u64::MAX,
     }

@@ -100,6 +100,10 @@ impl MetaReader {
                     Ok(Ok(b)) => self.parse(f, &b),
                     // a listing without sizes (summary.json), or a file grown since listed
                     Ok(Err(size)) => too_large(f, size),
+                    Err(e) if e.is_transient() => Stage::Done(MetaOutcome::Failed {
+                        seq: f.seq,
+                        message: outage(&e),
+                    }),
                     Err(e) => Stage::Done(reject(
                         f,
                         RejectKind::UnreadableMeta,
@@ -313,8 +317,9 @@ impl MetaReader {
     }
 
     /// True when `clip` lies under an allowed root (or no roots are set). Local paths are
-    /// compared component-wise after resolving `.` and `..` lexically, so `root/../x` is
-    /// outside `root`; URIs by prefix at a `/` boundary.
+    /// compared component-wise as real paths: made absolute, with symlinks, `.` and `..`
+    /// resolved (lexically where the path does not exist), so `root/../x` and a symlink in
+    /// `root` pointing elsewhere are outside `root`; URIs by prefix at a `/` boundary.
     pub fn allowed(&self, clip: &Location) -> bool {
         if self.allowed_roots.is_empty() {
             return true;
@@ -323,7 +328,7 @@ impl MetaReader {
             .iter()
             .any(|root| match (clip, Location::parse(root)) {
                 (Location::Local(p), Ok(Location::Local(r))) => {
-                    normalise(p).starts_with(normalise(&r))
+                    real_path(p).starts_with(real_path(&r))
                 }
                 (Location::Remote { .. }, Ok(r @ Location::Remote { .. })) => {
                     let (c, r) = (clip.to_string(), r.to_string());
@@ -385,6 +390,10 @@ fn finish_clip(n: NeedsClip, stat: Result<FileStat, StorageError>) -> MetaOutcom
             }
             MetaOutcome::Clip(meta)
         }
+        Err(e) if e.is_transient() => MetaOutcome::Failed {
+            seq: meta.seq,
+            message: format!("{}: {}", meta.rel_path, outage(&e)),
+        },
         Err(e) => {
             let kind = if e.not_found {
                 RejectKind::ClipMissing
@@ -399,6 +408,13 @@ fn finish_clip(n: NeedsClip, stat: Result<FileStat, StorageError>) -> MetaOutcom
             })
         }
     }
+}
+
+/// The job's error for a file or clip the storage failed to read (an outage, not the input).
+fn outage(e: &StorageError) -> String {
+    format!(
+        "{e} (the storage failed, not the input: it is not rejected; the job stops, continue it with --resume once the storage is reachable)"
+    )
 }
 
 /// The `read_meta` operator.
@@ -421,10 +437,18 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
             Exchange::new(|f: &ListedFile| f.seq),
             "ReadMeta",
             move |_cap, _info| {
+                // once the storage failed, the job stops: the rest is not read (each read
+                // would only wait out its retries)
+                let mut stopped = false;
                 move |input, output| {
                     input.for_each(|cap, data| {
+                        if stopped {
+                            data.clear();
+                            return;
+                        }
                         let _t = clock.time("read_meta");
                         let out = reader.read_batch(data);
+                        stopped = out.iter().any(|o| matches!(o, MetaOutcome::Failed { .. }));
                         output.session(&cap).give_iterator(out.into_iter());
                     });
                 }
@@ -434,7 +458,7 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
 }
 
 mod fields;
-use fields::{get_bool, get_int, get_number, get_str, normalise};
+use fields::{get_bool, get_int, get_number, get_str, real_path};
 
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,7 @@ impl Reloader {
                     MetaOutcome::Clip(_) => "its content changed".to_string(),
                     MetaOutcome::Invalid { .. } => "it is now marked valid: false".to_string(),
                     MetaOutcome::Reject(r) => r.message,
+                    MetaOutcome::Failed { message, .. } => message,
                 };
                 tracing::error!(
                     "{}: metadata changed while the job ran ({why}); the clip is not written",

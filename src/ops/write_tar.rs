@@ -218,12 +218,29 @@ fn start_fetch(input: &Storage, s: &EncodedSample) -> Fetch {
 }
 
 fn write_error(fin: &Location, e: std::io::Error) -> ShardError {
-    ShardError::Storage(crate::storage::StorageError {
-        op: "write",
-        location: fin.to_string(),
-        message: e.to_string(),
-        not_found: false,
-    })
+    let kind = crate::storage::ErrorKind::of_io(&e);
+    ShardError::Storage(crate::storage::StorageError::of_kind(
+        "write",
+        fin,
+        e.to_string(),
+        kind,
+    ))
+}
+
+/// The job's error for a clip that could not be opened because the storage failed (an
+/// outage, not the clip): no reject is recorded, the triple is abandoned, and `--resume`
+/// writes it once the storage is back.
+pub fn clip_outage(
+    meta_rel_path: &str,
+    e: crate::storage::StorageError,
+) -> crate::storage::StorageError {
+    crate::storage::StorageError {
+        message: format!(
+            "{} (the clip of {meta_rel_path}; the storage failed, not the clip: it is not rejected, continue the job with --resume once the storage is reachable)",
+            e.message
+        ),
+        ..e
+    }
 }
 
 /// Creates the triple's member tars (those not copied) on its first sample.
@@ -316,6 +333,10 @@ fn write_sample(
     let video = match fetch.map(Fetch::open) {
         None => None,
         Some(Ok(v)) => Some(v),
+        Some(Err(e)) if e.is_transient() => {
+            // an outage is not the clip's fault: the job fails (resumably) instead
+            return Err(ShardError::Storage(clip_outage(&s.meta_rel_path, e)));
+        }
         Some(Err(e)) => {
             tracing::error!(
                 "{}: clip {} became unreadable: {}",

@@ -126,12 +126,16 @@ fn copy_local(from: &Location, to: &Location) -> Result<(), StorageError> {
     };
     let dir = t.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| StorageError::io("copy", &dir.display(), &e))?;
-    let mut tmp = t.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = std::path::PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
+    let name = t
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(super::writer::temporary_name(&name));
     if std::fs::hard_link(f, &tmp).is_err() {
-        std::fs::copy(f, &tmp).map_err(|e| StorageError::io("copy", &f.display(), &e))?;
+        if let Err(e) = std::fs::copy(f, &tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StorageError::io("copy", &f.display(), &e));
+        }
     }
     let renamed = std::fs::rename(&tmp, t);
     // renaming onto a hard link of the same file succeeds without doing anything (POSIX), and

@@ -58,8 +58,8 @@ impl Fetch {
         match self.inner {
             FetchInner::Local(p) => {
                 let shown = p.display();
-                let f =
-                    std::fs::File::open(&p).map_err(|e| StorageError::io("read", &shown, &e))?;
+                let f = super::local::open_regular(&p)
+                    .map_err(|e| StorageError::io("read", &shown, &e))?;
                 let meta = f
                     .metadata()
                     .map_err(|e| StorageError::io("read", &shown, &e))?;
@@ -79,7 +79,15 @@ impl Fetch {
             FetchInner::Remote(rt, handle, loc, target) => {
                 let got = match rt.block_on(handle) {
                     Ok(r) => r?,
-                    Err(e) => return Err(StorageError::other("read", &loc, e.to_string())),
+                    // the read task died: nothing the clip did
+                    Err(e) => {
+                        return Err(StorageError::of_kind(
+                            "read",
+                            &loc,
+                            e.to_string(),
+                            super::ErrorKind::Transient,
+                        ))
+                    }
                 };
                 match got {
                     Prefetched::Whole(b) => Ok(ClipReader {

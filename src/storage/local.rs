@@ -13,7 +13,7 @@ pub(super) fn local_size(p: &Path) -> Result<u64, StorageError> {
 /// where the file did not.
 pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
     let shown = p.display();
-    let f = std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
+    let f = open_regular(p).map_err(|e| StorageError::io("read", &shown, &e))?;
     let meta = f
         .metadata()
         .map_err(|e| StorageError::io("stat", &shown, &e))?;
@@ -35,18 +35,58 @@ pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
     })
 }
 
+/// A directory's identity, whatever path leads to it.
+fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+/// Opens a file for reading only if it is a regular file (following links): opening a FIFO
+/// blocks until a writer appears, and a device may never end.
+pub(super) fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // checked before opening too: opening a socket or a device fails (ENXIO, ENODEV) or has
+    // effects, where "not a regular file" is what is wrong
+    if !std::fs::metadata(p)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket or device)",
+        ));
+    }
+    // O_NONBLOCK: should the path become a FIFO between the check and the open, the open
+    // returns instead of waiting; for a regular file it changes nothing
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a FIFO, socket or device)",
+        ));
+    }
+    Ok(f)
+}
+
 pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
-    let not_dir = || StorageError {
-        op: "list",
-        location: root.display().to_string(),
-        message: "no such directory".into(),
-        not_found: true,
+    let not_dir = || {
+        StorageError::of_kind(
+            "list",
+            &root.display(),
+            "no such directory".into(),
+            super::ErrorKind::NotFound,
+        )
     };
     let meta = std::fs::metadata(root).map_err(|_| not_dir())?;
     if !meta.is_dir() {
         return Err(not_dir());
     }
     let mut found = Vec::new();
+    // directories listed so far, by (device, inode): a symlink back to one of them (a cycle,
+    // or a second way into the same tree) is reported once instead of listed again
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(dir_id(&meta));
     let mut stack = vec![std::path::PathBuf::new()];
     while let Some(rel_dir) = stack.pop() {
         let shown = rel_dir.to_string_lossy().into_owned();
@@ -76,15 +116,30 @@ pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
             let rel = rel_dir.join(entry.file_name());
             // follow symlinks, as Python's reading of files does
             let meta = std::fs::metadata(entry.path()).ok();
-            if meta.as_ref().is_some_and(|m| m.is_dir()) {
-                stack.push(rel);
+            if let Some(m) = meta.as_ref().filter(|m| m.is_dir()) {
+                if seen.insert(dir_id(m)) {
+                    stack.push(rel);
+                } else {
+                    found.push(Listed {
+                        rel: rel.to_string_lossy().into_owned(),
+                        size: 0,
+                        error: Some(
+                            "a link to a directory already listed (a symlink loop, or a second path to the same files): not listed again".into(),
+                        ),
+                    });
+                }
             } else {
-                let size = meta.map(|m| m.len()).unwrap_or(0);
+                let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+                // a FIFO, socket or device would block or never end when read
+                let special = meta
+                    .as_ref()
+                    .is_some_and(|m| !m.is_file())
+                    .then(|| "not a regular file (a FIFO, socket or device)".to_string());
                 found.push(match rel.to_str() {
                     Some(s) => Listed {
                         rel: s.to_string(),
                         size,
-                        error: None,
+                        error: special,
                     },
                     None => Listed {
                         rel: rel.to_string_lossy().into_owned(),

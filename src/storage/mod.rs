@@ -14,6 +14,7 @@ mod copy;
 mod fetch;
 mod local;
 mod location;
+mod lock;
 mod remote;
 mod writer;
 
@@ -29,8 +30,9 @@ pub use fetch::{ClipReader, Fetch, PREFETCH_MAX, STREAM_CHUNK};
 use fetch::{FetchInner, Prefetched};
 use local::{list_local, local_size, local_stat};
 pub use location::{Location, Scheme};
+pub use lock::{LockError, OutputLock};
 use remote::build_store;
-pub use writer::ObjectWriter;
+pub use writer::{ObjectWriter, PARTIAL};
 
 /// Settings of the storage layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,36 +81,135 @@ pub struct StorageError {
     pub location: String,
     /// Why.
     pub message: String,
-    /// The object or file does not exist.
+    /// The object or file does not exist (`kind` is [`ErrorKind::NotFound`]).
     pub not_found: bool,
+    /// What kind of failure it is: whether the file or object is at fault, or the storage.
+    pub kind: ErrorKind,
+}
+
+/// The classes of storage failure that decide who is at fault. A clip that is missing,
+/// forbidden or not a regular file is bad input (a reject); a [`ErrorKind::Transient`] failure
+/// is the storage's (an outage), which must fail the job, resumably, instead of rejecting
+/// input that is fine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The file or object does not exist.
+    NotFound,
+    /// Access to it was refused (permissions; an object store's 401 or 403).
+    Denied,
+    /// The storage failed, not the file: connection refused or reset, timeouts, 5xx answers
+    /// and throttling after all retries, local I/O errors (EIO, ESTALE, ...).
+    Transient,
+    /// Anything else: not a regular file, an invalid name or key, an unsupported operation.
+    Other,
+}
+
+impl ErrorKind {
+    /// The class of a local I/O error. A path that cannot name a readable regular file is the
+    /// file's fault; an error of the device or file system (EIO, ESTALE, ENOSPC, EMFILE, a
+    /// timeout, ...) is transient.
+    pub fn of_io(e: &std::io::Error) -> ErrorKind {
+        use std::io::ErrorKind as K;
+        // ELOOP, a symlink loop (its io::ErrorKind cannot be named on stable Rust)
+        const ELOOP: i32 = if cfg!(target_os = "linux") { 40 } else { 62 };
+        if e.raw_os_error() == Some(ELOOP) {
+            return ErrorKind::Other;
+        }
+        match e.kind() {
+            K::NotFound | K::NotADirectory => ErrorKind::NotFound,
+            K::PermissionDenied | K::ReadOnlyFilesystem => ErrorKind::Denied,
+            // not a regular file, a name too long, a symlink loop, an invalid path
+            K::InvalidInput
+            | K::InvalidFilename
+            | K::IsADirectory
+            | K::InvalidData
+            | K::Unsupported => ErrorKind::Other,
+            _ => ErrorKind::Transient,
+        }
+    }
+
+    /// The class of an object store error. Its retry layer has already retried connection
+    /// errors, timeouts, throttling and 5xx answers; one that still surfaces as a `Generic`
+    /// error holding an HTTP transport error or such a status is an outage.
+    pub fn of_object_store(e: &object_store::Error) -> ErrorKind {
+        use object_store::Error as E;
+        match e {
+            E::NotFound { .. } => ErrorKind::NotFound,
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => ErrorKind::Denied,
+            E::Generic { .. } if is_transient_http(e) => ErrorKind::Transient,
+            E::JoinError { .. } => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// Whether an object store error's source chain holds an HTTP transport error (connect,
+/// request, timeout, interrupted or unreadable body) or an answer with a status that is
+/// retried (5xx, 429 throttling, 408). object_store keeps its retry error private, so the
+/// status is read from its message (`Server returned non-2xx status code: 503 ...`).
+fn is_transient_http(e: &object_store::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<object_store::client::HttpError>()
+            .is_some()
+        {
+            return true;
+        }
+        if let Some(code) = status_in(&err.to_string()) {
+            if code >= 500 || code == 429 || code == 408 {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// The HTTP status in object_store's message for a non-2xx answer.
+fn status_in(message: &str) -> Option<u16> {
+    const MARK: &str = "non-2xx status code: ";
+    let at = message.find(MARK)? + MARK.len();
+    let digits: String = message[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
 }
 
 impl StorageError {
     fn io(op: &'static str, location: &dyn std::fmt::Display, e: &std::io::Error) -> Self {
-        StorageError {
-            op,
-            location: location.to_string(),
-            message: e.to_string(),
-            not_found: e.kind() == std::io::ErrorKind::NotFound,
-        }
+        Self::of_kind(op, location, e.to_string(), ErrorKind::of_io(e))
     }
 
     fn obj(op: &'static str, location: &dyn std::fmt::Display, e: &object_store::Error) -> Self {
-        StorageError {
-            op,
-            location: location.to_string(),
-            message: e.to_string(),
-            not_found: matches!(e, object_store::Error::NotFound { .. }),
-        }
+        Self::of_kind(op, location, e.to_string(), ErrorKind::of_object_store(e))
     }
 
     fn other(op: &'static str, location: &dyn std::fmt::Display, message: String) -> Self {
+        Self::of_kind(op, location, message, ErrorKind::Other)
+    }
+
+    /// An error of `kind`.
+    pub fn of_kind(
+        op: &'static str,
+        location: &dyn std::fmt::Display,
+        message: String,
+        kind: ErrorKind,
+    ) -> Self {
         StorageError {
             op,
             location: location.to_string(),
             message,
-            not_found: false,
+            not_found: kind == ErrorKind::NotFound,
+            kind,
         }
+    }
+
+    /// Whether the storage failed rather than the file or object (see [`ErrorKind`]): the
+    /// job must stop instead of rejecting the input.
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
     }
 }
 
@@ -272,12 +373,12 @@ impl Storage {
                     .block_on(store.list(prefix).try_collect())
                     .map_err(|e| StorageError::obj("list", dir, &e))?;
                 if metas.is_empty() {
-                    return Err(StorageError {
-                        op: "list",
-                        location: dir.to_string(),
-                        message: "no objects under this prefix".into(),
-                        not_found: true,
-                    });
+                    return Err(StorageError::of_kind(
+                        "list",
+                        dir,
+                        "no objects under this prefix".into(),
+                        ErrorKind::NotFound,
+                    ));
                 }
                 Ok(metas
                     .into_iter()
@@ -318,7 +419,11 @@ impl Storage {
     /// Reads a whole file or object.
     pub fn read(&self, loc: &Location) -> Result<bytes::Bytes, StorageError> {
         match loc {
-            Location::Local(p) => std::fs::read(p)
+            Location::Local(p) => local::open_regular(p)
+                .and_then(|mut f| {
+                    let mut buf = Vec::new();
+                    std::io::Read::read_to_end(&mut f, &mut buf).map(|_| buf)
+                })
                 .map(bytes::Bytes::from)
                 .map_err(|e| StorageError::io("read", &p.display(), &e)),
             Location::Remote { .. } => {
@@ -383,7 +488,7 @@ impl Storage {
                 let p = l.as_local().expect("a local location");
                 let shown = p.display();
                 let mut f =
-                    std::fs::File::open(p).map_err(|e| StorageError::io("read", &shown, &e))?;
+                    local::open_regular(p).map_err(|e| StorageError::io("read", &shown, &e))?;
                 let size = f
                     .metadata()
                     .map_err(|e| StorageError::io("read", &shown, &e))?
@@ -543,6 +648,50 @@ impl Storage {
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Storage {
+    /// Test support: serves `s3://<bucket>` from `store`, for both roles.
+    pub(crate) fn serve_bucket(&self, bucket: &str, store: Arc<dyn ObjectStore>) {
+        for role in [Role::Input, Role::Output] {
+            self.shared
+                .stores
+                .lock()
+                .expect("not poisoned")
+                .insert((role, Scheme::S3, bucket.to_string()), store.clone());
+        }
+    }
+
+    /// Test support: serves `s3://<bucket>` from an S3 endpoint on a loopback port that
+    /// refuses connections (bound, then closed), with one quick retry: every request fails
+    /// the way an outage does. Nothing is sent beyond 127.0.0.1.
+    pub(crate) fn serve_unreachable_bucket(&self, bucket: &str) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a loopback port")
+            .port();
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig {
+                    init_backoff: std::time::Duration::from_millis(10),
+                    max_backoff: std::time::Duration::from_millis(20),
+                    base: 2.0,
+                },
+                max_retries: 1,
+                retry_timeout: std::time::Duration::from_secs(2),
+            })
+            .build()
+            .expect("an S3 store");
+        self.serve_bucket(bucket, Arc::new(store));
     }
 }
 

@@ -111,14 +111,27 @@ fn local_writer_renames_on_finish_and_cleans_up_on_abort() {
     let target = Location::Local(dir.path().join("a/b/x.tar"));
     let mut w = s.writer(&target).unwrap();
     w.write_all(b"hello").unwrap();
-    assert!(dir.path().join("a/b/.x.tar.partial").exists());
+    let names = |d: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.path().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let tmp = names("a/b");
+    assert_eq!(tmp.len(), 1);
+    assert!(
+        tmp[0].starts_with(".x.tar.") && tmp[0].ends_with(".partial"),
+        "{tmp:?}"
+    );
     assert!(!dir.path().join("a/b/x.tar").exists());
     assert_eq!(w.finish().unwrap(), 5);
     assert_eq!(
         std::fs::read(dir.path().join("a/b/x.tar")).unwrap(),
         b"hello"
     );
-    assert!(!dir.path().join("a/b/.x.tar.partial").exists());
+    assert_eq!(names("a/b"), ["x.tar"]);
     let other = Location::Local(dir.path().join("a/b/y.tar"));
     let mut w = s.writer(&other).unwrap();
     w.write_all(b"half").unwrap();
@@ -292,4 +305,161 @@ fn bounded_reads_refuse_files_over_the_limit_without_reading_them() {
     assert_eq!(got[2].as_ref().unwrap().as_ref().unwrap().as_ref(), b"{}");
     assert_eq!(got[3].as_ref().unwrap().as_ref().unwrap_err(), &5000);
     assert!(got[4].as_ref().unwrap_err().not_found);
+}
+
+#[test]
+fn io_errors_are_classified_by_who_is_at_fault() {
+    use std::io::{Error, ErrorKind as K};
+    for (k, want) in [
+        (K::NotFound, ErrorKind::NotFound),
+        (K::NotADirectory, ErrorKind::NotFound),
+        (K::PermissionDenied, ErrorKind::Denied),
+        (K::InvalidInput, ErrorKind::Other),
+        (K::IsADirectory, ErrorKind::Other),
+        (K::InvalidFilename, ErrorKind::Other),
+        (K::Other, ErrorKind::Transient),
+        (K::TimedOut, ErrorKind::Transient),
+        (K::StaleNetworkFileHandle, ErrorKind::Transient),
+        (K::UnexpectedEof, ErrorKind::Transient),
+    ] {
+        assert_eq!(ErrorKind::of_io(&Error::from(k)), want, "{k:?}");
+    }
+    // Linux errno values: ENOENT, EACCES, ELOOP, ENAMETOOLONG; EIO, ESTALE, EMFILE
+    for (errno, want) in [
+        (2, ErrorKind::NotFound),
+        (13, ErrorKind::Denied),
+        (40, ErrorKind::Other),
+        (36, ErrorKind::Other),
+        (5, ErrorKind::Transient),
+        (116, ErrorKind::Transient),
+        (24, ErrorKind::Transient),
+    ] {
+        let e = Error::from_raw_os_error(errno);
+        assert_eq!(ErrorKind::of_io(&e), want, "{e}");
+    }
+}
+
+#[test]
+fn local_clip_checks_blame_the_clip_only_when_it_is_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::new(StorageOptions::default());
+    let missing = Location::Local(dir.path().join("none.mp4"));
+    let e = s.stat_many(&[missing]).pop().unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+    assert!(e.not_found && !e.is_transient());
+    // a directory is not a regular file: the clip's fault, not an outage
+    let d = Location::Local(dir.path().to_path_buf());
+    let e = s
+        .stat_many(std::slice::from_ref(&d))
+        .pop()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Other, "{e}");
+    let Err(e) = s.fetch(&d).open() else {
+        panic!("a directory opened as a clip")
+    };
+    assert_eq!(e.kind, ErrorKind::Other, "{e}");
+    // a path through a file
+    std::fs::write(dir.path().join("f"), b"x").unwrap();
+    let through = Location::Local(dir.path().join("f/clip.mp4"));
+    let e = s.stat_many(&[through]).pop().unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+}
+
+#[test]
+fn object_store_errors_are_classified_by_who_is_at_fault() {
+    use object_store::client::{HttpError, HttpErrorKind};
+    use object_store::Error as E;
+    type Source = Box<dyn std::error::Error + Send + Sync>;
+    let msg = |m: &str| -> Source { Box::new(std::io::Error::other(m.to_string())) };
+    let kind = |e: E| ErrorKind::of_object_store(&e);
+    let path = || "clips/a.mp4".to_string();
+    assert_eq!(
+        kind(E::NotFound {
+            path: path(),
+            source: msg("404")
+        }),
+        ErrorKind::NotFound
+    );
+    for e in [
+        E::PermissionDenied {
+            path: path(),
+            source: msg("403"),
+        },
+        E::Unauthenticated {
+            path: path(),
+            source: msg("401"),
+        },
+    ] {
+        assert_eq!(kind(e), ErrorKind::Denied);
+    }
+    for k in [
+        HttpErrorKind::Connect,
+        HttpErrorKind::Request,
+        HttpErrorKind::Timeout,
+        HttpErrorKind::Interrupted,
+    ] {
+        let source: Source = Box::new(HttpError::new(k, std::io::Error::other("refused")));
+        assert_eq!(
+            kind(E::Generic {
+                store: "S3",
+                source
+            }),
+            ErrorKind::Transient,
+            "{k:?}"
+        );
+    }
+    let status = |code: &str| {
+        E::Generic {
+        store: "S3",
+        source: msg(&format!(
+            "Error performing GET http://127.0.0.1/b/k in 1s, after 10 retries - Server returned non-2xx status code: {code}: "
+        )),
+    }
+    };
+    for code in [
+        "500 Internal Server Error",
+        "503 Service Unavailable",
+        "429 Too Many Requests",
+    ] {
+        assert_eq!(kind(status(code)), ErrorKind::Transient, "{code}");
+    }
+    assert_eq!(kind(status("400 Bad Request")), ErrorKind::Other);
+    assert_eq!(
+        kind(E::Generic {
+            store: "S3",
+            source: msg("bad XML")
+        }),
+        ErrorKind::Other
+    );
+    assert_eq!(
+        kind(E::NotSupported { source: msg("no") }),
+        ErrorKind::Other
+    );
+}
+
+#[test]
+fn an_unreachable_store_is_an_outage_not_a_missing_clip() {
+    let s = Storage::new(StorageOptions::default());
+    s.serve_unreachable_bucket("down");
+    let clip = loc("s3://down/clips/a.mp4");
+    let e = s
+        .stat_many(std::slice::from_ref(&clip))
+        .pop()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.is_transient() && !e.not_found);
+    assert!(e.to_string().contains("s3://down/clips/a.mp4"), "{e}");
+    let Err(e) = s.fetch(&clip).open() else {
+        panic!("an unreachable clip opened")
+    };
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.to_string().contains("s3://down/clips/a.mp4"), "{e}");
+    assert!(s.read(&clip).unwrap_err().is_transient());
+    assert!(s.list(&loc("s3://down/clips")).unwrap_err().is_transient());
+    // a reachable store: a missing object is the clip's fault
+    let (m, _mem) = with_memory();
+    let e = m.size(&loc("s3://mem/none.mp4")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
 }

@@ -1,6 +1,6 @@
 //! Streaming writers that publish a file or object only when it is complete.
 //!
-//! Locally: a `.<name>.partial` file beside the target, synced and renamed into place. On an
+//! Locally: a `.<name>.<pid>-<n>.partial` file beside the target, synced and renamed into place. On an
 //! object store: bytes are buffered up to one part; a file that ends within the first part is
 //! one PUT, anything larger is a multipart upload (parts of `part_size` bytes, S3's minimum
 //! being 5 MiB, at most `parts_in_flight` uploading at once), completed by `finish`. An
@@ -42,6 +42,19 @@ enum State {
     Done,
 }
 
+/// A temporary name beside `name` that no other writer, in this process or another, uses:
+/// `.<name>.<pid>-<n>.partial`. Leftovers of a killed job end in `.partial`, which is what
+/// `--resume` and `--append` clear.
+pub fn temporary_name(name: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!(".{name}.{}-{n}.{PARTIAL}", std::process::id())
+}
+
+/// The extension of every temporary file.
+pub const PARTIAL: &str = "partial";
+
 fn io_err(e: object_store::Error) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -55,8 +68,13 @@ impl ObjectWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.partial"));
-        let f = File::create(&tmp).map_err(|e| StorageError::io("write", &tmp.display(), &e))?;
+        let tmp = dir.join(temporary_name(&name));
+        // created exclusively: a name another writer holds is never opened a second time
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| StorageError::io("write", &tmp.display(), &e))?;
         Ok(ObjectWriter {
             shown,
             bytes: 0,
@@ -257,5 +275,67 @@ impl Write for ObjectWriter {
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
         self.abort_in_place();
+    }
+}
+
+impl super::Storage {
+    /// Removes the temporary files a killed job left below `dir` (names ending in
+    /// `.partial`); returns how many. Only for a caller that holds the output's lock: no
+    /// other writer can own them then. On an object store nothing is left under a final
+    /// name (an unfinished multipart upload is invisible; a bucket lifecycle rule expires
+    /// it), so there is nothing to do.
+    pub fn clear_partials(&self, dir: &super::Location) -> Result<usize, StorageError> {
+        let Some(root) = dir.as_local() else {
+            return Ok(0);
+        };
+        let suffix = format!(".{PARTIAL}");
+        let mut removed = 0;
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let entries = match std::fs::read_dir(&d) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StorageError::io("list", &d.display(), &e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StorageError::io("list", &d.display(), &e))?;
+                let p = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(p);
+                } else if entry.file_name().to_string_lossy().ends_with(&suffix) {
+                    std::fs::remove_file(&p)
+                        .map_err(|e| StorageError::io("remove", &p.display(), &e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+    use crate::storage::{Location, Storage, StorageOptions};
+
+    #[test]
+    fn temporary_names_are_unique_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = temporary_name("000000.tar");
+        let b = temporary_name("000000.tar");
+        assert_ne!(a, b);
+        assert!(
+            a.starts_with(".000000.tar.") && a.ends_with(".partial"),
+            "{a}"
+        );
+        std::fs::create_dir_all(dir.path().join("bin/video/part_000000")).unwrap();
+        std::fs::write(dir.path().join("bin/video/part_000000").join(&a), b"x").unwrap();
+        std::fs::write(dir.path().join("bin/video/part_000000/000000.tar"), b"y").unwrap();
+        std::fs::write(dir.path().join(".x.json.partial"), b"z").unwrap();
+        let st = Storage::new(StorageOptions::default());
+        let loc = Location::Local(dir.path().to_path_buf());
+        assert_eq!(st.clear_partials(&loc).unwrap(), 2);
+        assert!(dir.path().join("bin/video/part_000000/000000.tar").exists());
+        assert_eq!(st.clear_partials(&loc).unwrap(), 0);
     }
 }

@@ -9,7 +9,9 @@
 //! - each `.json` parses (as Python's `json` reads it) and its `span_uuid` is the key; each
 //!   `.pickle` decodes to a list of `(L, d)` float16 arrays, one per captioned window, with the
 //!   same `d` throughout;
-//! - DALI `.idx` and wids `shardindex.json` files, where present, match the tars.
+//! - DALI `.idx` and wids `shardindex.json` files, where present, match the tars;
+//! - the dataset is finished ([`crate::dataset::complete`]): a shardflow job that is still
+//!   writing it, or was interrupted, is a problem.
 //!
 //! Re-embedding sampled windows with the model is done by the command, over [`StoredWindow`]s.
 
@@ -19,7 +21,7 @@ use serde::Serialize;
 
 use crate::dataset::layout::{Layout, STREAMS};
 use crate::dataset::par_map;
-use crate::error::ShardError;
+use crate::error::{shown, ShardError};
 use crate::storage::{Location, Storage};
 
 /// One problem found.
@@ -92,6 +94,7 @@ pub fn verify(
     root: &Location,
     opts: &VerifyOptions,
 ) -> Result<VerifyReport, ShardError> {
+    let state = crate::dataset::complete::check(storage, root)?;
     let layout = Layout::discover(storage, root)?;
     let mut report = VerifyReport::default();
     let mut problems = Vec::new();
@@ -101,6 +104,10 @@ pub fn verify(
             message,
         })
     };
+    if let Some(message) = state.message(root) {
+        // also checked, and reported first, by the command
+        problem(".", message);
+    }
 
     // wdinfo_list.csv → bins
     let csv_bins = match storage.read(&root.join("wdinfo_list.csv")) {
@@ -125,8 +132,9 @@ pub fn verify(
                     _ => problem(
                         "wdinfo_list.csv",
                         format!(
-                            "row {}: {row} is not the wdinfo.json of a bin of this dataset",
-                            i + 1
+                            "row {}: {} is not the wdinfo.json of a bin of this dataset",
+                            i + 1,
+                            shown(row)
                         ),
                     ),
                 }
@@ -209,7 +217,8 @@ pub fn verify(
         if v["data_keys"] != serde_json::json!(STREAMS) {
             bad(format!(
                 "data_keys is {}, not {:?}",
-                v["data_keys"], STREAMS
+                shown(&v["data_keys"].to_string()),
+                STREAMS
             ));
         }
         let listed: BTreeSet<String> = v["data_list"]
@@ -221,7 +230,10 @@ pub fn verify(
             })
             .unwrap_or_default();
         for t in listed.iter().filter(|t| !tars.contains_key(*t)) {
-            bad(format!("data_list names {t}, which does not exist"));
+            bad(format!(
+                "data_list names {}, which does not exist",
+                shown(t)
+            ));
         }
         for t in tars.keys().filter(|t| !listed.contains(*t)) {
             bad(format!("{t} exists but is not in data_list"));
@@ -230,7 +242,7 @@ pub fn verify(
         if v["total_key_count"].as_u64() != Some(counted) {
             bad(format!(
                 "total_key_count is {}, but its tars hold {counted} samples",
-                v["total_key_count"]
+                shown(&v["total_key_count"].to_string())
             ));
         }
     }

@@ -6,6 +6,7 @@ use super::{Problem, StoredWindow};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
 use crate::dataset::read::visit_tar;
+use crate::error::shown;
 use crate::formats::npy_pickle::read_array_list;
 use crate::storage::{Location, Storage};
 
@@ -29,7 +30,13 @@ pub fn reembed_sample(
     order.sort_by(|a, b| (&a.bin, &a.tar).cmp(&(&b.bin, &b.tar)));
     let mut read: Option<(&str, &str, Pickles)> = None;
     for w in order {
-        let path = format!("{}/t5_xxl/{}:{}.pickle[{}]", w.bin, w.tar, w.key, w.window);
+        let path = format!(
+            "{}/t5_xxl/{}:{}.pickle[{}]",
+            w.bin,
+            w.tar,
+            shown(&w.key),
+            w.window
+        );
         if read
             .as_ref()
             .is_none_or(|(b, t, _)| (*b, *t) != (w.bin.as_str(), w.tar.as_str()))

@@ -6,6 +6,7 @@ use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
 use crate::dataset::index::{idx_path, split_name};
 use crate::dataset::layout::{Layout, STREAMS};
 use crate::dataset::read::{visit_tar, TarRead};
+use crate::error::shown;
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson::{self, PyValue};
 use crate::ops::write_tar::KINDS;
@@ -131,14 +132,14 @@ pub(crate) fn check_triple(
             let (key, ext) = split_name(&m.name);
             if ext != KINDS[k].1 {
                 out.problems.push(Problem {
-                    path: format!("{}:{}", rel(k), m.name),
+                    path: format!("{}:{}", rel(k), shown(&m.name)),
                     message: format!("a {} tar member should end in .{}", STREAMS[k], KINDS[k].1),
                 });
             }
             if !seen.insert(key.to_string()) {
                 out.problems.push(Problem {
-                    path: format!("{}:{}", rel(k), m.name),
-                    message: format!("key {key} appears twice"),
+                    path: format!("{}:{}", rel(k), shown(&m.name)),
+                    message: format!("key {} appears twice", shown(key)),
                 });
             }
             ks.push(key.to_string());
@@ -160,8 +161,8 @@ pub(crate) fn check_triple(
                     path: rel(k),
                     message: format!(
                         "keys differ from the other streams' from position {at} ({} vs {})",
-                        ks.get(at).map_or("end", |s| s.as_str()),
-                        first.get(at).map_or("end", |s| s.as_str())
+                        ks.get(at).map_or("end".into(), |s| shown(s)),
+                        first.get(at).map_or("end".into(), |s| shown(s))
                     ),
                 });
             }
@@ -173,7 +174,7 @@ pub(crate) fn check_triple(
     }
     for (name, facts) in metas {
         let (key, _) = split_name(&name);
-        let path = format!("{}:{}", rel(2), name);
+        let path = format!("{}:{}", rel(2), shown(&name));
         let captions = match facts {
             MetaFacts::Invalid(e) => {
                 out.problems.push(Problem {
@@ -189,7 +190,7 @@ pub(crate) fn check_triple(
                 if span_uuid.as_deref() != Some(key) {
                     out.problems.push(Problem {
                         path: path.clone(),
-                        message: format!("span_uuid is not the key {key}"),
+                        message: format!("span_uuid is not the key {}", shown(key)),
                     });
                 }
                 captions
@@ -198,7 +199,7 @@ pub(crate) fn check_triple(
         let Some(pickle) = pickles.get(key) else {
             continue;
         };
-        let ppath = format!("{}:{key}.pickle", rel(1));
+        let ppath = format!("{}:{}.pickle", rel(1), shown(key));
         match &pickle.arrays {
             Err(e) => out.problems.push(Problem {
                 path: ppath,

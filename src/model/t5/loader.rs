@@ -25,7 +25,13 @@
 //! | `encoder.block.{i}.layer.1.DenseReluDense.wo.weight` | `[d_model, d_ff]` | `…wo` L(d_ff→d_model) |
 //! | `encoder.final_layer_norm.weight` | `[d_model]` | `final_layer_norm.weight` |
 //!
-//! Every tensor is checked (present, shape, element type) before any data is read.
+//! Every tensor is checked (present, shape, element type) before any data is read. A tensor
+//! of the checkpoint that the configured encoder does not use is an error (a `config.json`
+//! with fewer layers than the weights, or the other feed-forward variant), except what a full
+//! T5 checkpoint normally holds beside the encoder: `decoder.*`, `lm_head.*`, and the embedding
+//! alias not chosen above (`shared.weight` / `encoder.embed_tokens.weight`).
+
+use std::collections::HashSet;
 
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
@@ -38,6 +44,38 @@ use crate::model::ModelError;
 
 /// Hugging Face names of the encoder embedding, in order of preference.
 const EMBEDDING_NAMES: [&str; 2] = ["encoder.embed_tokens.weight", "shared.weight"];
+
+/// Unused tensors named in the error, at most.
+const UNUSED_SHOWN: usize = 5;
+
+/// Whether a checkpoint tensor the encoder does not read is expected there anyway: the
+/// decoder and LM head of a `T5ForConditionalGeneration`, and the embedding alias not used.
+fn expected_extra(name: &str) -> bool {
+    name.starts_with("decoder.") || name.starts_with("lm_head.") || EMBEDDING_NAMES.contains(&name)
+}
+
+/// Fails when `weights` holds a tensor outside `specs` that a T5 checkpoint does not
+/// normally hold, naming the first few in name order and the count.
+fn check_all_used(weights: &Weights, specs: &[Spec]) -> Result<(), ModelError> {
+    let used: HashSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    let mut unused: Vec<&str> = weights
+        .names()
+        .filter(|n| !used.contains(n) && !expected_extra(n))
+        .collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    unused.sort_unstable();
+    Err(ModelError::UnusedTensors {
+        path: weights.origin().to_owned(),
+        count: unused.len(),
+        first: unused
+            .iter()
+            .take(UNUSED_SHOWN)
+            .map(|n| crate::error::shown(n))
+            .collect(),
+    })
+}
 
 /// How a checkpoint tensor becomes a Burn parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +210,8 @@ impl<B: Backend> Filler<'_, B> {
 /// Builds the encoder described by `config` from the tensors in `weights`.
 ///
 /// First checks that every required tensor exists with the expected shape and a float type,
-/// naming the first one that does not; then reads them.
+/// naming the first one that does not, and that the checkpoint holds no encoder tensor the
+/// config leaves unused; then reads them.
 pub fn load_encoder<B: Backend>(
     config: &T5Config,
     weights: &Weights,
@@ -189,6 +228,7 @@ pub fn load_encoder<B: Backend>(
     for spec in &specs {
         weights.check(&spec.name, &spec.shape)?;
     }
+    check_all_used(weights, &specs)?;
 
     let mut encoder = config.init::<B>(device);
     let mut fill = Filler {
@@ -247,6 +287,96 @@ mod tests {
             feed_forward_proj: ff,
             vocab_size: 10,
         }
+    }
+
+    fn fixture() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/t5-tiny")
+    }
+
+    /// A copy of the tiny fixture with `config.json` edited by `edit` and the weights in
+    /// `weights` (a file name of the fixture).
+    fn fixture_copy(edit: impl Fn(&str) -> String, weights: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let config = std::fs::read_to_string(fixture().join("config.json")).unwrap();
+        std::fs::write(dir.path().join("config.json"), edit(&config)).unwrap();
+        for name in ["tokenizer.json", weights] {
+            std::fs::copy(fixture().join(name), dir.path().join(name)).unwrap();
+        }
+        dir
+    }
+
+    fn load(
+        dir: &std::path::Path,
+    ) -> Result<crate::model::TextEncoder<crate::model::CpuBackend>, ModelError> {
+        crate::model::TextEncoder::load(dir, &Default::default())
+    }
+
+    #[test]
+    fn fewer_layers_than_the_weights_is_an_error() {
+        for weights in ["model.safetensors", "pytorch_model.bin.reduced"] {
+            // as saved, the full and the encoder-only checkpoints load
+            let dir = fixture_copy(str::to_owned, weights);
+            load(dir.path()).unwrap_or_else(|e| panic!("{weights}: {e}"));
+
+            let dir = fixture_copy(
+                |c| c.replace("\"num_layers\": 2", "\"num_layers\": 1"),
+                weights,
+            );
+            let err = load(dir.path()).expect_err("a 1-layer config on 2-layer weights");
+            let msg = err.to_string();
+            match &err {
+                ModelError::UnusedTensors { count, first, path } => {
+                    // block 1: two norms, q, k, v, o, wi, wo
+                    assert_eq!(*count, 8, "{msg}");
+                    assert_eq!(first.len(), UNUSED_SHOWN);
+                    assert!(path.ends_with(weights), "{msg}");
+                }
+                other => panic!("{weights}: expected unused tensors, got {other}"),
+            }
+            assert!(
+                msg.contains("encoder.block.1.") && msg.contains('8'),
+                "{msg}"
+            );
+            assert!(!msg.contains("decoder."), "{msg}");
+        }
+    }
+
+    #[test]
+    fn decoder_lm_head_and_embedding_aliases_are_accepted_other_extras_are_not() {
+        use safetensors::tensor::TensorView;
+        use safetensors::SafeTensors;
+        let bytes = std::fs::read(fixture().join("model.safetensors")).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<(String, TensorView<'_>)> = file.tensors();
+        assert!(tensors.iter().any(|(n, _)| n.starts_with("decoder.")));
+        let shared = file.tensor("shared.weight").unwrap();
+        let write = |tensors: &[(String, TensorView<'_>)]| {
+            let dir = fixture_copy(str::to_owned, "tokenizer.json");
+            let views = tensors.iter().map(|(n, v)| (n.clone(), v.clone()));
+            safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors"))
+                .unwrap();
+            dir
+        };
+        for alias in [
+            "encoder.embed_tokens.weight",
+            "lm_head.weight",
+            "decoder.embed_tokens.weight",
+        ] {
+            tensors.push((alias.to_owned(), shared.clone()));
+        }
+        load(write(&tensors).path()).unwrap();
+
+        // a gated-gelu tensor in a relu model
+        tensors.push((
+            "encoder.block.0.layer.1.DenseReluDense.wi_0.weight".to_owned(),
+            file.tensor("encoder.block.0.layer.1.DenseReluDense.wi.weight")
+                .unwrap(),
+        ));
+        let msg = load(write(&tensors).path()).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("1 tensor(s)") && msg.contains("DenseReluDense.wi_0.weight"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -10,6 +10,51 @@ use crate::model::ModelError;
 /// Most ids a caption may have, `</s>` included (the reference's `max_length`).
 pub const MAX_TOKENS: usize = 512;
 
+/// Captions longer than this (in bytes) are cut before tokenizing; see [`bounded`].
+pub const CUT_FROM: usize = 256 << 10;
+
+/// Where a caption with no whitespace after [`CUT_FROM`] is cut (in bytes).
+pub const CUT_LIMIT: usize = 1 << 20;
+
+/// The part of `text` that is tokenized: all of it up to [`CUT_FROM`] bytes; beyond, the text
+/// up to the first whitespace character at or after byte [`CUT_FROM`], or, when there is none
+/// before byte [`CUT_LIMIT`], up to the character boundary at [`CUT_LIMIT`].
+///
+/// The `tokenizers` crate allocates about 100 bytes per input character before the result is
+/// cut to 512 ids, so a 10 MB caption would cost a gigabyte. Cutting first gives the same ids:
+/// T5's pre-tokenizer splits the normalized text into words at whitespace and the Unigram
+/// model segments each word on its own, so the tokens of a prefix that ends at a whitespace
+/// boundary are exactly the first tokens of the whole text; and 256 KiB of text yields far
+/// more than 512 tokens, because every token covers a bounded number of characters (the
+/// longest vocabulary piece). Text the normalizer removes (a caption of 300 KiB of control
+/// characters, say) could make the prefix yield fewer; [`T5Tokenizer::try_encode`] then
+/// tokenizes the whole caption after all. Only a single word longer than 768 KiB is cut
+/// inside itself, where the segmentation next to the cut is not guaranteed to match.
+pub fn bounded(text: &str) -> &str {
+    if text.len() <= CUT_FROM {
+        return text;
+    }
+    let mut start = CUT_FROM;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let limit = CUT_LIMIT.min(text.len());
+    let space = text[start..]
+        .char_indices()
+        .take_while(|(i, _)| start + i < limit)
+        .find(|(_, c)| c.is_whitespace());
+    match space {
+        Some((i, _)) => &text[..start + i],
+        None => {
+            let mut end = limit;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            &text[..end]
+        }
+    }
+}
+
 /// Python's `str.isspace()`: Unicode `White_Space` plus the separators U+001C..U+001F, which
 /// Python counts as whitespace and Rust's [`char::is_whitespace`] does not.
 pub fn is_python_whitespace(c: char) -> bool {
@@ -76,14 +121,30 @@ impl T5Tokenizer {
     ///
     /// Special-token strings inside the text (`</s>`, `<pad>`, `<extra_id_5>`) become their
     /// ids, as in Hugging Face; the sequence length is the length of the result.
+    ///
+    /// A caption over [`CUT_FROM`] bytes is cut at a word boundary first ([`bounded`]), so
+    /// that memory does not grow with the caption; the ids are the same.
     pub fn try_encode(&self, caption: &str) -> Result<Vec<u32>, tokenizers::Error> {
-        let encoding = self.inner.encode(python_strip(caption), true)?;
-        let mut ids = encoding.get_ids().to_vec();
-        if !self.appends_eos {
-            ids.push(self.eos_id);
+        let text = python_strip(caption);
+        let cut = bounded(text);
+        let mut ids = self.untruncated(cut)?;
+        if cut.len() < text.len() && ids.len() <= MAX_TOKENS {
+            // the prefix was not even cut by the 512 limit: it may end before ids the whole
+            // text has, so the whole text decides (only text the normalizer mostly removes)
+            ids = self.untruncated(text)?;
         }
         if ids.len() > MAX_TOKENS {
             ids.truncate(MAX_TOKENS - 1);
+            ids.push(self.eos_id);
+        }
+        Ok(ids)
+    }
+
+    /// The ids of `text` with `</s>` appended, not truncated.
+    fn untruncated(&self, text: &str) -> Result<Vec<u32>, tokenizers::Error> {
+        let encoding = self.inner.encode(text, true)?;
+        let mut ids = encoding.get_ids().to_vec();
+        if !self.appends_eos {
             ids.push(self.eos_id);
         }
         Ok(ids)
@@ -103,6 +164,70 @@ impl T5Tokenizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture_tokenizer() -> T5Tokenizer {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        T5Tokenizer::load(&root.join("tests/data/t5-tiny/tokenizer.json")).unwrap()
+    }
+
+    /// `n` bytes of varied words separated by single spaces.
+    fn words(n: usize) -> String {
+        let vocabulary = [
+            "a", "red", "car", "drives", "slowly", "past", "the", "old", "house,",
+        ];
+        let mut out = String::new();
+        let mut i = 0usize;
+        while out.len() < n {
+            out.push_str(vocabulary[(i * 7 + i / 3) % vocabulary.len()]);
+            out.push(' ');
+            i += 1;
+        }
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn long_captions_are_cut_at_whitespace_after_256_kib() {
+        let short = words(CUT_FROM);
+        assert_eq!(bounded(&short), short);
+        // the first whitespace at or after byte CUT_FROM
+        let text = format!("{}xyz abc", "é".repeat(CUT_FROM / 2 - 1));
+        assert_eq!(bounded(&text), &text[..CUT_FROM + 1]);
+        assert!(bounded(&text).ends_with("xyz"));
+        let tab = format!("{}\tb{}", "a".repeat(CUT_FROM + 10), " c".repeat(100));
+        assert_eq!(bounded(&tab).len(), CUT_FROM + 10);
+        // no whitespace before 1 MiB: cut at the character boundary there
+        let solid = "日".repeat(CUT_LIMIT);
+        let cut = bounded(&solid);
+        assert!(
+            cut.len() <= CUT_LIMIT && cut.len() > CUT_LIMIT - 3,
+            "{}",
+            cut.len()
+        );
+        assert!(solid.starts_with(cut));
+        // no whitespace at all, and shorter than 1 MiB: all of it
+        let medium = "x".repeat(CUT_FROM * 2);
+        assert_eq!(bounded(&medium), medium);
+        // whitespace only past 1 MiB does not count
+        let late = format!("{} y", "x".repeat(CUT_LIMIT + 5));
+        assert_eq!(bounded(&late).len(), CUT_LIMIT);
+    }
+
+    #[test]
+    fn a_300_kib_caption_gives_the_ids_of_its_first_20_kib() {
+        let tokenizer = fixture_tokenizer();
+        let caption = words(300 << 10);
+        assert!(bounded(&caption).len() < caption.len());
+        let head = &caption[..20 << 10];
+        let ids = tokenizer.encode(&caption);
+        assert_eq!(ids.len(), MAX_TOKENS);
+        assert_eq!(ids, tokenizer.encode(head));
+        // the same as tokenizing it whole, as Hugging Face does
+        let mut whole = tokenizer.untruncated(&caption).unwrap();
+        whole.truncate(MAX_TOKENS - 1);
+        whole.push(tokenizer.eos_id());
+        assert_eq!(ids, whole);
+    }
 
     #[test]
     fn strip_follows_python() {

@@ -229,6 +229,11 @@ impl Weights {
         self.entries.contains_key(name)
     }
 
+    /// The names of every tensor of the checkpoint, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
     fn entry(&self, name: &str) -> Result<&Entry, ModelError> {
         self.entries
             .get(name)

@@ -9,7 +9,7 @@ use super::PlanSummary;
 use crate::incremental::plan::{self, Mode, ReshardTarget};
 use crate::incremental::{ContentHasher, Grouping, SampleFacts};
 use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
-use crate::record::{PlannedClip, TarDone, TarId};
+use crate::record::{PlannedClip, TarDone, TarId, WarningKind};
 
 /// Runs on worker 0 once the plan is made, before any clip is emitted (so before any tar is
 /// written): on a fresh run it writes `job.json` with the plan's fingerprint; on `--resume`
@@ -26,10 +26,16 @@ pub struct PlanGate {
     pub done: Rc<RefCell<Vec<TarDone>>>,
     /// Set when the plan must not be written; the job then fails.
     pub failure: Arc<Mutex<Option<String>>>,
+    /// Set (with `failure`) when the job refuses to run at all: a `--resume` whose inputs
+    /// changed. Nothing may be written then, not even a report.
+    pub refusal: Arc<Mutex<Option<String>>>,
     /// An incremental run (`reshard`, `--append`) and its grouping options.
     pub incremental: Option<(Mode, Grouping)>,
     /// Tars carry DALI indexes (copied along with them by a re-shard).
     pub dali_index: bool,
+    /// The caption field (`<algorithm>_caption`) when a plan in which no window has one must
+    /// be refused (a misspelt `--captioning-algorithm`); `None` when such a run is wanted.
+    pub require_captions: Option<String>,
 }
 
 impl PlanGate {
@@ -51,12 +57,27 @@ impl PlanGate {
         summary: &mut PlanSummary,
     ) -> Result<Vec<PlannedClip>, String> {
         let appending = matches!(self.incremental, Some((Mode::Append { .. }, _)));
+        if let Some(failed) = summary.failed.clone() {
+            // the storage failed while the input was read: the plan is incomplete and must
+            // not be recorded. A fresh run records its job without a plan, so that --resume
+            // plans again
+            if self.resume.is_none() && !appending {
+                self.journal
+                    .write_job(&self.job)
+                    .map_err(|e| format!("{failed}; the job journal could not be written: {e}"))?;
+            }
+            return Err(failed);
+        }
+        if let Some(refusal) = self.captions_missing(&planned) {
+            *self.refusal.lock().expect("not poisoned") = Some(refusal.clone());
+            return Err(refusal);
+        }
         let inputs = inputs_fingerprint(&planned, summary);
         let old_inputs = self.resume.as_ref().and_then(|o| o.inputs.as_ref());
         let mut completed = Vec::new();
         match old_inputs {
             Some(old) if *old != inputs => {
-                return Err(format!(
+                let refusal = format!(
                     "cannot resume {}: the inputs changed since the interrupted run ({} metadata files listed and {} clips planned then, {} and {} now; plan sha256 {} then, {} now); write to a new output instead",
                     self.journal.dir(),
                     old.listed,
@@ -65,7 +86,9 @@ impl PlanGate {
                     inputs.planned,
                     &old.sha256[..12],
                     &inputs.sha256[..12],
-                ));
+                );
+                *self.refusal.lock().expect("not poisoned") = Some(refusal.clone());
+                return Err(refusal);
             }
             Some(_) => {
                 completed = self.journal.load_done().map_err(|e| e.to_string())?;
@@ -143,6 +166,36 @@ impl PlanGate {
                 c
             })
             .collect())
+    }
+}
+
+impl PlanGate {
+    /// A refusal when windows lack captions and not one window has a caption: the caption
+    /// field is most likely misspelt. Some windows without one only warn, loudly.
+    fn captions_missing(&self, planned: &[PlannedClip]) -> Option<String> {
+        let missing = planned
+            .iter()
+            .filter(|c| c.meta.warnings.contains(&WarningKind::MissingCaption))
+            .count();
+        if missing == 0 {
+            return None;
+        }
+        let captioned: usize = planned.iter().map(|c| c.meta.caption_hashes.len()).sum();
+        let field = self.require_captions.as_deref();
+        if captioned == 0 {
+            if let Some(field) = field {
+                return Some(format!(
+                    "no window of the {} planned clips has a \"{field}\" caption: check --captioning-algorithm; to write every clip without embeddings (valid: false), pass --allow-no-captions",
+                    planned.len()
+                ));
+            }
+        }
+        tracing::warn!(
+            "{missing} of {} planned clips have windows without a caption{}: they are written with valid: false and those windows get no embedding",
+            planned.len(),
+            field.map(|f| format!(" (\"{f}\")")).unwrap_or_default()
+        );
+        None
     }
 }
 

@@ -7,7 +7,7 @@ use crate::formats::pyjson::PyValue;
 use crate::record::RejectKind;
 
 /// `.` and `..` resolved without touching the file system.
-pub(super) fn normalise(p: &Path) -> std::path::PathBuf {
+fn normalise(p: &Path) -> std::path::PathBuf {
     use std::path::Component;
     let mut out = std::path::PathBuf::new();
     for c in p.components() {
@@ -20,6 +20,13 @@ pub(super) fn normalise(p: &Path) -> std::path::PathBuf {
         }
     }
     out
+}
+
+/// Where a path really leads: absolute, symlinks resolved; lexically normalised when it
+/// cannot be resolved (a missing file is rejected later, as missing).
+pub(super) fn real_path(p: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    std::fs::canonicalize(&abs).unwrap_or_else(|_| normalise(&abs))
 }
 
 fn get<'a>(json: &'a PyValue, key: &str) -> Check<&'a PyValue> {

@@ -385,3 +385,33 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_clip_the_storage_cannot_reach_fails_the_job_instead_of_a_reject() {
+    let f = Fixture::new();
+    let reader = f.reader();
+    reader.storage.serve_unreachable_bucket("down");
+    std::fs::write(
+        f.dir.path().join("metas/v0/m.json"),
+        meta(&[("clip_location", "\"s3://down/clips/c1.mp4\"")]),
+    )
+    .unwrap();
+    let o = reader.read(&ListedFile {
+        size: 0,
+        seq: 3,
+        rel_path: "m.json".into(),
+        error: None,
+    });
+    let MetaOutcome::Failed { seq, message } = o else {
+        panic!("a storage failure, not {o:?}");
+    };
+    assert_eq!(seq, 3);
+    assert!(
+        message.contains("m.json") && message.contains("s3://down/clips/c1.mp4"),
+        "{message}"
+    );
+    assert!(message.contains("--resume"), "{message}");
+    // a missing local clip stays the input's fault
+    let o = f.read_text(&meta(&[("clip_location", "\"clips/none.mp4\"")]));
+    assert_eq!(reject_kind(&o), Some(RejectKind::ClipMissing));
+}

@@ -277,3 +277,25 @@ fn the_writer_completes_pickles_from_earlier_embeddings_in_window_order() {
     assert_eq!(pickles[0].0, "k0_0.pickle");
     assert_eq!(read_array_list(&pickles[0].2).unwrap(), [old1, new, old0]);
 }
+
+#[test]
+fn a_clip_the_storage_cannot_reach_fails_the_triple_without_a_reject() {
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let mut w = writers(out.path());
+    w.input.serve_unreachable_bucket("down");
+    let mut s = sample(clips.path(), 1, 0, 2, None);
+    s.clip_path = "s3://down/clips/k1_0.mp4".into();
+    let e = w.push(s).unwrap_err().to_string();
+    assert!(e.contains("s3://down/clips/k1_0.mp4"), "{e}");
+    assert!(e.contains("k1_0.json") && e.contains("--resume"), "{e}");
+    // the triple is abandoned: nothing of it exists, and its later samples are dropped
+    assert!(w
+        .push(sample(clips.path(), 1, 1, 2, Some(b"ok")))
+        .unwrap()
+        .is_none());
+    assert!(w.unfinished().is_empty());
+    for (kind, _) in KINDS {
+        assert!(!local_tar(out.path(), &tar_id(1), kind).exists());
+    }
+}

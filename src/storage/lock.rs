@@ -1,0 +1,472 @@
+//! An exclusive lock on an output directory, so that one job at a time writes it.
+//!
+//! Locally it is an advisory `flock` on a lock file: the kernel releases it when the process
+//! ends, however it ends (SIGKILL included), so a lock is never stale. It holds across
+//! processes of one machine, and across machines on network file systems that forward locks
+//! (NFSv4, Lustre, GPFS with locking enabled); a file system that cannot lock fails the job
+//! before anything is written.
+//!
+//! On an object store it is a lease: a lock object created with a conditional write
+//! (`If-None-Match: *`, which S3 and most S3-compatible stores honour), renewed every
+//! [`HEARTBEAT`] with a write conditional on its ETag. A lock object not renewed for [`LEASE`]
+//! (by the store's own clock, its last-modified time) belongs to a job that died; it is taken
+//! over with a conditional write, so of two jobs taking it over at once one wins. What this
+//! cannot guarantee: a job whose renewals fail for longer than [`LEASE`] (an outage, a paused
+//! process) loses the lock while it may still write; it logs that it lost it. A store that
+//! does not support conditional writes gets no lock, with a warning.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+
+use super::{Location, Storage, StorageError};
+
+/// How long an object-store lock lives without renewal.
+pub const LEASE: Duration = Duration::from_secs(120);
+/// How often a held object-store lock is renewed.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// Why a lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another job holds it.
+    #[error("{location} is locked: another shardflow job is writing this output ({holder}); wait for it to end, or write to another output")]
+    Held {
+        /// The lock file or object.
+        location: String,
+        /// Who holds it, as it recorded itself.
+        holder: String,
+    },
+    /// The lock could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A held lock; released when dropped (or when the process ends, for a local one).
+pub struct OutputLock {
+    inner: Inner,
+}
+
+// the variants are held for their `Drop`, never read
+#[allow(dead_code)]
+enum Inner {
+    /// The open, locked file: closing it releases the lock.
+    Local(LocalLock),
+    Remote(RemoteLease),
+    /// The store cannot lock.
+    None,
+}
+
+struct RemoteLease {
+    stop: Arc<AtomicBool>,
+    /// Another job took the lock over: it is not ours to remove.
+    lost: Arc<AtomicBool>,
+    heartbeat: Option<std::thread::JoinHandle<()>>,
+    store: Arc<dyn ObjectStore>,
+    rt: tokio::runtime::Handle,
+    path: object_store::path::Path,
+}
+
+impl Drop for RemoteLease {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.heartbeat.take() {
+            let _ = h.join();
+        }
+        if self.lost.load(Ordering::SeqCst) {
+            return;
+        }
+        let (store, path) = (self.store.clone(), self.path.clone());
+        if let Err(e) = self.rt.block_on(async move { store.delete(&path).await }) {
+            tracing::warn!("could not remove the lock {}: {e}", self.path);
+        }
+    }
+}
+
+/// A held local lock, and what taking it created.
+pub(super) struct LocalLock {
+    _file: File,
+    path: std::path::PathBuf,
+    /// The folders taking the lock created, deepest last.
+    created_dirs: Vec<std::path::PathBuf>,
+    /// The lock file did not exist before.
+    created_file: bool,
+}
+
+/// One try at the local lock: `None` when the file that was locked is no longer the one at
+/// `p` (a job discarding its lock removed it in between), to be tried again.
+fn lock_local(p: &std::path::Path) -> Result<Option<LocalLock>, LockError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = p.display();
+    let mut created_dirs = Vec::new();
+    let mut d = p.parent();
+    while let Some(dir) = d.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        created_dirs.push(dir.to_path_buf());
+        d = dir.parent();
+    }
+    created_dirs.reverse();
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create", &dir.display(), &e))?;
+    }
+    let created_file = !p.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        // a link planted in place of the lock must not lead the truncation below elsewhere
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .map_err(|e| StorageError::io("lock", &shown, &e))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match f.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = Vec::new();
+                let _ = Read::by_ref(&mut f).take(4096).read_to_end(&mut text);
+                return Err(LockError::Held {
+                    location: shown.to_string(),
+                    holder: shown_holder(&text),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::io("lock", &shown, &e).into())
+            }
+        }
+    }
+    let same = match (f.metadata(), std::fs::symlink_metadata(p)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if !same {
+        return Ok(None);
+    }
+    let me = holder();
+    f.set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| f.write_all(me.as_bytes()))
+        .map_err(|e| StorageError::io("lock", &shown, &e))?;
+    Ok(Some(LocalLock {
+        _file: f,
+        path: p.to_path_buf(),
+        created_dirs,
+        created_file,
+    }))
+}
+
+impl OutputLock {
+    /// Releases the lock of a job that refused to run, removing what taking it created (the
+    /// lock file and its folders, when they did not exist before and hold nothing else), so
+    /// that a refusal leaves no trace. A lock object is removed in any case.
+    pub fn discard(self) {
+        if let Inner::Local(l) = &self.inner {
+            if l.created_file {
+                // removed while still locked: a job that opened it meanwhile sees, once it
+                // holds it, that the path names another file, and takes that one instead
+                let _ = std::fs::remove_file(&l.path);
+            }
+            for d in l.created_dirs.iter().rev() {
+                if std::fs::remove_dir(d).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// True when a lock object's renewals failed long enough for another job to take it
+    /// over: this job may no longer be the output's only writer.
+    pub fn lost(&self) -> bool {
+        match &self.inner {
+            Inner::Remote(r) => r.lost.load(Ordering::SeqCst),
+            _ => false,
+        }
+    }
+}
+
+/// Who takes a lock: written into it, shown to a job that finds it taken.
+fn holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown host".into());
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "process {} on {} since unix time {since}",
+        std::process::id(),
+        host.trim()
+    )
+}
+
+/// What a lock records, shortened and stripped of control characters: it is shown in a message.
+fn shown_holder(bytes: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if text.is_empty() {
+        "holder unknown".into()
+    } else {
+        text
+    }
+}
+
+impl Storage {
+    /// Takes the exclusive lock `lock` (a file or object; its folder is created), or fails
+    /// with [`LockError::Held`] when another job holds it (after retrying for a second: a
+    /// dataset tool checking the lock holds it for an instant).
+    pub fn lock(&self, lock: &Location) -> Result<OutputLock, LockError> {
+        let inner = match lock {
+            Location::Local(p) => {
+                let mut attempts = 0;
+                loop {
+                    match lock_local(p)? {
+                        Some(l) => break Inner::Local(l),
+                        // the file was removed by a job discarding its lock: take the new one
+                        None if attempts < 100 => attempts += 1,
+                        None => {
+                            return Err(LockError::Held {
+                                location: p.display().to_string(),
+                                holder: "the lock file keeps being replaced".into(),
+                            })
+                        }
+                    }
+                }
+            }
+            Location::Remote { .. } => self.lock_remote(lock)?,
+        };
+        Ok(OutputLock { inner })
+    }
+
+    fn lock_remote(&self, lock: &Location) -> Result<Inner, LockError> {
+        let (store, rt, path) = self.remote("lock", lock)?;
+        let me = holder();
+        let put = |mode: PutMode| {
+            let (store, path, body) = (store.clone(), path.clone(), me.clone());
+            rt.block_on(async move {
+                let opts = PutOptions {
+                    mode,
+                    ..PutOptions::default()
+                };
+                store.put_opts(&path, body.into_bytes().into(), opts).await
+            })
+        };
+        let mut tries = 0;
+        let created = loop {
+            tries += 1;
+            break match put(PutMode::Create) {
+                Ok(r) => r,
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    tracing::warn!(
+                    "{lock}: this object store has no conditional writes, so the output is not locked: make sure one job at a time writes it"
+                );
+                    return Ok(Inner::None);
+                }
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => {
+                    // taken: by a live job, or by one that died without releasing it
+                    let got = rt.block_on(async {
+                        let r = store.get(&path).await?;
+                        let meta = r.meta.clone();
+                        Ok::<_, object_store::Error>((meta, r.bytes().await?))
+                    });
+                    let (meta, body) = match got {
+                        Ok(g) => g,
+                        // released between the two requests: try to create it again
+                        Err(object_store::Error::NotFound { .. }) if tries < 5 => continue,
+                        Err(e) => return Err(StorageError::obj("lock", lock, &e).into()),
+                    };
+                    let age = SystemTime::now()
+                        .duration_since(meta.last_modified.into())
+                        .unwrap_or_default();
+                    if age <= LEASE {
+                        return Err(LockError::Held {
+                            location: lock.to_string(),
+                            holder: shown_holder(&body),
+                        });
+                    }
+                    let version = UpdateVersion {
+                        e_tag: meta.e_tag.clone(),
+                        version: meta.version.clone(),
+                    };
+                    match put(PutMode::Update(version)) {
+                        Ok(r) => {
+                            tracing::warn!(
+                                "{lock}: took over a lock not renewed for {} s ({})",
+                                age.as_secs(),
+                                shown_holder(&body)
+                            );
+                            r
+                        }
+                        Err(object_store::Error::Precondition { .. }) => {
+                            return Err(LockError::Held {
+                                location: lock.to_string(),
+                                holder: "another job took over a stale lock just now".into(),
+                            })
+                        }
+                        Err(e) => return Err(StorageError::obj("lock", lock, &e).into()),
+                    }
+                }
+                Err(e) => return Err(StorageError::obj("lock", lock, &e).into()),
+            };
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (stop, lost, store, path) =
+                (stop.clone(), lost.clone(), store.clone(), path.clone());
+            let (rt, shown) = (rt.handle().clone(), lock.to_string());
+            let mut version = UpdateVersion {
+                e_tag: created.e_tag,
+                version: created.version,
+            };
+            std::thread::spawn(move || {
+                let mut last = std::time::Instant::now();
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if last.elapsed() < HEARTBEAT {
+                        continue;
+                    }
+                    last = std::time::Instant::now();
+                    let (store, path, body) = (store.clone(), path.clone(), me.clone());
+                    let mode = PutMode::Update(version.clone());
+                    let renewed = rt.block_on(async move {
+                        let opts = PutOptions {
+                            mode,
+                            ..PutOptions::default()
+                        };
+                        store.put_opts(&path, body.into_bytes().into(), opts).await
+                    });
+                    match renewed {
+                        Ok(r) => {
+                            version = UpdateVersion {
+                                e_tag: r.e_tag,
+                                version: r.version,
+                            }
+                        }
+                        Err(object_store::Error::Precondition { .. }) => {
+                            lost.store(true, Ordering::SeqCst);
+                            tracing::error!("{shown}: lost the output lock to another job (renewals failed for over {} s)", LEASE.as_secs());
+                            return;
+                        }
+                        Err(e) => tracing::warn!("{shown}: could not renew the lock: {e}"),
+                    }
+                }
+            })
+        };
+        Ok(Inner::Remote(RemoteLease {
+            stop,
+            lost,
+            heartbeat: Some(heartbeat),
+            store,
+            rt: rt.handle().clone(),
+            path,
+        }))
+    }
+
+    /// True when `dir` holds no file or object other than `keep` (a `/`-separated path
+    /// relative to it); empty folders do not count. Stops at the first other entry.
+    pub fn is_empty_dir_except(&self, dir: &Location, keep: &str) -> Result<bool, StorageError> {
+        match dir {
+            Location::Local(root) => {
+                let mut stack = vec![root.clone()];
+                while let Some(d) = stack.pop() {
+                    let entries = match std::fs::read_dir(&d) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && d == *root => {
+                            return Ok(true)
+                        }
+                        Err(e) => return Err(StorageError::io("list", &d.display(), &e)),
+                    };
+                    for entry in entries {
+                        let entry =
+                            entry.map_err(|e| StorageError::io("list", &d.display(), &e))?;
+                        let p = entry.path();
+                        // not followed: a link is an entry like any other
+                        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                        if is_dir {
+                            stack.push(p);
+                        } else if p.strip_prefix(root).ok() != Some(std::path::Path::new(keep)) {
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            Location::Remote { .. } => {
+                use futures::StreamExt;
+                let (store, rt, path) = self.remote("list", dir)?;
+                let prefix = (!path.as_ref().is_empty()).then_some(&path);
+                let kept = dir.join(keep).to_string();
+                let first_two: Vec<_> =
+                    rt.block_on(async { store.list(prefix).take(2).collect().await });
+                for got in first_two {
+                    let meta = got.map_err(|e| StorageError::obj("list", dir, &e))?;
+                    let Location::Remote { scheme, bucket, .. } = dir else {
+                        unreachable!("remote")
+                    };
+                    let shown = Location::Remote {
+                        scheme: *scheme,
+                        bucket: bucket.clone(),
+                        key: meta.location.to_string(),
+                    }
+                    .to_string();
+                    if shown != kept {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageOptions;
+
+    #[test]
+    fn a_local_lock_is_exclusive_until_dropped_and_says_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location::Local(dir.path().join("v0/_shardflow/lock"));
+        let st = Storage::new(StorageOptions::default());
+        let held = st.lock(&loc).unwrap();
+        match st.lock(&loc) {
+            Err(LockError::Held { holder, location }) => {
+                assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+                assert!(location.ends_with("lock"), "{location}");
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a second lock was granted"),
+        }
+        drop(held);
+        let again = st.lock(&loc).unwrap();
+        drop(again);
+    }
+
+    #[test]
+    fn empty_except_ignores_the_kept_file_and_empty_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Storage::new(StorageOptions::default());
+        let v = Location::Local(dir.path().join("v0"));
+        assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+        std::fs::create_dir_all(dir.path().join("v0/_shardflow/done")).unwrap();
+        std::fs::write(dir.path().join("v0/_shardflow/lock"), b"x").unwrap();
+        assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+        std::fs::write(dir.path().join("v0/_shardflow/job.json"), b"{}").unwrap();
+        assert!(!st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+    }
+}
