@@ -413,7 +413,7 @@ fn finish_clip(n: NeedsClip, stat: Result<FileStat, StorageError>) -> MetaOutcom
 /// The job's error for a file or clip the storage failed to read (an outage, not the input).
 fn outage(e: &StorageError) -> String {
     format!(
-        "{e} (the storage failed, not the input: it is not rejected; the job stops, continue it with --resume once the storage is reachable)"
+        "{e} (the storage failed, not the input: it is not rejected; the job stops: once the storage is reachable, continue it with --resume, or an --append by appending again)"
     )
 }
 

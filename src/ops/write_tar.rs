@@ -236,7 +236,7 @@ pub fn clip_outage(
 ) -> crate::storage::StorageError {
     crate::storage::StorageError {
         message: format!(
-            "{} (the clip of {meta_rel_path}; the storage failed, not the clip: it is not rejected, continue the job with --resume once the storage is reachable)",
+            "{} (the clip of {meta_rel_path}; the storage failed, not the clip: it is not rejected: once the storage is reachable, continue the job with --resume, or an --append by appending again)",
             e.message
         ),
         ..e

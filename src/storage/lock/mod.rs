@@ -69,6 +69,8 @@ struct RemoteLease {
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Handle,
     path: object_store::path::Path,
+    /// Keeps the I/O runtime `rt` runs on alive until the lock is released.
+    _storage: Storage,
 }
 
 impl Drop for RemoteLease {
@@ -373,100 +375,11 @@ impl Storage {
             store,
             rt: rt.handle().clone(),
             path,
+            _storage: self.clone(),
         }))
     }
-
-    /// True when `dir` holds no file or object other than `keep` (a `/`-separated path
-    /// relative to it); empty folders do not count. Stops at the first other entry.
-    pub fn is_empty_dir_except(&self, dir: &Location, keep: &str) -> Result<bool, StorageError> {
-        match dir {
-            Location::Local(root) => {
-                let mut stack = vec![root.clone()];
-                while let Some(d) = stack.pop() {
-                    let entries = match std::fs::read_dir(&d) {
-                        Ok(e) => e,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && d == *root => {
-                            return Ok(true)
-                        }
-                        Err(e) => return Err(StorageError::io("list", &d.display(), &e)),
-                    };
-                    for entry in entries {
-                        let entry =
-                            entry.map_err(|e| StorageError::io("list", &d.display(), &e))?;
-                        let p = entry.path();
-                        // not followed: a link is an entry like any other
-                        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                        if is_dir {
-                            stack.push(p);
-                        } else if p.strip_prefix(root).ok() != Some(std::path::Path::new(keep)) {
-                            return Ok(false);
-                        }
-                    }
-                }
-                Ok(true)
-            }
-            Location::Remote { .. } => {
-                use futures::StreamExt;
-                let (store, rt, path) = self.remote("list", dir)?;
-                let prefix = (!path.as_ref().is_empty()).then_some(&path);
-                let kept = dir.join(keep).to_string();
-                let first_two: Vec<_> =
-                    rt.block_on(async { store.list(prefix).take(2).collect().await });
-                for got in first_two {
-                    let meta = got.map_err(|e| StorageError::obj("list", dir, &e))?;
-                    let Location::Remote { scheme, bucket, .. } = dir else {
-                        unreachable!("remote")
-                    };
-                    let shown = Location::Remote {
-                        scheme: *scheme,
-                        bucket: bucket.clone(),
-                        key: meta.location.to_string(),
-                    }
-                    .to_string();
-                    if shown != kept {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            }
-        }
-    }
 }
 
+mod empty;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::StorageOptions;
-
-    #[test]
-    fn a_local_lock_is_exclusive_until_dropped_and_says_who_holds_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let loc = Location::Local(dir.path().join("v0/_shardflow/lock"));
-        let st = Storage::new(StorageOptions::default());
-        let held = st.lock(&loc).unwrap();
-        match st.lock(&loc) {
-            Err(LockError::Held { holder, location }) => {
-                assert!(holder.contains(&std::process::id().to_string()), "{holder}");
-                assert!(location.ends_with("lock"), "{location}");
-            }
-            Err(e) => panic!("unexpected error {e}"),
-            Ok(_) => panic!("a second lock was granted"),
-        }
-        drop(held);
-        let again = st.lock(&loc).unwrap();
-        drop(again);
-    }
-
-    #[test]
-    fn empty_except_ignores_the_kept_file_and_empty_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = Storage::new(StorageOptions::default());
-        let v = Location::Local(dir.path().join("v0"));
-        assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
-        std::fs::create_dir_all(dir.path().join("v0/_shardflow/done")).unwrap();
-        std::fs::write(dir.path().join("v0/_shardflow/lock"), b"x").unwrap();
-        assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
-        std::fs::write(dir.path().join("v0/_shardflow/job.json"), b"{}").unwrap();
-        assert!(!st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
-    }
-}
+mod tests;

@@ -1,0 +1,34 @@
+use super::*;
+use crate::storage::StorageOptions;
+
+#[test]
+fn a_local_lock_is_exclusive_until_dropped_and_says_who_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = Location::Local(dir.path().join("v0/_shardflow/lock"));
+    let st = Storage::new(StorageOptions::default());
+    let held = st.lock(&loc).unwrap();
+    match st.lock(&loc) {
+        Err(LockError::Held { holder, location }) => {
+            assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+            assert!(location.ends_with("lock"), "{location}");
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second lock was granted"),
+    }
+    drop(held);
+    let again = st.lock(&loc).unwrap();
+    drop(again);
+}
+
+#[test]
+fn empty_except_ignores_the_kept_file_and_empty_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Storage::new(StorageOptions::default());
+    let v = Location::Local(dir.path().join("v0"));
+    assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+    std::fs::create_dir_all(dir.path().join("v0/_shardflow/done")).unwrap();
+    std::fs::write(dir.path().join("v0/_shardflow/lock"), b"x").unwrap();
+    assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+    std::fs::write(dir.path().join("v0/_shardflow/job.json"), b"{}").unwrap();
+    assert!(!st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+}
