@@ -2,6 +2,10 @@
 //! training-ready webdataset shards with T5 caption embeddings.
 //!
 //! Module map (data flows one way):
+//! - [`layout`]: the dataset's streams ([`layout::Stream`]), values per stream and tar paths.
+//! - [`record`]: what flows between operators and stages (clips, tar triples, plan summary).
+//! - [`hash`]: the stable hash used for routing and content identity.
+//! - [`input`]: listing the input's metadata files.
 //! - [`config`]: command-line options → a validated [`config::ShardConfig`].
 //! - [`spec`]: pure rules of the shard job (listing order, bins, greedy tar grouping, names).
 //! - [`formats`]: byte-exact writers: Python `json.dumps`, numpy pickles, `wdinfo` files.
@@ -25,8 +29,11 @@ pub mod dedup;
 pub mod embed;
 pub mod error;
 pub mod formats;
+pub mod hash;
 pub mod incremental;
+pub mod input;
 pub mod journal;
+pub mod layout;
 pub mod model;
 pub mod ops;
 pub mod prepare;

@@ -8,10 +8,10 @@ use crate::config::ShardConfig;
 use crate::error::ShardError;
 use crate::incremental::base::Base;
 use crate::incremental::plan::Mode;
+use crate::input::Lister;
 use crate::journal::{
     differences, model_fingerprint, options_of, JobFingerprint, Journal, LOCK_FILE,
 };
-use crate::ops::list::Lister;
 use crate::storage::{Location, Role, Storage};
 
 pub use crate::journal::JOB_DIR;

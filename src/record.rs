@@ -1,7 +1,11 @@
 //! What flows on the dataflow streams. Every record is `Serialize + Deserialize` so the same
 //! streams can cross process boundaries.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::layout::{PerStream, Stream};
 
 /// A metadata file found by the listing, with its position in the sorted listing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +143,7 @@ pub struct ClipMeta {
 /// The identity of a caption's embedding under one model: a hash of the `.strip()`-ed text
 /// that is tokenized (SPEC §5).
 pub fn caption_hash(caption: &str) -> u64 {
-    crate::ops::stable_hash(crate::model::t5::python_strip(caption).as_bytes())
+    crate::hash::stable_hash(crate::model::t5::python_strip(caption).as_bytes())
 }
 
 /// Where an embedding computed by an earlier version lies: window `window` (among the
@@ -155,8 +159,8 @@ pub struct EmbeddingRef {
 }
 
 /// Member tars of a triple that are copied from an earlier version instead of written: per
-/// kind in [`crate::ops::write_tar::KINDS`] order, the copied tar's size.
-pub type Copied = [Option<u64>; 3];
+/// stream, the copied tar's size.
+pub type Copied = PerStream<Option<u64>>;
 
 /// The result of reading one listed metadata file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -231,7 +235,7 @@ pub struct PlannedClip {
 impl PlannedClip {
     /// Whether the clip's `.pickle` is needed at all (its `t5_xxl` tar is not copied).
     pub fn needs_embeddings(&self) -> bool {
-        self.copied[1].is_none()
+        self.copied[Stream::T5Xxl].is_none()
     }
 
     /// Whether captioned window `i` must be encoded (not reused, pickle needed).
@@ -335,11 +339,11 @@ pub struct TarDone {
 pub struct TarContents {
     /// Sample keys, in order.
     pub keys: Vec<String>,
-    /// Content hash of each member tar, in [`crate::ops::write_tar::KINDS`] order (see
-    /// [`crate::incremental::ContentHasher`]).
-    pub hashes: [u64; 3],
+    /// Content hash of each member tar (see [`crate::incremental::ContentHasher`]); a
+    /// 3-array in the journal.
+    pub hashes: PerStream<u64>,
     /// Size of each member tar.
-    pub sizes: [u64; 3],
+    pub sizes: PerStream<u64>,
     /// Per sample, the caption hashes of its embedded windows (its `.pickle` arrays).
     pub captions: Vec<Vec<u64>>,
 }
@@ -362,4 +366,41 @@ impl TarDone {
             contents: None,
         }
     }
+}
+
+/// What the planner decided, besides the clips themselves.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanSummary {
+    /// Files listed.
+    pub listed: u64,
+    /// Clips with `valid: false` in their metadata.
+    pub invalid: u64,
+    /// Clips that fall in no bin.
+    pub dropped_no_bin: u64,
+    /// Rejected inputs, in listing order.
+    pub rejects: Vec<Reject>,
+    /// Warnings over the planned clips.
+    pub warnings: BTreeMap<WarningKind, u64>,
+    /// Bins in order of first appearance, with their tars in order.
+    pub bins: Vec<(String, Vec<TarId>)>,
+    /// Clips planned for writing.
+    pub planned: u64,
+    /// Clips left out as semantic duplicates.
+    pub removed_semantic_dedup: u64,
+    /// Clips of a bin's last tar dropped for holding fewer than `min_clips_per_tar` clips.
+    pub dropped_small_tar: u64,
+    /// The first storage failure while reading the input ([`MetaOutcome::Failed`]), in
+    /// listing order: the plan is incomplete and the job must stop.
+    pub failed: Option<String>,
+}
+
+/// One bin as written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinWritten {
+    /// Bin path.
+    pub bin: String,
+    /// Tars, relative to `<bin>/video`, sorted.
+    pub tars: Vec<String>,
+    /// Samples written in the bin.
+    pub samples: u64,
 }

@@ -6,9 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::error::ShardError;
-use crate::ops::assign_tars::PlanSummary;
-use crate::ops::finalize::BinWritten;
-use crate::record::{Reject, TarDone};
+use crate::record::{BinWritten, PlanSummary, Reject, TarDone};
 use crate::storage::{Location, Storage};
 
 /// Live counters shared with the progress display.

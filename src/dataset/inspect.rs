@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::dataset::layout::{Layout, STREAMS};
+use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::dataset::read::visit_tar;
 use crate::error::ShardError;
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson;
+use crate::layout::Stream;
 use crate::storage::{Location, Storage};
 
 /// One bin.
@@ -54,7 +55,7 @@ pub fn inspect(
             let mut seconds = 0.0;
             let metas = visit_tar(
                 storage,
-                &Layout::tar(root, bin, 2, tar),
+                &Layout::tar(root, bin, Stream::Metas, tar),
                 &mut |_: &str| true,
                 &mut |_: &str, d: Vec<u8>| {
                     let Ok(v) = pyjson::parse(&d) else { return };
@@ -70,7 +71,7 @@ pub fn inspect(
             let (mut windows, mut tokens) = (0, 0);
             let t5 = visit_tar(
                 storage,
-                &Layout::tar(root, bin, 1, tar),
+                &Layout::tar(root, bin, Stream::T5Xxl, tar),
                 &mut |_: &str| true,
                 &mut |_: &str, d: Vec<u8>| {
                     if let Ok(arrays) = read_array_list(&d) {
@@ -79,11 +80,11 @@ pub fn inspect(
                     }
                 },
             );
-            for (r, k) in [(&metas, 2), (&t5, 1)] {
+            for (r, k) in [(&metas, Stream::Metas), (&t5, Stream::T5Xxl)] {
                 if let Some(e) = &r.error {
                     return Err(ShardError::Base(format!(
-                        "{bin}/{}/{tar}: {e} (run shardflow verify)",
-                        STREAMS[k]
+                        "{}: {e} (run shardflow verify)",
+                        crate::layout::tar_rel(bin, k, tar)
                     )));
                 }
             }
@@ -100,7 +101,7 @@ pub fn inspect(
         s.video_seconds += seconds;
         s.windows += windows;
         *tok += tokens;
-        s.bytes += layout.bins[*bin][*tar].iter().flatten().sum::<u64>();
+        s.bytes += layout.bins[*bin][*tar].values().flatten().sum::<u64>();
     }
     Ok(by_bin
         .into_iter()

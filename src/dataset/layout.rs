@@ -4,18 +4,15 @@
 use std::collections::BTreeMap;
 
 use crate::error::ShardError;
-use crate::ops::write_tar::KINDS;
+use crate::layout::{PerStream, Stream};
 use crate::storage::{Location, Storage};
-
-/// The streams of a dataset, in `wdinfo.json`'s `data_keys` order.
-pub const STREAMS: [&str; 3] = [KINDS[0].0, KINDS[1].0, KINDS[2].0];
 
 /// A dataset's files as listed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Layout {
     /// Per bin path, per tar (`part_NNNNNN/NNNNNN.tar`), the size of each stream's tar
     /// (`None`: missing).
-    pub bins: BTreeMap<String, BTreeMap<String, [Option<u64>; 3]>>,
+    pub bins: BTreeMap<String, BTreeMap<String, PerStream<Option<u64>>>>,
     /// Every other file, with its size, by path relative to the dataset.
     pub others: BTreeMap<String, u64>,
 }
@@ -37,9 +34,7 @@ impl Layout {
             }
             let parts: Vec<&str> = l.rel.split('/').collect();
             let n = parts.len();
-            let stream = (n >= 4)
-                .then(|| STREAMS.iter().position(|s| *s == parts[n - 3]))
-                .flatten();
+            let stream = (n >= 4).then(|| Stream::from_name(parts[n - 3])).flatten();
             match stream {
                 Some(k) if is_tar_path(parts[n - 2], parts[n - 1]) => {
                     let bin = parts[..n - 3].join("/");
@@ -55,8 +50,8 @@ impl Layout {
     }
 
     /// The location of one stream's tar.
-    pub fn tar(root: &Location, bin: &str, stream: usize, tar: &str) -> Location {
-        root.join(&format!("{bin}/{}/{tar}", STREAMS[stream]))
+    pub fn tar(root: &Location, bin: &str, stream: Stream, tar: &str) -> Location {
+        root.join(&crate::layout::tar_rel(bin, stream, tar))
     }
 
     /// Bytes of all tars.
@@ -64,7 +59,7 @@ impl Layout {
         self.bins
             .values()
             .flat_map(|t| t.values())
-            .flat_map(|s| s.iter().flatten())
+            .flat_map(|s| s.values().flatten())
             .sum()
     }
 }
@@ -93,7 +88,7 @@ mod tests {
         let l = Layout::discover(&st, &Location::Local(dir.path().to_path_buf())).unwrap();
         assert_eq!(
             l.bins["r/a"]["part_000000/000000.tar"],
-            [Some(3), None, Some(2)]
+            PerStream([Some(3), None, Some(2)])
         );
         assert_eq!(l.bins.len(), 1);
         assert_eq!(l.tar_bytes(), 5);

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use crate::config::Indexes;
 use crate::dataset::index::{idx_path, wids_index_json, DaliIndex, WidsShard};
-use crate::dataset::layout::{Layout, STREAMS};
+use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::dataset::read::read_tar;
 use crate::error::ShardError;
+use crate::layout::{stream_dir, Stream};
 use crate::storage::{Location, Storage};
 
 /// What `index` did.
@@ -44,10 +45,10 @@ pub fn index_dataset(
     threads: usize,
 ) -> Result<IndexReport, ShardError> {
     let layout = Layout::discover(storage, root)?;
-    let mut jobs: Vec<(String, usize, String)> = Vec::new();
+    let mut jobs: Vec<(String, Stream, String)> = Vec::new();
     for (bin, tars) in &layout.bins {
         for (tar, sizes) in tars {
-            for (k, size) in sizes.iter().enumerate() {
+            for (k, size) in sizes.iter() {
                 if size.is_some() {
                     jobs.push((bin.clone(), k, tar.clone()));
                 }
@@ -64,12 +65,12 @@ pub fn index_dataset(
         Ok((index.samples() as u64, size))
     });
     let mut report = IndexReport::default();
-    let mut wids: BTreeMap<(String, usize), Vec<WidsShard>> = BTreeMap::new();
+    let mut wids: BTreeMap<(String, Stream), Vec<WidsShard>> = BTreeMap::new();
     for ((bin, k, tar), r) in jobs.iter().zip(results) {
         let (samples, size) = r?;
         report.tars += 1;
         report.bytes += size;
-        if *k == 0 {
+        if *k == Stream::Video {
             report.samples += samples;
         }
         report.dali_files += which.dali as u64;
@@ -81,7 +82,7 @@ pub fn index_dataset(
     }
     if which.wids {
         for ((bin, k), shards) in wids {
-            let at = root.join(&format!("{bin}/{}/shardindex.json", STREAMS[k]));
+            let at = root.join(&format!("{}/shardindex.json", stream_dir(&bin, k)));
             storage.put(&at, wids_index_json(shards).as_bytes())?;
             report.wids_files += 1;
         }

@@ -2,9 +2,6 @@
 
 use super::pyjson::{dumps_indent4, PyValue};
 
-/// The webdataset keys of every sample, in the order the reference lists them.
-pub const DATA_KEYS: [&str; 3] = ["video", "t5_xxl", "metas"];
-
 /// The content of one bin's `wdinfo.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WdInfo {
@@ -32,7 +29,10 @@ impl WdInfo {
             PyValue::Array(items.iter().map(|s| PyValue::Str(s.clone())).collect())
         };
         PyValue::Object(vec![
-            ("data_keys".into(), strs(&DATA_KEYS.map(String::from))),
+            (
+                "data_keys".into(),
+                strs(&crate::layout::data_keys().map(String::from)),
+            ),
             (
                 "chunk_size".into(),
                 PyValue::Int(self.chunk_size.to_string()),

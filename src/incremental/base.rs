@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::ShardError;
 use crate::journal::{differences, JobFingerprint, Journal};
+use crate::layout::Stream;
 use crate::record::TarDone;
 use crate::storage::{Location, Storage};
 
@@ -110,11 +111,11 @@ impl Base {
     }
 
     /// Where a member tar of a triple lies.
-    pub fn tar_location(&self, key: &TripleKey, kind: u8) -> Location {
+    pub fn tar_location(&self, key: &TripleKey, stream: Stream) -> Location {
         crate::dataset::layout::Layout::tar(
             &self.version_dir,
             &key.0,
-            kind as usize,
+            stream,
             &crate::spec::tar_rel_path(key.1, key.2),
         )
     }
@@ -125,8 +126,8 @@ impl Base {
         let mut captions = BTreeSet::new();
         for (key, d) in &self.records {
             let c = d.contents.as_ref().expect("checked on load");
-            for (kind, h) in c.hashes.iter().enumerate() {
-                files.insert((key.0.clone(), kind as u8, key.1, key.2), *h);
+            for (stream, h) in c.hashes.iter() {
+                files.insert((key.0.clone(), stream.index() as u8, key.1, key.2), *h);
             }
             captions.extend(c.captions.iter().flatten().copied());
         }

@@ -22,17 +22,18 @@ use differential_dataflow::input::Input;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::probe::Handle;
 
+use crate::layout::{PerStream, Stream};
 use crate::spec::group_tars_dropping;
 
-/// One member tar: `(bin, kind, part, tar)`, `kind` indexing
-/// [`crate::ops::write_tar::KINDS`] (0 video, 1 t5_xxl, 2 metas).
+/// One member tar: `(bin, kind, part, tar)`, `kind` the stream's position in
+/// [`Stream::ALL`] ([`Stream::index`]).
 pub type TarFile = (String, u8, u32, u32);
 
 /// A triple: `(bin, part, tar)`.
 pub type TripleKey = (String, u32, u32);
 
 /// A triple as derived from its clips: its sample keys in order and member content hashes.
-pub type DerivedTriple = (TripleKey, (Vec<String>, [u64; 3]));
+pub type DerivedTriple = (TripleKey, (Vec<String>, PerStream<u64>));
 
 /// FNV-1a over `bytes`, continuing from `h`.
 fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
@@ -95,9 +96,9 @@ impl ContentHasher {
         *m = field(*m, &s.meta_hash.to_le_bytes());
     }
 
-    /// The hashes, in `KINDS` order.
-    pub fn finish(&self) -> [u64; 3] {
-        self.h
+    /// The hashes.
+    pub fn finish(&self) -> PerStream<u64> {
+        PerStream(self.h)
     }
 }
 
@@ -160,7 +161,7 @@ pub struct OldVersion {
 pub struct Changes {
     /// The new version's triples as derived from its clips: their keys in order and member
     /// hashes.
-    pub triples: BTreeMap<TripleKey, (Vec<String>, [u64; 3])>,
+    pub triples: BTreeMap<TripleKey, (Vec<String>, PerStream<u64>)>,
     /// Member tars of the new version whose contents are new or changed: they must be written.
     pub write: BTreeSet<TarFile>,
     /// Member tars of the new version that are unchanged: they can be copied.
@@ -233,7 +234,7 @@ pub fn changes(
                 .inspect(move |((_, t), _, diff)| tu.lock().unwrap().push((t.clone(), *diff)))
                 .probe_with(&probe);
             let new_files = triples.flat_map(|(_, ((bin, part, tar), (_, hashes)))| {
-                (0..3u8).map(move |k| ((bin.clone(), k, part, tar), hashes[k as usize]))
+                Stream::ALL.map(move |s| ((bin.clone(), s.index() as u8, part, tar), hashes[s]))
             });
             // what is in one version only: +1 to write, -1 no longer there
             new_files
@@ -307,10 +308,10 @@ pub fn changes(
 
 /// Member tars of triples, with their hashes.
 pub fn files_of(
-    triples: &BTreeMap<TripleKey, (Vec<String>, [u64; 3])>,
+    triples: &BTreeMap<TripleKey, (Vec<String>, PerStream<u64>)>,
 ) -> impl Iterator<Item = (TarFile, u64)> + '_ {
     triples.iter().flat_map(|((bin, part, tar), (_, h))| {
-        (0..3u8).map(move |k| ((bin.clone(), k, *part, *tar), h[k as usize]))
+        Stream::ALL.map(move |s| ((bin.clone(), s.index() as u8, *part, *tar), h[s]))
     })
 }
 

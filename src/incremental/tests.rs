@@ -109,7 +109,7 @@ fn the_hash_of_a_member_depends_on_its_own_fields_only() {
     let hash = |s: SampleFacts| {
         let mut h = ContentHasher::default();
         h.add(&s);
-        h.finish()
+        h.finish().0
     };
     let h0 = hash(base);
     let h1 = hash(SampleFacts {

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ShardConfig;
 use crate::error::ShardError;
-use crate::ops::assign_tars::PlanSummary;
-use crate::record::{PlannedClip, TarDone, TarId};
+use crate::layout::{tar_path, Stream};
+use crate::record::{PlanSummary, PlannedClip, TarDone, TarId};
 use crate::storage::{Location, Storage, StorageError};
 
 /// Name of the job's own folder under `<output>/<version>`.
@@ -316,23 +316,19 @@ impl Journal {
         }
         let tars: Vec<Location> = records
             .iter()
-            .flat_map(|d| {
-                crate::ops::write_tar::KINDS.iter().map(|(kind, _)| {
-                    crate::ops::write_tar::TarWriters::tar_path(&self.version_dir, &d.tar, kind)
-                })
-            })
+            .flat_map(|d| Stream::ALL.map(|s| tar_path(&self.version_dir, &d.tar, s)))
             .collect();
         let sizes = self.storage.size_many(&tars);
         let mut seen = HashSet::new();
         let mut out = Vec::new();
-        for (d, sizes) in records.into_iter().zip(sizes.chunks(3)) {
+        for (d, sizes) in records.into_iter().zip(sizes.chunks(Stream::ALL.len())) {
             let total: Option<u64> = sizes.iter().map(|s| s.as_ref().ok().copied()).sum();
             if total == Some(d.bytes) && seen.insert(d.tar.clone()) {
                 out.push(d);
             } else {
                 tracing::warn!(
                     "{}: tar triple missing or changed since it was recorded; writing it again",
-                    crate::ops::write_tar::TarWriters::tar_path(&self.version_dir, &d.tar, "video")
+                    tar_path(&self.version_dir, &d.tar, Stream::Video)
                 );
             }
         }

@@ -73,8 +73,8 @@ fn job_and_done_records_round_trip_and_stale_records_are_dropped() {
     // three triples recorded; their tars: complete, one member missing, one changed size
     for (t, sizes) in [(0, [1, 2, 3]), (1, [1, 2, 3]), (2, [1, 2, 3])] {
         let id = tar("b/x", t);
-        for ((kind, _), n) in crate::ops::write_tar::KINDS.iter().zip(sizes) {
-            let p = crate::ops::write_tar::TarWriters::tar_path(&version, &id, kind);
+        for (stream, n) in crate::layout::Stream::ALL.into_iter().zip(sizes) {
+            let p = crate::layout::tar_path(&version, &id, stream);
             let p = p.as_local().unwrap();
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, vec![0u8; n]).unwrap();
@@ -105,7 +105,7 @@ fn job_and_done_records_round_trip_and_stale_records_are_dropped() {
 }
 
 fn planned(json: &[u8]) -> PlannedClip {
-    let meta_hash = crate::ops::stable_hash(json);
+    let meta_hash = crate::hash::stable_hash(json);
     PlannedClip {
         rank: 0,
         tar: tar("b", 0),

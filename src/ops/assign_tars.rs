@@ -5,7 +5,7 @@
 //! already completed.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,35 +15,10 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::ops::StageClock;
-use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId, WarningKind};
+pub use crate::record::PlanSummary;
+use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId};
 use crate::report::Progress;
 use crate::spec::group_tars_dropping;
-
-/// What the planner decided, besides the clips themselves.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PlanSummary {
-    /// Files listed.
-    pub listed: u64,
-    /// Clips with `valid: false` in their metadata.
-    pub invalid: u64,
-    /// Clips that fall in no bin.
-    pub dropped_no_bin: u64,
-    /// Rejected inputs, in listing order.
-    pub rejects: Vec<Reject>,
-    /// Warnings over the planned clips.
-    pub warnings: BTreeMap<WarningKind, u64>,
-    /// Bins in order of first appearance, with their tars in order.
-    pub bins: Vec<(String, Vec<TarId>)>,
-    /// Clips planned for writing.
-    pub planned: u64,
-    /// Clips left out as semantic duplicates.
-    pub removed_semantic_dedup: u64,
-    /// Clips of a bin's last tar dropped for holding fewer than `min_clips_per_tar` clips.
-    pub dropped_small_tar: u64,
-    /// The first storage failure while reading the input ([`MetaOutcome::Failed`]), in
-    /// listing order: the plan is incomplete and the job must stop.
-    pub failed: Option<String>,
-}
 
 /// Tar grouping parameters.
 #[derive(Clone, Debug, Default)]

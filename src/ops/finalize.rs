@@ -12,6 +12,7 @@ use timely::dataflow::Stream;
 use crate::dataset::index::{wids_index_json, WidsShard};
 use crate::error::ShardError;
 use crate::formats::wdinfo::{wdinfo_list_csv, WdInfo};
+pub use crate::record::BinWritten;
 use crate::record::{TarDone, TarId};
 use crate::storage::{Location, Storage};
 
@@ -32,17 +33,6 @@ pub struct Finalizer {
     pub max_tars_per_part: u32,
     /// Write a wids `shardindex.json` per bin and stream (`--index wids`).
     pub wids_index: bool,
-}
-
-/// One bin as written.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BinWritten {
-    /// Bin path.
-    pub bin: String,
-    /// Tars, relative to `<bin>/video`, sorted.
-    pub tars: Vec<String>,
-    /// Samples written in the bin.
-    pub samples: u64,
 }
 
 impl Finalizer {
@@ -112,19 +102,20 @@ impl Finalizer {
 impl Finalizer {
     /// `<bin>/<stream>/shardindex.json` for each stream, from the completion records.
     fn write_wids(&self, bin: &str, finished: &[&TarDone]) -> Result<(), ShardError> {
-        for (k, stream) in crate::dataset::layout::STREAMS.iter().enumerate() {
+        for stream in crate::layout::Stream::ALL {
             let shards = finished
                 .iter()
                 .map(|d| WidsShard {
                     url: d.tar.rel_path(),
                     nsamples: d.samples,
-                    filesize: d.contents.as_ref().map_or(0, |c| c.sizes[k]),
+                    filesize: d.contents.as_ref().map_or(0, |c| c.sizes[stream]),
                 })
                 .collect();
             self.storage.put(
-                &self
-                    .version_dir
-                    .join(&format!("{bin}/{stream}/shardindex.json")),
+                &self.version_dir.join(&format!(
+                    "{}/shardindex.json",
+                    crate::layout::stream_dir(bin, stream)
+                )),
                 wids_index_json(shards).as_bytes(),
             )?;
         }

@@ -1,136 +1,12 @@
-//! `list`: every file under `metas/<version>/`, recursively, in listing order (SPEC §2.1);
-//! or, in summary mode (the later reference's), `metas/<version>/<uuid>.json` for every clip
-//! uuid listed under a video's `clips` in `<input>/summary.json`, sorted the same way.
+//! `list`: emits the input's listing ([`Lister`]: every file under `metas/<version>/` in
+//! listing order, or the clips of `summary.json`) from worker 0.
 
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
-use crate::error::ShardError;
+pub use crate::input::Lister;
 use crate::ops::StageClock;
 use crate::record::ListedFile;
-use crate::spec::listing_order;
-use crate::storage::{Location, Storage};
-
-/// Lists a metadata directory, local or on an object store.
-#[derive(Clone, Debug)]
-pub struct Lister {
-    root: Location,
-    storage: Storage,
-    summary: Option<Location>,
-}
-
-impl Lister {
-    /// A lister of `root` (`<input>/metas/<version>`).
-    pub fn new(storage: Storage, root: Location) -> Self {
-        Lister {
-            root,
-            storage,
-            summary: None,
-        }
-    }
-
-    /// Lists the clips named by the splitting pipeline's `summary.json` at `summary` instead
-    /// of scanning the directory.
-    pub fn with_summary(mut self, summary: Location) -> Self {
-        self.summary = Some(summary);
-        self
-    }
-
-    /// The listing of `summary.json`: one entry per listed clip uuid (a uuid listed twice is
-    /// listed twice, and becomes a duplicate reject); entries that are not safe file names are
-    /// returned with `error` set.
-    fn list_summary(&self, loc: &Location) -> Result<Vec<ListedFile>, ShardError> {
-        let bytes = self.storage.read(loc).map_err(|e| {
-            if e.not_found {
-                ShardError::Base(format!(
-                    "{loc}: no such file; --listing summary reads the splitting pipeline's summary.json"
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ShardError::Base(format!("{loc}: not valid JSON: {e}")))?;
-        let Some(videos) = value.as_object() else {
-            return Err(ShardError::Base(format!("{loc}: not a JSON object")));
-        };
-        let mut names: Vec<String> = Vec::new();
-        let mut errors: std::collections::HashMap<String, String> = Default::default();
-        // like the reference: every video entry that is an object with a `clips` list
-        for (video, entry) in videos {
-            let Some(clips) = entry.get("clips").and_then(|c| c.as_array()) else {
-                continue;
-            };
-            for c in clips {
-                let (name, error) = match c.as_str() {
-                    Some(uuid) => match crate::spec::check_key(uuid) {
-                        Ok(()) => (format!("{uuid}.json"), None),
-                        Err(why) => (
-                            format!("{uuid}.json"),
-                            Some(format!(
-                                "summary.json lists clip {uuid:?} (video {video}), which {why}"
-                            )),
-                        ),
-                    },
-                    None => (
-                        format!("{video}: {c}"),
-                        Some(format!(
-                            "summary.json lists {c} under video {video}, not a clip uuid"
-                        )),
-                    ),
-                };
-                if let Some(e) = error {
-                    errors.insert(name.clone(), e);
-                }
-                names.push(name);
-            }
-        }
-        listing_order(&mut names);
-        Ok(names
-            .into_iter()
-            .enumerate()
-            .map(|(seq, rel_path)| ListedFile {
-                seq: seq as u64,
-                size: 0,
-                error: errors.get(&rel_path).cloned(),
-                rel_path,
-            })
-            .collect())
-    }
-
-    /// Every file below the root, sorted by relative path in byte order. Entries that cannot
-    /// be listed (an unreadable subdirectory, a non-UTF-8 name) are returned with `error` set,
-    /// so they are reported instead of silently missing.
-    pub fn list(&self) -> Result<Vec<ListedFile>, ShardError> {
-        if let Some(summary) = &self.summary {
-            return self.list_summary(summary);
-        }
-        let found = self.storage.list(&self.root).map_err(|e| {
-            if e.not_found {
-                ShardError::NoMetaDir(self.root.to_string())
-            } else {
-                ShardError::Storage(e)
-            }
-        })?;
-        let mut names: Vec<String> = found.iter().map(|f| f.rel.clone()).collect();
-        listing_order(&mut names);
-        let mut entries: std::collections::HashMap<String, crate::storage::Listed> =
-            found.into_iter().map(|f| (f.rel.clone(), f)).collect();
-        Ok(names
-            .into_iter()
-            .enumerate()
-            .map(|(seq, rel_path)| {
-                let entry = entries.remove(&rel_path);
-                ListedFile {
-                    seq: seq as u64,
-                    size: entry.as_ref().map_or(0, |e| e.size),
-                    error: entry.and_then(|e| e.error),
-                    rel_path,
-                }
-            })
-            .collect())
-    }
-}
 
 /// Builds the `list` source: worker 0 emits the listing, the other workers nothing.
 pub fn list_metas<'scope>(
@@ -159,84 +35,13 @@ pub fn list_metas<'scope>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::StorageOptions;
+    use crate::storage::{Location, Storage, StorageOptions};
 
     fn local(p: impl Into<std::path::PathBuf>) -> Lister {
         Lister::new(
             Storage::new(StorageOptions::default()),
             Location::Local(p.into()),
         )
-    }
-
-    #[test]
-    fn lists_recursively_in_byte_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("ab")).unwrap();
-        for f in ["ab/c.json", "ab-c.json", "b.txt", "a.json"] {
-            std::fs::write(root.join(f), b"{}").unwrap();
-        }
-        let got: Vec<String> = local(root)
-            .list()
-            .unwrap()
-            .into_iter()
-            .map(|f| f.rel_path)
-            .collect();
-        assert_eq!(got, ["a.json", "ab-c.json", "ab/c.json", "b.txt"]);
-    }
-
-    #[test]
-    fn summary_lists_the_clips_of_every_video_sorted() {
-        let dir = tempfile::tempdir().unwrap();
-        let summary = dir.path().join("summary.json");
-        std::fs::write(
-            &summary,
-            r#"{"num_input_videos": 2,
-                "b.mp4": {"source_video": "b.mp4", "clips": ["u2", "u1"], "filtered_clips": ["u9"]},
-                "a.mp4": {"source_video": "a.mp4", "processed": false},
-                "c.mp4": {"clips": ["u0", "../x", 7, "u1"]}}"#,
-        )
-        .unwrap();
-        let files = local(dir.path().join("metas/v0"))
-            .with_summary(Location::Local(summary.clone()))
-            .list()
-            .unwrap();
-        let names: Vec<(&str, bool)> = files
-            .iter()
-            .map(|f| (f.rel_path.as_str(), f.error.is_some()))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("../x.json", true),
-                ("c.mp4: 7", true),
-                ("u0.json", false),
-                ("u1.json", false),
-                ("u1.json", false),
-                ("u2.json", false)
-            ]
-        );
-        assert!(files.iter().enumerate().all(|(i, f)| f.seq == i as u64));
-        std::fs::write(&summary, b"[1]").unwrap();
-        let lister = local(dir.path()).with_summary(Location::Local(summary.clone()));
-        assert!(lister
-            .list()
-            .unwrap_err()
-            .to_string()
-            .contains("not a JSON object"));
-        std::fs::remove_file(&summary).unwrap();
-        assert!(lister
-            .list()
-            .unwrap_err()
-            .to_string()
-            .contains("no such file"));
-    }
-
-    #[test]
-    fn missing_root_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = local(dir.path().join("nope")).list().unwrap_err();
-        assert!(err.to_string().contains("nope"), "{err}");
     }
 
     #[test]

@@ -16,12 +16,10 @@ use crate::error::ShardError;
 use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
+use crate::layout::{self, PerStream};
 use crate::ops::StageClock;
 use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
 use crate::storage::{Fetch, Location, ObjectWriter, Storage};
-
-/// The three members of a sample, in the order of [`KINDS`].
-pub const KINDS: [(&str, &str); 3] = [("video", "mp4"), ("t5_xxl", "pickle"), ("metas", "json")];
 
 /// Writes tar triples under a version directory.
 pub struct TarWriters {
@@ -46,8 +44,8 @@ struct PartialTar {
 struct OpenTar {
     next: u32,
     pending: BTreeMap<u32, (EncodedSample, Option<Fetch>)>,
-    /// Per kind, the tar being written; `None` for a member copied from an earlier version.
-    files: Option<Vec<Option<PartialTar>>>,
+    /// Per stream, the tar being written; `None` for a member copied from an earlier version.
+    files: Option<PerStream<Option<PartialTar>>>,
     /// Member tars copied from an earlier version, with their sizes.
     copied: Copied,
     hasher: ContentHasher,
@@ -88,11 +86,6 @@ impl TarWriters {
         self
     }
 
-    /// Final location of one member tar of a triple.
-    pub fn tar_path(version_dir: &Location, tar: &TarId, kind: &str) -> Location {
-        version_dir.join(&format!("{}/{kind}/{}", tar.bin, tar.rel_path()))
-    }
-
     /// Accepts a sample; writes it and any queued successors. Returns the finished triple when
     /// this sample completed it.
     pub fn push(&mut self, sample: EncodedSample) -> Result<Option<TarDone>, ShardError> {
@@ -131,7 +124,7 @@ impl TarWriters {
                 error: None,
                 resumed: false,
                 windows_reused: 0,
-                files_copied: copied.iter().filter(|c| c.is_some()).count() as u8,
+                files_copied: copied.values().filter(|c| c.is_some()).count() as u8,
                 kept: false,
                 contents: None,
             },
@@ -141,7 +134,7 @@ impl TarWriters {
             // start the clip reads of the next few samples, so they overlap with writing
             let window = open.next..open.next.saturating_add(PREFETCH_WINDOW);
             for (_, (s, fetch)) in open.pending.range_mut(window) {
-                if fetch.is_none() && open.copied[0].is_none() {
+                if fetch.is_none() && open.copied[layout::Stream::Video].is_none() {
                     *fetch = Some(start_fetch(&self.input, s));
                 }
             }
@@ -149,7 +142,7 @@ impl TarWriters {
                 break;
             };
             ensure_files(open, &self.output, &self.version_dir, &id, self.dali_index)?;
-            let fetch = match open.copied[0] {
+            let fetch = match open.copied[layout::Stream::Video] {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
             };
@@ -170,7 +163,7 @@ impl TarWriters {
         // the three members are finished in order; if one fails, the ones not yet finished
         // are aborted when dropped, and the triple is reported incomplete
         let files = open.files.take().expect("created");
-        for (kind, file) in files.into_iter().enumerate() {
+        for (kind, file) in layout::Stream::ALL.into_iter().zip(files) {
             let size = match file {
                 Some(PartialTar { builder, fin, dali }) => {
                     let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
@@ -263,22 +256,20 @@ fn create_files(
     id: &TarId,
     copied: &Copied,
     dali: bool,
-) -> Result<Vec<Option<PartialTar>>, ShardError> {
-    KINDS
-        .iter()
-        .zip(copied)
-        .map(|((kind, _), copied)| {
-            if copied.is_some() {
-                return Ok(None);
-            }
-            let fin = TarWriters::tar_path(version_dir, id, kind);
-            Ok(Some(PartialTar {
-                builder: tar::Builder::new(Counting::new(output.writer(&fin)?)),
-                fin,
-                dali: dali.then(DaliIndex::default),
-            }))
-        })
-        .collect()
+) -> Result<PerStream<Option<PartialTar>>, ShardError> {
+    let mut files = PerStream::default();
+    for (stream, copied) in copied.iter() {
+        if copied.is_some() {
+            continue;
+        }
+        let fin = layout::tar_path(version_dir, id, stream);
+        files[stream] = Some(PartialTar {
+            builder: tar::Builder::new(Counting::new(output.writer(&fin)?)),
+            fin,
+            dali: dali.then(DaliIndex::default),
+        });
+    }
+    Ok(files)
 }
 
 /// The whole `.pickle` of a sample: the arrays encoded now, in `s.pickle`, merged in window
@@ -312,10 +303,10 @@ fn write_sample(
     fetch: Option<Fetch>,
     reuse: Option<&EmbeddingSource>,
 ) -> Result<(), ShardError> {
-    if !s.reuse.is_empty() && open.copied[1].is_none() && s.gone.is_none() {
+    if !s.reuse.is_empty() && open.copied[layout::Stream::T5Xxl].is_none() && s.gone.is_none() {
         s.pickle = complete_pickle(&s, reuse).map_err(ShardError::Dataflow)?;
     }
-    let partial = open.copied.iter().any(Option::is_some);
+    let partial = open.copied.values().any(Option::is_some);
     if let Some(reject) = s.gone {
         if partial {
             // the copied members hold the sample: the triple cannot be made consistent
@@ -370,14 +361,17 @@ fn write_sample(
     });
     let files = open.files.as_mut().expect("files created");
     let mut video = video;
-    for (file, (data, ext)) in files.iter_mut().zip([
-        (&[][..], "mp4"),
-        (s.pickle.as_slice(), "pickle"),
-        (s.json.as_slice(), "json"),
-    ]) {
+    // the mp4 streams from `video`; the other members are in the sample
+    let payloads = PerStream::from_fn(|stream| match stream {
+        layout::Stream::Video => &[][..],
+        layout::Stream::T5Xxl => s.pickle.as_slice(),
+        layout::Stream::Metas => s.json.as_slice(),
+    });
+    for (stream, file) in files.iter_mut() {
         let Some(PartialTar { builder, fin, dali }) = file else {
             continue;
         };
+        let (data, ext) = (payloads[stream], stream.ext());
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o444);
         header.set_mtime(s.mtime);
@@ -387,8 +381,8 @@ fn write_sample(
         let _ = header.set_username("bigdata");
         let _ = header.set_groupname("bigdata");
         let name = format!("{}.{ext}", s.key);
-        let (appended, size) = match (ext, video.take()) {
-            ("mp4", Some(clip)) => {
+        let (appended, size) = match (stream, video.take()) {
+            (layout::Stream::Video, Some(clip)) => {
                 header.set_size(clip.len);
                 (
                     builder.append_data(&mut header, &name, clip.reader),
@@ -414,7 +408,7 @@ fn write_sample(
     open.done.windows_embedded += s.windows_embedded as u64;
     open.done.tokens_embedded += s.tokens_embedded;
     // a copied t5_xxl tar holds the earlier embeddings of all the sample's windows
-    open.done.windows_reused += match open.copied[1] {
+    open.done.windows_reused += match open.copied[layout::Stream::T5Xxl] {
         Some(_) => s.caption_hashes.len() as u64,
         None => s.windows_reused as u64,
     };

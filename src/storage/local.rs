@@ -31,7 +31,7 @@ pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
         .map_or(0, |d| d.as_nanos());
     Ok(FileStat {
         size: meta.len(),
-        stamp: crate::ops::stable_hash(&mtime_ns.to_le_bytes()),
+        stamp: crate::hash::stable_hash(&mtime_ns.to_le_bytes()),
     })
 }
 

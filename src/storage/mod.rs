@@ -565,7 +565,7 @@ impl Storage {
                         .into_bytes();
                     FileStat {
                         size: m.size,
-                        stamp: crate::ops::stable_hash(&tag),
+                        stamp: crate::hash::stable_hash(&tag),
                     }
                 })
             },

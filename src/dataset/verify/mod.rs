@@ -19,9 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::dataset::layout::{Layout, STREAMS};
+use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::error::{shown, ShardError};
+use crate::layout::{data_keys, PerStream};
 use crate::storage::{Location, Storage};
 
 /// One problem found.
@@ -149,7 +150,7 @@ pub fn verify(
     }
 
     // the triples, in parallel
-    let jobs: Vec<(&String, &String, &[Option<u64>; 3])> = layout
+    let jobs: Vec<(&String, &String, &PerStream<Option<u64>>)> = layout
         .bins
         .iter()
         .flat_map(|(bin, tars)| tars.iter().map(move |(t, s)| (bin, t, s)))
@@ -214,11 +215,11 @@ pub fn verify(
             bad("not valid JSON".into());
             continue;
         };
-        if v["data_keys"] != serde_json::json!(STREAMS) {
+        if v["data_keys"] != serde_json::json!(data_keys()) {
             bad(format!(
                 "data_keys is {}, not {:?}",
                 shown(&v["data_keys"].to_string()),
-                STREAMS
+                data_keys()
             ));
         }
         let listed: BTreeSet<String> = v["data_list"]

@@ -8,6 +8,7 @@ use crate::dataset::layout::Layout;
 use crate::dataset::read::visit_tar;
 use crate::error::shown;
 use crate::formats::npy_pickle::read_array_list;
+use crate::layout::Stream;
 use crate::storage::{Location, Storage};
 
 /// The sampled `.pickle` members of one tar, by key.
@@ -41,7 +42,7 @@ pub fn reembed_sample(
             .as_ref()
             .is_none_or(|(b, t, _)| (*b, *t) != (w.bin.as_str(), w.tar.as_str()))
         {
-            let loc = Layout::tar(root, &w.bin, 1, &w.tar);
+            let loc = Layout::tar(root, &w.bin, Stream::T5Xxl, &w.tar);
             let keys: HashSet<&str> = windows
                 .iter()
                 .filter(|o| (&o.bin, &o.tar) == (&w.bin, &w.tar))

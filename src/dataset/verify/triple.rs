@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
 use crate::dataset::index::{idx_path, split_name};
-use crate::dataset::layout::{Layout, STREAMS};
+use crate::dataset::layout::Layout;
 use crate::dataset::read::{visit_tar, TarRead};
 use crate::error::shown;
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson::{self, PyValue};
-use crate::ops::write_tar::KINDS;
+use crate::layout::{PerStream, Stream};
 use crate::storage::{Location, Storage};
 
 /// What verification keeps of one `.pickle` member (never its bytes).
@@ -74,7 +74,7 @@ pub(crate) fn check_triple(
     layout: &Layout,
     bin: &str,
     tar: &str,
-    sizes: &[Option<u64>; 3],
+    sizes: &PerStream<Option<u64>>,
     opts: &VerifyOptions,
 ) -> TripleResult {
     let mut out = TripleResult {
@@ -84,31 +84,33 @@ pub(crate) fn check_triple(
         d_model: BTreeSet::new(),
         windows: vec![],
     };
-    let rel = |k: usize| format!("{bin}/{}/{tar}", STREAMS[k]);
+    let rel = |s: Stream| crate::layout::tar_rel(bin, s, tar);
     let field = format!("{}_caption", opts.captioning_algorithm);
     // members are reduced to facts as they stream by: memory is one member, not a tar
     let mut pickles: BTreeMap<String, PickleFacts> = BTreeMap::new();
     let mut metas: Vec<(String, MetaFacts)> = Vec::new();
-    let mut reads: Vec<Option<TarRead>> = Vec::new();
-    for (k, size) in sizes.iter().enumerate() {
+    let mut reads: PerStream<Option<TarRead>> = PerStream::default();
+    for (k, size) in sizes.iter() {
         if size.is_none() {
             out.problems.push(Problem {
                 path: rel(k),
                 message: format!("missing (the other streams have {tar})"),
             });
-            reads.push(None);
             continue;
         }
         let r = visit_tar(
             storage,
             &Layout::tar(root, bin, k, tar),
-            &mut |_: &str| k > 0,
+            &mut |_: &str| k != Stream::Video,
             &mut |name: &str, data: Vec<u8>| {
                 let key = split_name(name).0.to_string();
-                if k == 1 {
-                    pickles.insert(key, pickle_facts(&data));
-                } else {
-                    metas.push((name.to_string(), meta_facts(&data, &field)));
+                match k {
+                    // mp4 members are not read (see above)
+                    Stream::Video => {}
+                    Stream::T5Xxl => {
+                        pickles.insert(key, pickle_facts(&data));
+                    }
+                    Stream::Metas => metas.push((name.to_string(), meta_facts(&data, &field))),
                 }
             },
         );
@@ -120,20 +122,20 @@ pub(crate) fn check_triple(
             });
         }
         check_indexes(storage, root, layout, &rel(k), &r, &mut out.problems);
-        reads.push(Some(r));
+        reads[k] = Some(r);
     }
     // keys per stream, in order
-    let mut keys: Vec<Option<Vec<String>>> = vec![None; 3];
-    for (k, r) in reads.iter().enumerate() {
+    let mut keys: PerStream<Option<Vec<String>>> = PerStream::default();
+    for (k, r) in reads.iter() {
         let Some(r) = r else { continue };
         let mut seen = BTreeSet::new();
         let mut ks = Vec::new();
         for m in &r.members {
             let (key, ext) = split_name(&m.name);
-            if ext != KINDS[k].1 {
+            if ext != k.ext() {
                 out.problems.push(Problem {
                     path: format!("{}:{}", rel(k), shown(&m.name)),
-                    message: format!("a {} tar member should end in .{}", STREAMS[k], KINDS[k].1),
+                    message: format!("a {k} tar member should end in .{}", k.ext()),
                 });
             }
             if !seen.insert(key.to_string()) {
@@ -146,10 +148,10 @@ pub(crate) fn check_triple(
         }
         keys[k] = Some(ks);
     }
-    let present: Vec<&Vec<String>> = keys.iter().flatten().collect();
+    let present: Vec<&Vec<String>> = keys.values().flatten().collect();
     if let Some(first) = present.first() {
         out.samples = first.len() as u64;
-        for (k, ks) in keys.iter().enumerate() {
+        for (k, ks) in keys.iter() {
             let Some(ks) = ks else { continue };
             if ks != *first {
                 let at = ks
@@ -169,12 +171,12 @@ pub(crate) fn check_triple(
         }
     }
     // members: json ↔ pickle
-    if reads.get(1).is_none_or(Option::is_none) || reads.get(2).is_none_or(Option::is_none) {
+    if reads[Stream::T5Xxl].is_none() || reads[Stream::Metas].is_none() {
         return out;
     }
     for (name, facts) in metas {
         let (key, _) = split_name(&name);
-        let path = format!("{}:{}", rel(2), shown(&name));
+        let path = format!("{}:{}", rel(Stream::Metas), shown(&name));
         let captions = match facts {
             MetaFacts::Invalid(e) => {
                 out.problems.push(Problem {
@@ -199,7 +201,7 @@ pub(crate) fn check_triple(
         let Some(pickle) = pickles.get(key) else {
             continue;
         };
-        let ppath = format!("{}:{}.pickle", rel(1), shown(key));
+        let ppath = format!("{}:{}.pickle", rel(Stream::T5Xxl), shown(key));
         match &pickle.arrays {
             Err(e) => out.problems.push(Problem {
                 path: ppath,

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::journal::Journal;
-use crate::ops::assign_tars::PlanSummary;
-use crate::record::{EmbeddingRef, PlannedClip, TarDone, TarId};
+use crate::layout::{tar_path, PerStream, Stream};
+use crate::record::{EmbeddingRef, PlanSummary, PlannedClip, TarDone, TarId};
 use crate::spec::group_tars;
 use crate::storage::{Location, Storage};
 
@@ -118,24 +118,23 @@ pub fn reshard(
 
     // copy what is unchanged (not what an interrupted run of this job already completed)
     let live = |k: &TripleKey| !skip.contains(&plan_triples[k].0);
-    let copies: Vec<(TripleKey, u8)> = ch
+    let copies: Vec<(TripleKey, Stream)> = ch
         .copy
         .iter()
-        .map(|(b, kind, p, t)| ((b.clone(), *p, *t), *kind))
+        .map(|(b, kind, p, t)| {
+            let stream = Stream::from_index(*kind as usize).expect("a stream's index");
+            ((b.clone(), *p, *t), stream)
+        })
         .filter(|(k, _)| live(k))
         .collect();
     // the sizes are in the earlier version's records (whose tars loading checked): no HEAD
-    let size = |k: &TripleKey, kind: u8| {
-        base.records[k].contents.as_ref().expect("checked").sizes[kind as usize]
+    let size = |k: &TripleKey, stream: Stream| {
+        base.records[k].contents.as_ref().expect("checked").sizes[stream]
     };
     let mut pairs: Vec<(Location, Location, Option<u64>)> = copies
         .iter()
         .map(|(k, kind)| {
-            let to = crate::ops::write_tar::TarWriters::tar_path(
-                target.version_dir,
-                &plan_triples[k].0,
-                crate::ops::write_tar::KINDS[*kind as usize].0,
-            );
+            let to = tar_path(target.version_dir, &plan_triples[k].0, *kind);
             (base.tar_location(k, *kind), to, Some(size(k, *kind)))
         })
         .collect();
@@ -150,21 +149,21 @@ pub fn reshard(
     for r in target.output.copy_many(&pairs) {
         r.map_err(|e| e.to_string())?;
     }
-    let mut copied: HashMap<TripleKey, [Option<u64>; 3]> = HashMap::new();
+    let mut copied: HashMap<TripleKey, PerStream<Option<u64>>> = HashMap::new();
     for (k, kind) in &copies {
-        copied.entry(k.clone()).or_default()[*kind as usize] = Some(size(k, *kind));
+        copied.entry(k.clone()).or_default()[*kind] = Some(size(k, *kind));
     }
     tracing::info!(
         "reshard: {} of {} member tars unchanged (copied), {} captions to embed",
         copies.len(),
-        3 * ch.triples.len(),
+        Stream::ALL.len() * ch.triples.len(),
         ch.new_captions.len()
     );
 
     // triples copied whole are complete now
     let mut whole = HashSet::new();
     for (k, c) in &copied {
-        if c.iter().all(Option::is_some) {
+        if c.values().all(Option::is_some) {
             let mut d = base.records[k].clone();
             d.tar = plan_triples[k].0.clone();
             d.windows_reused = d
@@ -173,7 +172,7 @@ pub fn reshard(
                 .map_or(0, |c| c.captions.iter().map(|w| w.len() as u64).sum());
             d.windows_embedded = 0;
             d.tokens_embedded = 0;
-            d.files_copied = 3;
+            d.files_copied = Stream::ALL.len() as u8;
             d.resumed = false;
             d.kept = false;
             d.rejects.clear();
@@ -188,7 +187,7 @@ pub fn reshard(
     let records: Vec<(String, &TarDone)> = base
         .records
         .iter()
-        .map(|(k, d)| (base.tar_location(k, 1).to_string(), d))
+        .map(|(k, d)| (base.tar_location(k, Stream::T5Xxl).to_string(), d))
         .collect();
     let resolve = |pos: super::base::EmbeddingPos| {
         let (tar, d) = &records[pos.record as usize];

@@ -118,10 +118,10 @@ impl PlanGate {
                 if !same {
                     tracing::warn!(
                         "{}: a clip changed since this tar triple was written; writing it again",
-                        crate::ops::write_tar::TarWriters::tar_path(
+                        crate::layout::tar_path(
                             self.journal.version_dir(),
                             &d.tar,
-                            "video"
+                            crate::layout::Stream::Video
                         )
                     );
                 }
@@ -224,5 +224,6 @@ fn clips_unchanged(d: &TarDone, clips: &[&PlannedClip]) -> bool {
             caption_hashes: &c.meta.caption_hashes,
         });
     }
-    h.finish()[0] == contents.hashes[0]
+    let video = crate::layout::Stream::Video;
+    h.finish()[video] == contents.hashes[video]
 }

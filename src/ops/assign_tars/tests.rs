@@ -1,4 +1,5 @@
 use super::*;
+use crate::record::WarningKind;
 
 fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {
     MetaOutcome::Clip(Box::new(ClipMeta {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::layout::Stream;
 use crate::storage::StorageOptions;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ fn writers(dir: impl AsRef<Path>) -> TarWriters {
     TarWriters::new(s.clone(), s, Location::Local(dir.as_ref().to_path_buf()))
 }
 
-fn local_tar(dir: &Path, t: &TarId, kind: &str) -> PathBuf {
-    let loc = TarWriters::tar_path(&Location::Local(dir.to_path_buf()), t, kind);
+fn local_tar(dir: &Path, t: &TarId, stream: Stream) -> PathBuf {
+    let loc = layout::tar_path(&Location::Local(dir.to_path_buf()), t, stream);
     loc.as_local().unwrap().to_path_buf()
 }
 
@@ -66,7 +67,7 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
     let out = tempfile::tempdir().unwrap();
     let clips = tempfile::tempdir().unwrap();
     let mut w = writers(out.path());
-    let final_video = local_tar(out.path(), &tar_id(0), "video");
+    let final_video = local_tar(out.path(), &tar_id(0), Stream::Video);
     assert!(w
         .push(sample(clips.path(), 0, 2, 3, Some(b"two")))
         .unwrap()
@@ -89,16 +90,16 @@ fn out_of_order_samples_are_written_in_position_order_and_renamed_when_complete(
     assert_eq!(names, ["k0_0.mp4", "k0_1.mp4", "k0_2.mp4"]);
     assert_eq!(video[1].2, b"one");
     assert!(video.iter().all(|m| m.1 == 0o444));
-    let metas = members(&local_tar(out.path(), &tar_id(0), "metas"));
+    let metas = members(&local_tar(out.path(), &tar_id(0), Stream::Metas));
     assert_eq!(
         metas[2],
         ("k0_2.json".to_string(), 0o444, b"{\"i\": 2}".to_vec())
     );
-    let pickles = members(&local_tar(out.path(), &tar_id(0), "t5_xxl"));
+    let pickles = members(&local_tar(out.path(), &tar_id(0), Stream::T5Xxl));
     assert_eq!(pickles[0].0, "k0_0.pickle");
-    let total: u64 = KINDS
-        .iter()
-        .map(|(k, _)| {
+    let total: u64 = Stream::ALL
+        .into_iter()
+        .map(|k| {
             std::fs::metadata(local_tar(out.path(), &tar_id(0), k))
                 .unwrap()
                 .len()
@@ -130,11 +131,11 @@ fn unreadable_clip_is_skipped_in_all_three_tars() {
     assert_eq!(done.samples, 1);
     assert_eq!(done.rejects.len(), 1);
     assert_eq!(done.rejects[0].kind, RejectKind::ClipUnreadable);
-    for (kind, ext) in KINDS {
+    for kind in Stream::ALL {
         let m = members(&local_tar(out.path(), &tar_id(1), kind));
         assert_eq!(
             m.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
-            [format!("k1_1.{ext}")]
+            [format!("k1_1.{}", kind.ext())]
         );
     }
 }
@@ -154,7 +155,7 @@ fn python_tarfile_reads_our_tars() {
         ))
         .unwrap();
     }
-    let path = local_tar(out.path(), &tar_id(2), "video");
+    let path = local_tar(out.path(), &tar_id(2), Stream::Video);
     let script = "import sys, tarfile\n\
         t = tarfile.open(sys.argv[1])\n\
         for m in t.getmembers():\n\
@@ -219,7 +220,7 @@ fn dataflow_writes_each_tar_once() {
         progress.written.load(std::sync::atomic::Ordering::Relaxed),
         12
     );
-    let m = members(&local_tar(out.path(), &tar_id(1), "metas"));
+    let m = members(&local_tar(out.path(), &tar_id(1), Stream::Metas));
     assert_eq!(
         m.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
         ["k1_0.json", "k1_1.json", "k1_2.json", "k1_3.json"]
@@ -273,7 +274,11 @@ fn the_writer_completes_pickles_from_earlier_embeddings_in_window_order() {
     s.pickle = write_array_list(&[new.view()]);
     s.reuse = vec![r(1), None, r(0)];
     w.push(s).unwrap().unwrap();
-    let pickles = members(&local_tar(&out.path().join("v2"), &tar_id(0), "t5_xxl"));
+    let pickles = members(&local_tar(
+        &out.path().join("v2"),
+        &tar_id(0),
+        Stream::T5Xxl,
+    ));
     assert_eq!(pickles[0].0, "k0_0.pickle");
     assert_eq!(read_array_list(&pickles[0].2).unwrap(), [old1, new, old0]);
 }
@@ -295,7 +300,7 @@ fn a_clip_the_storage_cannot_reach_fails_the_triple_without_a_reject() {
         .unwrap()
         .is_none());
     assert!(w.unfinished().is_empty());
-    for (kind, _) in KINDS {
+    for kind in Stream::ALL {
         assert!(!local_tar(out.path(), &tar_id(1), kind).exists());
     }
 }

@@ -1,0 +1,5 @@
+//! The job's input, below the operators: what to read.
+
+pub mod list;
+
+pub use list::Lister;

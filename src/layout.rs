@@ -1,0 +1,204 @@
+//! The shape of a written dataset, in one place: its streams ([`Stream`]: name, member
+//! extension), a value per stream ([`PerStream`]), where each stream's tar of a triple lies
+//! ([`tar_path`]) and `wdinfo.json`'s `data_keys` ([`data_keys`]).
+//!
+//! Every `<bin>/<stream>/part_NNNNNN/NNNNNN.tar` of a version comes from here; to add a
+//! stream, add a variant to [`Stream`] (and to [`Stream::ALL`], its name and extension) and
+//! widen [`PerStream`]. A bottom-layer module: it imports only records, specs and storage
+//! locations, never operators.
+
+use std::ops::{Index, IndexMut};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::TarId;
+use crate::storage::Location;
+
+/// Number of streams.
+pub const STREAM_COUNT: usize = 3;
+
+/// One stream of the dataset: a tar per triple, one member per sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// The clip's mp4.
+    Video,
+    /// The caption embeddings (a pickled list of float16 arrays).
+    T5Xxl,
+    /// The clip's metadata (`json.dumps`).
+    Metas,
+}
+
+impl Stream {
+    /// Every stream, in `wdinfo.json`'s `data_keys` order (the reference's).
+    pub const ALL: [Stream; STREAM_COUNT] = [Stream::Video, Stream::T5Xxl, Stream::Metas];
+
+    /// The stream's directory name and `data_keys` entry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Video => "video",
+            Stream::T5Xxl => "t5_xxl",
+            Stream::Metas => "metas",
+        }
+    }
+
+    /// The extension of the stream's tar members.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Stream::Video => "mp4",
+            Stream::T5Xxl => "pickle",
+            Stream::Metas => "json",
+        }
+    }
+
+    /// Position in [`Stream::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stream at position `i` of [`Stream::ALL`].
+    pub fn from_index(i: usize) -> Option<Stream> {
+        Stream::ALL.get(i).copied()
+    }
+
+    /// The stream whose directory is `name`.
+    pub fn from_name(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `wdinfo.json`'s `data_keys`: the stream names in order.
+pub fn data_keys() -> [&'static str; STREAM_COUNT] {
+    Stream::ALL.map(Stream::name)
+}
+
+/// One value per stream, in [`Stream::ALL`] order. Serialized as a plain array of the values
+/// (journal records keep the shape they had as `[T; 3]`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct PerStream<T>(pub [T; STREAM_COUNT]);
+
+impl<T> PerStream<T> {
+    /// The value of each stream from `f`.
+    pub fn from_fn(f: impl FnMut(Stream) -> T) -> Self {
+        PerStream(Stream::ALL.map(f))
+    }
+
+    /// Applies `f` to each value.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PerStream<U> {
+        PerStream(self.0.map(f))
+    }
+
+    /// Each stream with its value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (Stream, &T)> {
+        Stream::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// Each stream with its value, mutable, in order.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (Stream, &mut T)> {
+        Stream::ALL.into_iter().zip(self.0.iter_mut())
+    }
+
+    /// The values, in order.
+    pub fn values(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}
+
+impl<T> Index<Stream> for PerStream<T> {
+    type Output = T;
+    fn index(&self, s: Stream) -> &T {
+        &self.0[s.index()]
+    }
+}
+
+impl<T> IndexMut<Stream> for PerStream<T> {
+    fn index_mut(&mut self, s: Stream) -> &mut T {
+        &mut self.0[s.index()]
+    }
+}
+
+impl<T> IntoIterator for PerStream<T> {
+    type Item = T;
+    type IntoIter = std::array::IntoIter<T, STREAM_COUNT>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a PerStream<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// `<bin>/<stream>`: the directory of a bin's tars of one stream, relative to the version.
+pub fn stream_dir(bin: &str, stream: Stream) -> String {
+    format!("{bin}/{}", stream.name())
+}
+
+/// `<bin>/<stream>/<tar>` (`tar`: `part_NNNNNN/NNNNNN.tar`), relative to the version.
+pub fn tar_rel(bin: &str, stream: Stream, tar: &str) -> String {
+    format!("{}/{tar}", stream_dir(bin, stream))
+}
+
+/// Final location of one stream's tar of a triple under `version_dir`.
+pub fn tar_path(version_dir: &Location, tar: &TarId, stream: Stream) -> Location {
+    version_dir.join(&tar_rel(&tar.bin, stream, &tar.rel_path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_in_reference_order() {
+        assert_eq!(data_keys(), ["video", "t5_xxl", "metas"]);
+        assert_eq!(Stream::ALL.map(Stream::ext), ["mp4", "pickle", "json"]);
+        for (i, s) in Stream::ALL.into_iter().enumerate() {
+            assert_eq!(s.index(), i);
+            assert_eq!(Stream::from_index(i), Some(s));
+            assert_eq!(Stream::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Stream::from_index(STREAM_COUNT), None);
+        assert_eq!(Stream::from_name("t5"), None);
+    }
+
+    #[test]
+    fn per_stream_is_a_plain_array_on_the_wire() {
+        let p = PerStream([1u64, 2, 3]);
+        assert_eq!(serde_json::to_string(&p).unwrap(), "[1,2,3]");
+        let back: PerStream<u64> = serde_json::from_str("[1,2,3]").unwrap();
+        assert_eq!(back, p);
+        let o: PerStream<Option<u64>> = Default::default();
+        assert_eq!(serde_json::to_string(&o).unwrap(), "[null,null,null]");
+        assert_eq!(p[Stream::T5Xxl], 2);
+        assert_eq!(p.map(|x| x * 2).0, [2, 4, 6]);
+        let pairs: Vec<(Stream, u64)> = p.iter().map(|(s, v)| (s, *v)).collect();
+        assert_eq!(pairs[2], (Stream::Metas, 3));
+    }
+
+    #[test]
+    fn tar_paths() {
+        let id = TarId {
+            bin_order: 0,
+            bin: "r/a".into(),
+            part: 1,
+            tar: 2,
+        };
+        let root = Location::Local("/o/v".into());
+        assert_eq!(
+            tar_path(&root, &id, Stream::T5Xxl),
+            root.join("r/a/t5_xxl/part_000001/000002.tar")
+        );
+    }
+}
