@@ -28,17 +28,23 @@ pub const CUT_LIMIT: usize = 1 << 20;
 /// more than 512 tokens, because every token covers a bounded number of characters (the
 /// longest vocabulary piece). Text the normalizer removes (a caption of 300 KiB of control
 /// characters, say) could make the prefix yield fewer; [`T5Tokenizer::try_encode`] then
-/// tokenizes the whole caption after all. Only a single word longer than 768 KiB is cut
-/// inside itself, where the segmentation next to the cut is not guaranteed to match.
+/// doubles the cut, up to [`CUT_MAX`]. Only a single word longer than 768 KiB (or text whose
+/// first [`CUT_MAX`] bytes yield fewer than 512 ids) is cut where the ids next to the cut are
+/// not guaranteed to match tokenizing it whole.
 pub fn bounded(text: &str) -> &str {
-    if text.len() <= CUT_FROM {
+    bounded_from(text, CUT_FROM)
+}
+
+/// [`bounded`] cutting from byte `from` (at most `4 * from` bytes without whitespace).
+fn bounded_from(text: &str, from: usize) -> &str {
+    if text.len() <= from {
         return text;
     }
-    let mut start = CUT_FROM;
+    let mut start = from;
     while !text.is_char_boundary(start) {
         start += 1;
     }
-    let limit = CUT_LIMIT.min(text.len());
+    let limit = (4 * from).min(text.len());
     let space = text[start..]
         .char_indices()
         .take_while(|(i, _)| start + i < limit)
@@ -54,6 +60,10 @@ pub fn bounded(text: &str) -> &str {
         }
     }
 }
+
+/// The largest cut [`T5Tokenizer::try_encode`] widens to (bytes): text that still yields
+/// fewer than 512 ids after this many bytes is mostly characters the normalizer removes.
+pub const CUT_MAX: usize = 4 << 20;
 
 /// Python's `str.isspace()`: Unicode `White_Space` plus the separators U+001C..U+001F, which
 /// Python counts as whitespace and Rust's [`char::is_whitespace`] does not.
@@ -126,12 +136,16 @@ impl T5Tokenizer {
     /// that memory does not grow with the caption; the ids are the same.
     pub fn try_encode(&self, caption: &str) -> Result<Vec<u32>, tokenizers::Error> {
         let text = python_strip(caption);
-        let cut = bounded(text);
+        let mut from = CUT_FROM;
+        let mut cut = bounded_from(text, from);
         let mut ids = self.untruncated(cut)?;
-        if cut.len() < text.len() && ids.len() <= MAX_TOKENS {
-            // the prefix was not even cut by the 512 limit: it may end before ids the whole
-            // text has, so the whole text decides (only text the normalizer mostly removes)
-            ids = self.untruncated(text)?;
+        while cut.len() < text.len() && ids.len() <= MAX_TOKENS && from < CUT_MAX {
+            // the prefix was not even cut by the 512 limit, so ids the whole text has may lie
+            // beyond it (text the normalizer mostly removes): widen the cut, up to a bound,
+            // so that memory stays bounded whatever the caption
+            from *= 2;
+            cut = bounded_from(text, from);
+            ids = self.untruncated(cut)?;
         }
         if ids.len() > MAX_TOKENS {
             ids.truncate(MAX_TOKENS - 1);
@@ -223,6 +237,21 @@ mod tests {
         assert_eq!(ids.len(), MAX_TOKENS);
         assert_eq!(ids, tokenizer.encode(head));
         // the same as tokenizing it whole, as Hugging Face does
+        let mut whole = tokenizer.untruncated(&caption).unwrap();
+        whole.truncate(MAX_TOKENS - 1);
+        whole.push(tokenizer.eos_id());
+        assert_eq!(ids, whole);
+    }
+
+    #[test]
+    fn a_cut_that_yields_too_few_ids_is_widened() {
+        let tokenizer = fixture_tokenizer();
+        // 600 KiB of characters the normalizer removes, then words: the first cut (256 KiB)
+        // yields almost no ids, the widened one reaches the words
+        let caption = format!("{}{}", "\u{1}\u{1} ".repeat(200 << 10), words(40 << 10));
+        assert!(bounded(&caption).len() < caption.len());
+        let ids = tokenizer.encode(&caption);
+        assert_eq!(ids.len(), MAX_TOKENS);
         let mut whole = tokenizer.untruncated(&caption).unwrap();
         whole.truncate(MAX_TOKENS - 1);
         whole.push(tokenizer.eos_id());
