@@ -214,7 +214,7 @@ impl MetaReader {
         }
         let captions = self.captions(&json)?;
         let mut warnings = Vec::new();
-        let clip = Location::parse(&self.resolve_location(&clip_location)).map_err(|e| {
+        let mut clip = Location::parse(&self.resolve_location(&clip_location)).map_err(|e| {
             (
                 RejectKind::ClipUnreadable,
                 format!("clip_location {clip_location:?}: {e}"),
@@ -228,6 +228,11 @@ impl MetaReader {
                     self.allowed_roots
                 ),
             ));
+        }
+        if let (false, Location::Local(p)) = (self.allowed_roots.is_empty(), &clip) {
+            // the clip is read from the real path that was checked: a symlink swapped in
+            // later cannot lead the read out of the allowed roots
+            clip = Location::Local(real_path(p));
         }
         if captions.iter().any(Option::is_none) {
             // SPEC §5: the reference marks such a clip invalid and still writes it
