@@ -1,10 +1,8 @@
 //! End-to-end tests: the real `shardflow` binary in fresh temp dirs.
 
-mod common;
-#[path = "cli/hardening.rs"]
 mod hardening;
 
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn sample_copy() -> tempfile::TempDir {

@@ -1,9 +1,7 @@
 //! Multi-process jobs: the real binary as several processes on loopback, config files, and
 //! failures of a process.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;

@@ -1,11 +1,9 @@
 //! `--index`, `shardflow index`, `verify` and `inspect` with the real binary.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 
 const EPOCH: &str = "1700000000";
 

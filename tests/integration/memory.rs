@@ -1,11 +1,9 @@
 //! Memory does not grow with clip size: a 1 GiB clip (a sparse file) streams from disk into
 //! its tar; the peak RSS of the real binary stays far below the clip's size.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_one_gib_clip_streams_through_in_bounded_memory() {

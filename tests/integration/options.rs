@@ -3,12 +3,10 @@
 //! and `--min-clips-per-tar` with `--drop-small-shards`. Each is checked against an
 //! expectation computed independently (in Python from SPEC's rules, or from a plain run).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// Written samples by bin: bin path → keys in tar order (from the `metas` tars).
 fn samples_by_bin(version_dir: &Path) -> BTreeMap<String, Vec<String>> {

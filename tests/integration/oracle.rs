@@ -7,7 +7,8 @@
 //! plus byte-identical `wdinfo.json` files and `wdinfo_list.csv`.
 //!
 //! Needs `python3` on PATH with numpy, safetensors and tokenizers (CI puts `.venv/bin` first), and
-//! ffmpeg/ffprobe. Extra random seeds: `SHARDFLOW_ORACLE_SEEDS=7,8,9 cargo test --test oracle`.
+//! ffmpeg/ffprobe. Extra random seeds:
+//! `SHARDFLOW_ORACLE_SEEDS=7,8,9 cargo test --test integration oracle::`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

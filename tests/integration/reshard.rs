@@ -5,13 +5,11 @@
 //! A clip replaced in place (same size, other bytes) is not taken over from the earlier
 //! version.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 
 const EPOCH: &str = "1700000000";
 

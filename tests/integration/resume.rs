@@ -2,14 +2,12 @@
 //! and resumes that must be refused. The uninterrupted run is the oracle; with
 //! `SOURCE_DATE_EPOCH` pinning the tar mtime, every output file must be byte-identical.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const EPOCH: &str = "1700000000";
 

@@ -4,15 +4,13 @@
 //! shardflow's own storage code; faults come from `tests/tools/fault_proxy.py`.
 //!
 //! By hand: `moto_server -H 127.0.0.1 -p 5000 &` then
-//! `SHARDFLOW_TEST_S3_ENDPOINT=http://127.0.0.1:5000 cargo test --test s3`. Without a server
-//! these tests say so loudly and pass, unless `SHARDFLOW_REQUIRE_S3=1` (set by CI).
-
-mod common;
+//! `SHARDFLOW_TEST_S3_ENDPOINT=http://127.0.0.1:5000 cargo test --test integration s3::`. Without a
+//! server these tests say so loudly and pass, unless `SHARDFLOW_REQUIRE_S3=1` (set by CI).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-use common::*;
+use crate::common::*;
 
 /// The S3 server under test.
 struct S3 {

@@ -1,7 +1,7 @@
 //! Adversarial use of the real binary: jobs racing for one output, special files and symlink
 //! loops in the input, symlinks out of the allowed roots, leftovers of killed runs.
 
-use super::common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
