@@ -58,18 +58,8 @@ impl Fetch {
         match self.inner {
             FetchInner::Local(p) => {
                 let shown = p.display();
-                let f = super::local::open_regular(&p)
+                let (f, meta) = super::local::open_regular(&p)
                     .map_err(|e| StorageError::io("read", &shown, &e))?;
-                let meta = f
-                    .metadata()
-                    .map_err(|e| StorageError::io("read", &shown, &e))?;
-                if !meta.is_file() {
-                    return Err(StorageError::other(
-                        "read",
-                        &shown,
-                        "not a regular file".into(),
-                    ));
-                }
                 let len = meta.len();
                 Ok(ClipReader {
                     len,

@@ -13,17 +13,7 @@ pub(super) fn local_size(p: &Path) -> Result<u64, StorageError> {
 /// where the file did not.
 pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
     let shown = p.display();
-    let f = open_regular(p).map_err(|e| StorageError::io("read", &shown, &e))?;
-    let meta = f
-        .metadata()
-        .map_err(|e| StorageError::io("stat", &shown, &e))?;
-    if !meta.is_file() {
-        return Err(StorageError::other(
-            "read",
-            &shown,
-            "not a regular file".into(),
-        ));
-    }
+    let (_, meta) = open_regular(p).map_err(|e| StorageError::io("read", &shown, &e))?;
     let mtime_ns = meta
         .modified()
         .ok()
@@ -42,8 +32,9 @@ fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
 }
 
 /// Opens a file for reading only if it is a regular file (following links): opening a FIFO
-/// blocks until a writer appears, and a device may never end.
-pub(super) fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
+/// blocks until a writer appears, and a device may never end. Returns the open file's
+/// metadata too, so that callers need no second `fstat`.
+pub(super) fn open_regular(p: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
     // checked before opening too: opening a socket or a device fails (ENXIO, ENODEV) or has
     // effects, where "not a regular file" is what is wrong
@@ -66,7 +57,7 @@ pub(super) fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
             "not a regular file (a FIFO, socket or device)",
         ));
     }
-    Ok(f)
+    Ok((f, meta))
 }
 
 pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {

@@ -420,7 +420,7 @@ impl Storage {
     pub fn read(&self, loc: &Location) -> Result<bytes::Bytes, StorageError> {
         match loc {
             Location::Local(p) => local::open_regular(p)
-                .and_then(|mut f| {
+                .and_then(|(mut f, _)| {
                     let mut buf = Vec::new();
                     std::io::Read::read_to_end(&mut f, &mut buf).map(|_| buf)
                 })
@@ -487,12 +487,9 @@ impl Storage {
             |_, l| {
                 let p = l.as_local().expect("a local location");
                 let shown = p.display();
-                let mut f =
+                let (mut f, meta) =
                     local::open_regular(p).map_err(|e| StorageError::io("read", &shown, &e))?;
-                let size = f
-                    .metadata()
-                    .map_err(|e| StorageError::io("read", &shown, &e))?
-                    .len();
+                let size = meta.len();
                 if size > max {
                     return Ok(Err(size));
                 }

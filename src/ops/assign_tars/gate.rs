@@ -167,9 +167,7 @@ impl PlanGate {
             })
             .collect())
     }
-}
 
-impl PlanGate {
     /// A refusal when windows lack captions and not one window has a caption: the caption
     /// field is most likely misspelt. Some windows without one only warn, loudly.
     fn captions_missing(&self, planned: &[PlannedClip]) -> Option<String> {

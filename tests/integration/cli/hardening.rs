@@ -25,6 +25,28 @@ fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
     }
 }
 
+/// `shard` of `input` into `<cwd>/out` with every reject tolerated, under a watchdog: a job
+/// that hangs fails the test.
+fn shard_bounded(cwd: &Path, input: &Path, what: &str) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        .args(["shard", "--input-clip-path", input.to_str().unwrap()])
+        .args(["--output-dataset-path", "out", "--t5-model"])
+        .arg(data("t5-tiny"))
+        .args([
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}={}", input.display()),
+            "--max-rejected-fraction",
+            "1",
+        ])
+        .current_dir(cwd)
+        .env("SHARDFLOW_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, Duration::from_secs(120), what)
+}
+
 fn mkfifo(p: &Path) {
     let st = Command::new("mkfifo").arg(p).status().unwrap();
     assert!(st.success(), "mkfifo {}", p.display());
@@ -237,25 +259,7 @@ fn a_fifo_as_metadata_or_clip_is_rejected_not_waited_for() {
     let clip = clip_of(&input, &victim);
     std::fs::remove_file(&clip).unwrap();
     mkfifo(&clip);
-    let model = data("t5-tiny");
-    let remap = format!("{SAMPLE_ROOT}={}", input.display());
-    let child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
-        .args(["shard", "--input-clip-path", input.to_str().unwrap()])
-        .args(["--output-dataset-path", "out", "--t5-model"])
-        .arg(&model)
-        .args([
-            "--remap-clip-location",
-            &remap,
-            "--max-rejected-fraction",
-            "1",
-        ])
-        .current_dir(tmp.path())
-        .env("SHARDFLOW_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_bounded(child, Duration::from_secs(120), "a job with FIFOs");
+    let out = shard_bounded(tmp.path(), &input, "a job with FIFOs");
     assert_ok(&out);
     let v0 = tmp.path().join("out/v0");
     let c = reconciled_counts(&v0);
@@ -290,23 +294,7 @@ fn symlink_loops_in_the_metadata_are_listed_once() {
     let metas = input.join("metas/v0");
     std::os::unix::fs::symlink(".", metas.join("loop-a")).unwrap();
     std::os::unix::fs::symlink(".", metas.join("loop-b")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
-        .args(["shard", "--input-clip-path", input.to_str().unwrap()])
-        .args(["--output-dataset-path", "out", "--t5-model"])
-        .arg(data("t5-tiny"))
-        .args([
-            "--remap-clip-location",
-            &format!("{SAMPLE_ROOT}={}", input.display()),
-            "--max-rejected-fraction",
-            "1",
-        ])
-        .current_dir(tmp.path())
-        .env("SHARDFLOW_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_bounded(child, Duration::from_secs(120), "a job with symlink loops");
+    let out = shard_bounded(tmp.path(), &input, "a job with symlink loops");
     assert_ok(&out);
     let v0 = tmp.path().join("out/v0");
     let c = reconciled_counts(&v0);
