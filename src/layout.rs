@@ -4,15 +4,33 @@
 //!
 //! Every `<bin>/<stream>/part_NNNNNN/NNNNNN.tar` of a version comes from here; to add a
 //! stream, add a variant to [`Stream`] (and to [`Stream::ALL`], its name and extension) and
-//! widen [`PerStream`]. A bottom-layer module: it imports only records, specs and storage
-//! locations, never operators.
+//! widen [`PerStream`]. A bottom-layer module: it imports only specs and storage locations.
 
 use std::ops::{Index, IndexMut};
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::TarId;
 use crate::storage::Location;
+
+/// The identity of a tar triple: the key of the exchange in front of the writers.
+#[derive(Default, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TarId {
+    /// Order of the bin's first appearance in the listing.
+    pub bin_order: u32,
+    /// The bin path, e.g. `resolution_720/aspect_ratio_16_9/frames_0_120`.
+    pub bin: String,
+    /// Part index.
+    pub part: u32,
+    /// Tar index within the part.
+    pub tar: u32,
+}
+
+impl TarId {
+    /// `part_{p:06}/{t:06}.tar`.
+    pub fn rel_path(&self) -> String {
+        crate::spec::tar_rel_path(self.part, self.tar)
+    }
+}
 
 /// Number of streams.
 pub const STREAM_COUNT: usize = 3;

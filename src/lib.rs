@@ -41,3 +41,4 @@ pub mod record;
 pub mod report;
 pub mod spec;
 pub mod storage;
+pub mod text;

@@ -143,7 +143,7 @@ pub struct ClipMeta {
 /// The identity of a caption's embedding under one model: a hash of the `.strip()`-ed text
 /// that is tokenized (SPEC §5).
 pub fn caption_hash(caption: &str) -> u64 {
-    crate::hash::stable_hash(crate::model::t5::python_strip(caption).as_bytes())
+    crate::hash::stable_hash(crate::text::python_strip(caption).as_bytes())
 }
 
 /// Where an embedding computed by an earlier version lies: window `window` (among the
@@ -185,25 +185,7 @@ pub enum MetaOutcome {
     },
 }
 
-/// The identity of a tar triple: the key of the exchange in front of the writers.
-#[derive(Default, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TarId {
-    /// Order of the bin's first appearance in the listing.
-    pub bin_order: u32,
-    /// The bin path, e.g. `resolution_720/aspect_ratio_16_9/frames_0_120`.
-    pub bin: String,
-    /// Part index.
-    pub part: u32,
-    /// Tar index within the part.
-    pub tar: u32,
-}
-
-impl TarId {
-    /// `part_{p:06}/{t:06}.tar`.
-    pub fn rel_path(&self) -> String {
-        crate::spec::tar_rel_path(self.part, self.tar)
-    }
-}
+pub use crate::layout::TarId;
 
 /// A clip with its place in the output decided.
 #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -339,7 +321,7 @@ pub struct TarDone {
 pub struct TarContents {
     /// Sample keys, in order.
     pub keys: Vec<String>,
-    /// Content hash of each member tar (see [`crate::incremental::ContentHasher`]); a
+    /// Content hash of each member tar (the incremental module's `ContentHasher`); a
     /// 3-array in the journal.
     pub hashes: PerStream<u64>,
     /// Size of each member tar.

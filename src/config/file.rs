@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{shown, shown_within, SHOWN_CHARS};
+use crate::text::{shown, shown_within, SHOWN_CHARS};
 
 /// A `shard` job as written in a config file. Every field is optional here: the command line
 /// overrides the file, and defaults fill the rest.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 pub use file::{ClusterFile, ShardFile, StorageFile};
 
-use crate::error::{shown, shown_quoted, shown_within, SHOWN_CHARS};
 use crate::model::{DeviceSpec, Precision};
 use crate::spec::BinSpec;
 use crate::storage::{Location, StorageOptions};
+use crate::text::{shown, shown_quoted, shown_within, SHOWN_CHARS};
 
 /// A validated `shard` job.
 #[derive(Clone, Debug, PartialEq)]

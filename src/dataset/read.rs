@@ -5,8 +5,8 @@
 use std::io::Read;
 
 use crate::dataset::index::{Counting, DaliIndex};
-use crate::error::{shown, shown_within};
 use crate::storage::{Location, Storage};
+use crate::text::{shown, shown_within};
 
 /// One regular member.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,9 +21,10 @@ use serde::Serialize;
 
 use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
-use crate::error::{shown, ShardError};
+use crate::error::ShardError;
 use crate::layout::{data_keys, PerStream};
 use crate::storage::{Location, Storage};
+use crate::text::shown;
 
 /// One problem found.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

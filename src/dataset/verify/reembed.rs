@@ -6,10 +6,10 @@ use super::{Problem, StoredWindow};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
 use crate::dataset::read::visit_tar;
-use crate::error::shown;
 use crate::formats::npy_pickle::read_array_list;
 use crate::layout::Stream;
 use crate::storage::{Location, Storage};
+use crate::text::shown;
 
 /// The sampled `.pickle` members of one tar, by key.
 type Pickles = HashMap<String, Vec<u8>>;

@@ -6,11 +6,11 @@ use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
 use crate::dataset::index::{idx_path, split_name};
 use crate::dataset::layout::Layout;
 use crate::dataset::read::{visit_tar, TarRead};
-use crate::error::shown;
 use crate::formats::npy_pickle::read_array_list;
 use crate::formats::pyjson::{self, PyValue};
 use crate::layout::{PerStream, Stream};
 use crate::storage::{Location, Storage};
+use crate::text::shown;
 
 /// What verification keeps of one `.pickle` member (never its bytes).
 struct PickleFacts {

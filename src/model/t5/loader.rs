@@ -72,7 +72,7 @@ fn check_all_used(weights: &Weights, specs: &[Spec]) -> Result<(), ModelError> {
         first: unused
             .iter()
             .take(UNUSED_SHOWN)
-            .map(|n| crate::error::shown(n))
+            .map(|n| crate::text::shown(n))
             .collect(),
     })
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use tokenizers::Tokenizer;
 
 use crate::model::ModelError;
+use crate::text::python_strip;
 
 /// Most ids a caption may have, `</s>` included (the reference's `max_length`).
 pub const MAX_TOKENS: usize = 512;
@@ -64,17 +65,6 @@ fn bounded_from(text: &str, from: usize) -> &str {
 /// The largest cut [`T5Tokenizer::try_encode`] widens to (bytes): text that still yields
 /// fewer than 512 ids after this many bytes is mostly characters the normalizer removes.
 pub const CUT_MAX: usize = 4 << 20;
-
-/// Python's `str.isspace()`: Unicode `White_Space` plus the separators U+001C..U+001F, which
-/// Python counts as whitespace and Rust's [`char::is_whitespace`] does not.
-pub fn is_python_whitespace(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// Python's `str.strip()` with no argument.
-pub fn python_strip(text: &str) -> &str {
-    text.trim_matches(is_python_whitespace)
-}
 
 /// A `tokenizer.json` (SentencePiece Unigram for T5) with T5's end-of-sequence handling.
 #[derive(Debug, Clone)]
@@ -256,19 +246,5 @@ mod tests {
         whole.truncate(MAX_TOKENS - 1);
         whole.push(tokenizer.eos_id());
         assert_eq!(ids, whole);
-    }
-
-    #[test]
-    fn strip_follows_python() {
-        assert_eq!(python_strip("  a b \n"), "a b");
-        assert_eq!(python_strip("\u{1c}\u{1d}x\u{1e}\u{1f}"), "x");
-        assert_eq!(python_strip("\u{a0}\u{2003}x\u{3000}\u{85}"), "x");
-        // Zero-width space is not whitespace in Python either.
-        assert_eq!(python_strip("\u{200b}x"), "\u{200b}x");
-        assert_eq!(python_strip(" \t\r\n\u{b}\u{c} "), "");
-        assert!(
-            !"\u{1c}x".trim().starts_with('x'),
-            "Rust's trim keeps U+001C"
-        );
     }
 }
