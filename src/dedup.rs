@@ -32,11 +32,17 @@ pub fn tables_dir(dedup: &SemanticDedup) -> Result<Location, String> {
 /// Reads every pruning table; a missing folder, a table that cannot be read or lacks a
 /// column is an error naming the file (the job has not started yet).
 pub fn load_duplicates(storage: &Storage, dedup: &SemanticDedup) -> Result<Duplicates, ShardError> {
-    let dir = tables_dir(dedup).map_err(ShardError::Base)?;
-    let fail = |m: String| ShardError::Base(format!("semantic dedup: {m}"));
+    let dir = tables_dir(dedup).map_err(|message| ShardError::InvalidOption {
+        option: "--input-semantic-dedup-path",
+        message,
+    })?;
+    let fail = |location: &Location, message: String| ShardError::SemanticDedup {
+        location: location.to_string(),
+        message,
+    };
     let listed = storage.list(&dir).map_err(|e| {
         if e.not_found {
-            fail(format!("{dir}: no such folder (expected <input-semantic-dedup-path>/extraction/semdedup_pruning_tables/)"))
+            fail(&dir, "no such folder (expected <input-semantic-dedup-path>/extraction/semdedup_pruning_tables/)".into())
         } else {
             e.into()
         }
@@ -48,7 +54,7 @@ pub fn load_duplicates(storage: &Storage, dedup: &SemanticDedup) -> Result<Dupli
         .collect();
     files.sort_by_key(|l| l.to_string());
     if files.is_empty() {
-        return Err(fail(format!("{dir}: no .parquet tables in it")));
+        return Err(fail(&dir, "no .parquet tables in it".into()));
     }
     let threshold = 1.0 - dedup.epsilon;
     let mut out = Duplicates {
@@ -57,7 +63,7 @@ pub fn load_duplicates(storage: &Storage, dedup: &SemanticDedup) -> Result<Dupli
     };
     for (loc, bytes) in files.iter().zip(storage.read_many(&files)) {
         let bytes = bytes?;
-        let rows = read_table(bytes).map_err(|e| fail(format!("{loc}: {e}")))?;
+        let rows = read_table(bytes).map_err(|e| fail(loc, e.to_string()))?;
         out.rows += rows.len() as u64;
         out.ids.extend(
             rows.into_iter()

@@ -35,12 +35,110 @@ pub enum ShardError {
     /// The job journal refuses the run (e.g. `--resume` with other options or model).
     #[error("{0}")]
     Journal(String),
-    /// The earlier version a re-shard or append starts from cannot be used.
-    #[error("{0}")]
-    Base(String),
+    /// `--resume` is refused; the output is left as it is.
+    #[error("cannot resume {dir}: {reason}")]
+    ResumeRefused {
+        /// The output version directory.
+        dir: String,
+        /// Why.
+        reason: ResumeRefusal,
+    },
+    /// An earlier output cannot be the base of `--append` or `reshard`.
+    #[error("{dir}: {reason}")]
+    BaseRefused {
+        /// The earlier version directory.
+        dir: String,
+        /// Why.
+        reason: BaseRefusal,
+    },
+    /// `--append` cannot continue from the output it appends to.
+    #[error("cannot append: {0}")]
+    CannotAppend(#[source] Box<ShardError>),
+    /// `reshard --from-version` cannot start from the earlier version (without `--full`).
+    #[error("cannot re-shard from {from_version}: {source}. Pass --full to shard {version} from scratch instead")]
+    CannotReshard {
+        /// The earlier version named.
+        from_version: String,
+        /// The version being written.
+        version: String,
+        /// Why.
+        #[source]
+        source: Box<ShardError>,
+    },
+    /// An option's value, or a combination of options, that the job refuses before it starts.
+    #[error("{message}")]
+    InvalidOption {
+        /// The option, as on the command line (e.g. `--from-version`).
+        option: &'static str,
+        /// The whole message, naming the option.
+        message: String,
+    },
+    /// A `job.json` that does not parse.
+    #[error("{location}: not a shardflow job journal: {source}")]
+    CorruptJournal {
+        /// Where it is.
+        location: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A file the job reads (`summary.json`, a tar being indexed, a listed entry) is missing
+    /// or not what it must be.
+    #[error("{location}: {message}")]
+    BadFile {
+        /// Where it is.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The semantic-dedup tables cannot be used.
+    #[error("semantic dedup: {location}: {message}")]
+    SemanticDedup {
+        /// The table or folder.
+        location: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A worker thread failed.
     #[error("dataflow failed: {0}")]
     Dataflow(String),
+}
+
+/// Why `--resume` is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeRefusal {
+    /// The output has content but no journal: it is not an interrupted shardflow job.
+    #[error("it is not empty and holds no job journal ({journal_dir}/job.json)")]
+    NoJournal {
+        /// The journal directory looked in.
+        journal_dir: String,
+    },
+    /// Options, model or inputs differ from the interrupted job's (one line per difference).
+    #[error("the job differs from the interrupted one: {}", .0.join("; "))]
+    Differs(Vec<String>),
+}
+
+/// Why an earlier output cannot be the base of an incremental run.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseRefusal {
+    /// It has no journal.
+    #[error("no shardflow job journal ({journal_dir}/job.json): it does not exist or was not written by shardflow")]
+    NoJournal {
+        /// The journal directory looked in.
+        journal_dir: String,
+    },
+    /// Its job did not complete.
+    #[error("its job did not complete (no successful report.json); finish it with `shardflow shard --resume` first")]
+    Incomplete,
+    /// It was made with other options or another model (one line per difference).
+    #[error("it was made differently, so its embeddings and tars cannot be reused: {}", .0.join("; "))]
+    MadeDifferently(Vec<String>),
+    /// A completion record's keys, captions and sample count disagree.
+    #[error("the completion record of {0} is inconsistent (keys, captions and samples differ in number)")]
+    InconsistentRecord(String),
+    /// A completion record from an earlier shardflow, without the content list reuse needs.
+    #[error("the completion record of {0} has no content list (written by an earlier shardflow)")]
+    NoContentList(String),
 }
 
 impl ShardError {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::config::ShardConfig;
-use crate::error::ShardError;
+use crate::error::{ResumeRefusal, ShardError};
 use crate::incremental::base::Base;
 use crate::incremental::plan::Mode;
 use crate::input::Lister;
@@ -63,18 +63,20 @@ pub fn preflight(
     }
     let journal = Journal::new(output, version_dir.clone());
     let Some(old) = journal.read_job()? else {
-        return Err(ShardError::Journal(format!(
-            "cannot resume {version_dir}: it is not empty and holds no job journal ({}/job.json)",
-            journal.dir()
-        )));
+        return Err(ShardError::ResumeRefused {
+            dir: version_dir.to_string(),
+            reason: ResumeRefusal::NoJournal {
+                journal_dir: journal.dir().to_string(),
+            },
+        });
     };
     let now = fingerprint(cfg, old.mtime)?;
     let diffs = differences(&old, &now);
     if !diffs.is_empty() {
-        return Err(ShardError::Journal(format!(
-            "cannot resume {version_dir}: the job differs from the interrupted one: {}",
-            diffs.join("; ")
-        )));
+        return Err(ShardError::ResumeRefused {
+            dir: version_dir.to_string(),
+            reason: ResumeRefusal::Differs(diffs),
+        });
     }
     Ok(Some(old))
 }
@@ -105,8 +107,10 @@ pub fn prepare_incremental(
 ) -> Result<Option<Mode>, ShardError> {
     if let IncrementalRequest::Reshard { from_version, .. } = request {
         // the rule of --annotation-version: one directory name beside it, never `../x`
-        crate::config::check_version(from_version)
-            .map_err(|e| ShardError::Base(format!("--from-version: {e}")))?;
+        crate::config::check_version(from_version).map_err(|e| ShardError::InvalidOption {
+            option: "--from-version",
+            message: format!("--from-version: {e}"),
+        })?;
     }
     if cfg.cluster.process != 0 {
         return Ok(None);
@@ -117,9 +121,10 @@ pub fn prepare_incremental(
         IncrementalRequest::None => Ok(None),
         IncrementalRequest::Append => {
             if cfg.drop_small_shards {
-                return Err(ShardError::Base(
-                    "--append cannot be combined with --drop-small-shards: appended clips would be dropped differently from a full run".into(),
-                ));
+                return Err(ShardError::InvalidOption {
+                    option: "--append",
+                    message: "--append cannot be combined with --drop-small-shards: appended clips would be dropped differently from a full run".into(),
+                });
             }
             if unused(&output, &cfg.version_dir())? {
                 tracing::info!(
@@ -129,19 +134,25 @@ pub fn prepare_incremental(
                 return Ok(None);
             }
             let base = Base::load(&output, cfg.version_dir(), &now, false)
-                .map_err(|e| ShardError::Base(format!("cannot append: {e}")))?;
+                .map_err(|e| ShardError::CannotAppend(Box::new(e)))?;
             Ok(Some(Mode::Append {
                 base: Arc::new(base),
             }))
         }
         IncrementalRequest::Reshard { from_version, full } => {
             if *from_version == cfg.version {
-                return Err(ShardError::Base(format!(
-                    "--from-version {from_version} is the version being written; name the earlier version"
-                )));
+                return Err(ShardError::InvalidOption {
+                    option: "--from-version",
+                    message: format!(
+                        "--from-version {from_version} is the version being written; name the earlier version"
+                    ),
+                });
             }
             let dir = Location::parse(&cfg.output)
-                .map_err(ShardError::Base)?
+                .map_err(|message| ShardError::InvalidOption {
+                    option: "--output-dataset-path",
+                    message,
+                })?
                 .join(from_version);
             match Base::load(&output, dir, &now, true) {
                 Ok(base) => Ok(Some(Mode::Reshard {
@@ -152,10 +163,11 @@ pub fn prepare_incremental(
                     tracing::warn!("{e}; --full: sharding {} from scratch", cfg.version);
                     Ok(None)
                 }
-                Err(e) => Err(ShardError::Base(format!(
-                    "cannot re-shard from {from_version}: {e}. Pass --full to shard {} from scratch instead",
-                    cfg.version
-                ))),
+                Err(e) => Err(ShardError::CannotReshard {
+                    from_version: from_version.clone(),
+                    version: cfg.version.clone(),
+                    source: Box::new(e),
+                }),
             }
         }
     }
@@ -271,7 +283,16 @@ mod from_version_tests {
                 let err = prepare_incremental(&cfg, &storage, &request)
                     .expect_err("refused, also with --full");
                 let msg = err.to_string();
-                assert!(matches!(err, ShardError::Base(_)), "{msg}");
+                assert!(
+                    matches!(
+                        err,
+                        ShardError::InvalidOption {
+                            option: "--from-version",
+                            ..
+                        }
+                    ),
+                    "{msg}"
+                );
                 assert!(
                     msg.starts_with("--from-version: ") && msg.contains("not a directory name"),
                     "{msg}"

@@ -82,10 +82,10 @@ pub fn inspect(
             );
             for (r, k) in [(&metas, Stream::Metas), (&t5, Stream::T5Xxl)] {
                 if let Some(e) = &r.error {
-                    return Err(ShardError::Base(format!(
-                        "{}: {e} (run shardflow verify)",
-                        crate::layout::tar_rel(bin, k, tar)
-                    )));
+                    return Err(ShardError::BadFile {
+                        location: crate::layout::tar_rel(bin, k, tar),
+                        message: format!("{e} (run shardflow verify)"),
+                    });
                 }
             }
             Ok((metas.members.len() as u64, seconds, windows, tokens))

@@ -30,7 +30,10 @@ impl Layout {
         let mut out = Layout::default();
         for l in listed {
             if let Some(e) = l.error {
-                return Err(ShardError::Base(format!("{}: {e}", root.join(&l.rel))));
+                return Err(ShardError::BadFile {
+                    location: root.join(&l.rel).to_string(),
+                    message: e,
+                });
             }
             let parts: Vec<&str> = l.rel.split('/').collect();
             let n = parts.len();

@@ -32,7 +32,10 @@ pub struct IndexReport {
 pub fn index_tar(storage: &Storage, tar: &Location) -> Result<(DaliIndex, u64), ShardError> {
     let r = read_tar(storage, tar);
     match r.error {
-        Some(e) => Err(ShardError::Base(format!("{tar}: not a readable tar: {e}"))),
+        Some(e) => Err(ShardError::BadFile {
+            location: tar.to_string(),
+            message: format!("not a readable tar: {e}"),
+        }),
         None => Ok((r.dali, r.bytes)),
     }
 }
@@ -59,7 +62,12 @@ pub fn index_dataset(
         let loc = Layout::tar(root, bin, *k, tar);
         let (index, size) = index_tar(storage, &loc)?;
         if which.dali {
-            let at = Location::parse(&idx_path(&loc.to_string())).map_err(ShardError::Base)?;
+            let at = Location::parse(&idx_path(&loc.to_string())).map_err(|message| {
+                ShardError::BadFile {
+                    location: loc.to_string(),
+                    message,
+                }
+            })?;
             storage.put(&at, index.to_text().as_bytes())?;
         }
         Ok((index.samples() as u64, size))

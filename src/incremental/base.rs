@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::ShardError;
+use crate::error::{BaseRefusal, ShardError};
 use crate::journal::{differences, JobFingerprint, Journal};
 use crate::layout::Stream;
 use crate::record::TarDone;
@@ -51,12 +51,14 @@ impl Base {
         other_version: bool,
     ) -> Result<Base, ShardError> {
         let journal = Journal::new(output.clone(), version_dir.clone());
-        let refuse = |why: String| ShardError::Base(format!("{version_dir}: {why}"));
+        let refuse = |reason: BaseRefusal| ShardError::BaseRefused {
+            dir: version_dir.to_string(),
+            reason,
+        };
         let Some(job) = journal.read_job()? else {
-            return Err(refuse(format!(
-                "no shardflow job journal ({}/job.json): it does not exist or was not written by shardflow",
-                journal.dir()
-            )));
+            return Err(refuse(BaseRefusal::NoJournal {
+                journal_dir: journal.dir().to_string(),
+            }));
         };
         let report = journal.dir().join("report.json");
         let last: Option<serde_json::Value> = match output.read(&report) {
@@ -71,35 +73,30 @@ impl Base {
         let failed_append =
             !other_version && field("job").is_some_and(|j| j.as_str() == Some(APPEND_JOB));
         if !complete && !failed_append {
-            return Err(refuse(
-                "its job did not complete (no successful report.json); finish it with `shardflow shard --resume` first".into(),
-            ));
+            return Err(refuse(BaseRefusal::Incomplete));
         }
         let mut diffs = differences(&job, now);
         if other_version {
             diffs.retain(|d| !d.starts_with("annotation_version:"));
         }
         if !diffs.is_empty() {
-            return Err(refuse(format!(
-                "it was made differently, so its embeddings and tars cannot be reused: {}",
-                diffs.join("; ")
-            )));
+            return Err(refuse(BaseRefusal::MadeDifferently(diffs)));
         }
         let mut records = BTreeMap::new();
         for d in journal.load_done()? {
             if d.contents.as_ref().is_some_and(|c| {
                 c.keys.len() != c.captions.len() || c.keys.len() as u64 != d.samples
             }) {
-                return Err(refuse(format!(
-                    "the completion record of {}/part_{:06}/{:06}.tar is inconsistent (keys, captions and samples differ in number)",
+                return Err(refuse(BaseRefusal::InconsistentRecord(format!(
+                    "{}/part_{:06}/{:06}.tar",
                     d.tar.bin, d.tar.part, d.tar.tar
-                )));
+                ))));
             }
             if d.contents.is_none() {
-                return Err(refuse(format!(
-                    "the completion record of {}/part_{:06}/{:06}.tar has no content list (written by an earlier shardflow)",
+                return Err(refuse(BaseRefusal::NoContentList(format!(
+                    "{}/part_{:06}/{:06}.tar",
                     d.tar.bin, d.tar.part, d.tar.tar
-                )));
+                ))));
             }
             records.insert((d.tar.bin.clone(), d.tar.part, d.tar.tar), d);
         }

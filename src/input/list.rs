@@ -39,17 +39,24 @@ impl Lister {
     fn list_summary(&self, loc: &Location) -> Result<Vec<ListedFile>, ShardError> {
         let bytes = self.storage.read(loc).map_err(|e| {
             if e.not_found {
-                ShardError::Base(format!(
-                    "{loc}: no such file; --listing summary reads the splitting pipeline's summary.json"
-                ))
+                ShardError::BadFile {
+                    location: loc.to_string(),
+                    message: "no such file; --listing summary reads the splitting pipeline's summary.json".into(),
+                }
             } else {
                 e.into()
             }
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ShardError::Base(format!("{loc}: not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ShardError::BadFile {
+                location: loc.to_string(),
+                message: format!("not valid JSON: {e}"),
+            })?;
         let Some(videos) = value.as_object() else {
-            return Err(ShardError::Base(format!("{loc}: not a JSON object")));
+            return Err(ShardError::BadFile {
+                location: loc.to_string(),
+                message: "not a JSON object".into(),
+            });
         };
         let mut names: Vec<String> = Vec::new();
         let mut errors: std::collections::HashMap<String, String> = Default::default();

@@ -259,9 +259,14 @@ impl Journal {
     pub fn read_job(&self) -> Result<Option<JobFingerprint>, ShardError> {
         let loc = self.dir.join("job.json");
         match self.storage.read(&loc) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                ShardError::Journal(format!("{loc}: not a shardflow job journal: {e}"))
-            }),
+            Ok(b) => {
+                serde_json::from_slice(&b)
+                    .map(Some)
+                    .map_err(|source| ShardError::CorruptJournal {
+                        location: loc.to_string(),
+                        source,
+                    })
+            }
             Err(e) if e.not_found => Ok(None),
             Err(e) => Err(e.into()),
         }
