@@ -58,38 +58,10 @@ fn python_readers_open_every_sample() {
     let dir = sample_copy();
     let input = dir.path().join("sample-dataset");
     assert_ok(&shard(dir.path(), &input, "out", &["--workers", "2"]));
-    let script = r#"
-import sys, json, pickle, tarfile, glob, os
-import numpy as np
-import webdataset as wds
-root = sys.argv[1]
-n = 0
-for info in sorted(glob.glob(os.path.join(root, "**/wdinfo.json"), recursive=True)):
-    bindir = os.path.dirname(info)
-    wd = json.load(open(info))
-    count = 0
-    for rel in wd["data_list"]:
-        urls = [os.path.join(bindir, k, rel) for k in wd["data_keys"]]
-        names = None
-        for u in urls:
-            with tarfile.open(u) as t:
-                ms = [m.name.split(".")[0] for m in t.getmembers()]
-                assert names is None or names == ms, (u, names, ms)
-                names = ms
-        for s in wds.WebDataset(urls[1], shardshuffle=False, empty_check=False):
-            arrs = pickle.loads(s["pickle"])
-            assert all(a.dtype == np.float16 and a.ndim == 2 and a.shape[1] == 16 for a in arrs)
-            count += 1
-        for s in wds.WebDataset(urls[2], shardshuffle=False, empty_check=False):
-            meta = json.loads(s["json"])
-            assert meta["span_uuid"] == s["__key__"]
-        for s in wds.WebDataset(urls[0], shardshuffle=False, empty_check=False):
-            assert s["mp4"][4:8] == b"ftyp"
-    assert count == wd["total_key_count"], (info, count)
-    n += count
-print(n)
-"#;
-    let n = python(script, &[dir.path().join("out/v0").to_str().unwrap()]);
+    let n = run_tool(
+        "read_dataset.py",
+        ["readers", dir.path().join("out/v0").to_str().unwrap()],
+    );
     assert_eq!(n.trim(), "23");
 }
 

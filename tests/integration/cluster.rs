@@ -5,7 +5,7 @@ use crate::common::*;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Every tar member (path of the tar relative to the version dir, member name) → bytes.
@@ -98,8 +98,7 @@ fn same_dataset_for_every_process_layout() {
 #[test]
 fn killed_process_fails_the_job_fast() {
     let dir = tempfile::tempdir().unwrap();
-    let gen = Command::new("python3")
-        .arg(root().join("tests/tools/make_dataset.py"))
+    let gen = tool("make_dataset.py")
         .args([
             "generate",
             "ds",
@@ -134,7 +133,7 @@ fn killed_process_fails_the_job_fast() {
     )
     .unwrap();
     let start = |i: usize| {
-        Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        shardflow_command(dir.path())
             .args([
                 "shard",
                 "--input-clip-path",
@@ -154,7 +153,6 @@ fn killed_process_fails_the_job_fast() {
                 "--process",
                 &i.to_string(),
             ])
-            .current_dir(dir.path())
             .env("SHARDFLOW_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

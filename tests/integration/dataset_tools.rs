@@ -8,10 +8,8 @@ use crate::common::*;
 const EPOCH: &str = "1700000000";
 
 fn run(cwd: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_shardflow"))
+    shardflow_command(cwd)
         .args(args)
-        .current_dir(cwd)
-        .env("SHARDFLOW_LOG", "warn")
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .output()
         .expect("shardflow runs")
@@ -29,7 +27,7 @@ fn sample_output(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
     }
     let mut args = vec!["--target-tar-size-mb", "0.05", "--workers", "2"];
     args.extend_from_slice(extra);
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_shardflow"))
+    let o = shardflow_command(dir)
         .args(["shard", "--input-clip-path", input.to_str().unwrap()])
         .args(["--output-dataset-path", out, "--t5-model"])
         .arg(data("t5-tiny"))
@@ -39,8 +37,6 @@ fn sample_output(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
         ])
         .args(["--max-rejected-fraction", "0.05"])
         .args(&args)
-        .current_dir(dir)
-        .env("SHARDFLOW_LOG", "warn")
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .output()
         .unwrap();
@@ -60,11 +56,7 @@ fn idx_of(tar: &Path) -> PathBuf {
 }
 
 fn wds2idx(tar: &Path) -> String {
-    let out = std::process::Command::new("python3")
-        .arg(root().join("tests/tools/wds2idx_ref.py"))
-        .arg(tar)
-        .output()
-        .unwrap();
+    let out = tool("wds2idx_ref.py").arg(tar).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -84,26 +76,7 @@ fn dali_indexes_written_while_sharding_equal_dalis_algorithm() {
         assert_eq!(ours, wds2idx(t), "{}", t.display());
     }
     // wids: one index per bin and stream, listing every tar with its samples and size
-    let checked = python(
-        r#"
-import glob, json, os, sys, tarfile
-n = 0
-for idx in glob.glob(sys.argv[1] + "/**/shardindex.json", recursive=True):
-    d = json.load(open(idx))
-    assert d["__kind__"] == "wids-shard-index-v1" and d["wids_version"] == 1
-    here = os.path.dirname(idx)
-    urls = sorted(os.path.relpath(p, here) for p in glob.glob(here + "/part_*/*.tar"))
-    assert [s["url"] for s in d["shardlist"]] == urls, (idx, urls)
-    for s in d["shardlist"]:
-        p = os.path.join(here, s["url"])
-        assert s["filesize"] == os.path.getsize(p)
-        keys = [m.name.split(".")[0] for m in tarfile.open(p)]
-        assert s["nsamples"] == len(keys)
-    n += 1
-print(n)
-"#,
-        &[v0.to_str().unwrap()],
-    );
+    let checked = run_tool("read_dataset.py", ["wids-indexes", v0.to_str().unwrap()]);
     assert_eq!(checked.trim(), "36", "12 bins x 3 streams");
     // the reference's own tars (PAX headers): `shardflow index` agrees with DALI's algorithm too
     let reference = dir.path().join("reference");
@@ -154,27 +127,12 @@ fn index_command_writes_what_sharding_writes() {
     assert_eq!(a, b);
 }
 
-/// Python defining `rewrite(path, change)`: rewrites the tar at `path` with the members
-/// `change` returns, given its `(TarInfo, bytes)` list (sizes follow the bytes).
-const REWRITE_TAR: &str = r#"
-import io, os, pickle, sys, tarfile
-import numpy as np
-
-def rewrite(p, change):
-    src = tarfile.open(p)
-    members = change([(m, src.extractfile(m).read()) for m in src.getmembers()])
-    with tarfile.open(p + ".new", "w", format=tarfile.GNU_FORMAT) as out:
-        for m, data in members:
-            m.size = len(data)
-            out.addfile(m, io.BytesIO(data))
-    os.replace(p + ".new", p)
-"#;
-
-/// A fresh copy of a good dataset, broken by `damage`; verify must fail naming `expect`.
-fn broken(good: &Path, name: &str, damage: &str, expect: &str) {
+/// A fresh copy of a good dataset, given the damage `name` of `damage_dataset.py` in `bin`;
+/// verify must fail naming `expect`.
+fn broken(good: &Path, name: &str, bin: &str, expect: &str) {
     let copy = good.parent().unwrap().join(format!("broken-{name}"));
     copy_tree(good, &copy);
-    python(damage, &[copy.to_str().unwrap()]);
+    run_tool("damage_dataset.py", [name, copy.to_str().unwrap(), bin]);
     let o = run(good, &["verify", copy.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
     assert!(
@@ -200,98 +158,39 @@ fn verify_passes_good_output_and_names_each_kind_of_damage() {
     broken(
         &good,
         "truncated",
-        &format!(
-            r#"
-import os, sys
-p = os.path.join(sys.argv[1], "{bin}/video/part_000000/000000.tar")
-data = open(p, "rb").read()
-open(p, "wb").write(data[: len(data) // 2])
-"#
-        ),
+        bin,
         &format!("{bin}/video/part_000000/000000.tar: does not read to the end"),
     );
     // a missing t5_xxl tar
     broken(
         &good,
         "missing",
-        &format!(
-            r#"
-import os, sys
-os.remove(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"))
-"#
-        ),
+        bin,
         &format!("{bin}/t5_xxl/part_000000/000000.tar: missing"),
     );
     // members out of order in one stream
     broken(
         &good,
         "order",
-        &format!(
-            r#"{REWRITE_TAR}
-def swap(members):
-    assert len(members) >= 2
-    return [members[1], members[0]] + members[2:]
-rewrite(os.path.join(sys.argv[1], "{bin}/metas/part_000000/000000.tar"), swap)
-"#
-        ),
+        bin,
         &format!("{bin}/metas/part_000000/000000.tar: keys differ from the other streams' from position 0"),
     );
     // a corrupted pickle (same size, garbage)
-    broken(
-        &good,
-        "pickle",
-        &format!(
-            r#"{REWRITE_TAR}
-def garble(members):
-    i = next(i for i, (m, d) in enumerate(members) if len(d) > 64)
-    m, data = members[i]
-    members[i] = (m, b"\x80\x04garbage" + bytes(len(data) - 9))
-    return members
-rewrite(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"), garble)
-"#
-        ),
-        ".pickle: does not decode",
-    );
+    broken(&good, "pickle", bin, ".pickle: does not decode");
     // embeddings that decode but hold NaN
-    broken(
-        &good,
-        "nan",
-        &format!(
-            r#"{REWRITE_TAR}
-def nan(members):
-    return [(m, pickle.dumps([np.full_like(a, np.nan) for a in pickle.loads(d)], protocol=4))
-            for m, d in members]
-rewrite(os.path.join(sys.argv[1], "{bin}/t5_xxl/part_000000/000000.tar"), nan)
-"#
-        ),
-        "holds NaN or infinite values",
-    );
+    broken(&good, "nan", bin, "holds NaN or infinite values");
     // a wdinfo count off by one
     broken(
         &good,
         "count",
-        &format!(
-            r#"
-import json, os, sys
-p = os.path.join(sys.argv[1], "{bin}/wdinfo.json")
-d = json.load(open(p))
-d["total_key_count"] += 1
-json.dump(d, open(p, "w"), indent=4)
-"#
-        ),
+        bin,
         &format!("{bin}/wdinfo.json: total_key_count is"),
     );
     // an index that no longer matches its tar
     broken(
         &good,
         "idx",
-        &format!(
-            r#"
-import os, sys
-p = os.path.join(sys.argv[1], "{bin}/video/part_000000/000000.idx")
-open(p, "a").write("mp4 512 1 x.mp4\n")
-"#
-        ),
+        bin,
         &format!("{bin}/video/part_000000/000000.idx: does not match its tar"),
     );
 }
@@ -315,17 +214,9 @@ fn verify_re_embeds_a_sample_of_windows_with_the_model() {
     );
     assert_ok(&o);
     // scale every stored embedding: still a valid pickle, but not the model's output
-    python(
-        &format!(
-            r#"{REWRITE_TAR}
-import glob
-def scale(members):
-    return [(m, pickle.dumps([a * 3 + 1 for a in pickle.loads(d)], protocol=4)) for m, d in members]
-for p in glob.glob(sys.argv[1] + "/**/t5_xxl/**/*.tar", recursive=True):
-    rewrite(p, scale)
-"#
-        ),
-        &[good.to_str().unwrap()],
+    run_tool(
+        "damage_dataset.py",
+        ["scale-embeddings", good.to_str().unwrap()],
     );
     let o = run(dir.path(), &["verify", good.to_str().unwrap()]);
     assert_ok(&o);

@@ -57,37 +57,9 @@ fn duration_bins_match_the_spec_rules_computed_in_python() {
     ));
     let got = samples_by_bin(&dir.path().join("out/v0"));
     // SPEC §3, duration spec, written out independently
-    let want = python(
-        r#"
-import json, os, sys
-metas = sys.argv[1]
-bins = {}
-for name in sorted(os.listdir(metas)):
-    try:
-        m = json.load(open(os.path.join(metas, name)))
-    except Exception:
-        continue
-    if not isinstance(m, dict) or m.get("valid") is not True:
-        continue
-    w, h, n, fps = m["width"], m["height"], m["num_frames"], m["framerate"]
-    if not (isinstance(fps, (int, float)) and fps > 0):
-        continue
-    short = min(w, h)
-    res = "1080" if short >= 1080 else "720" if short >= 720 else "lt_720"
-    r = w / h
-    asp = None
-    for lo, hi, a in [(0, .65, "9_16"), (.65, .88, "3_4"), (.88, 1.16, "1_1"), (1.16, 1.55, "4_3"), (1.55, 10, "16_9")]:
-        if lo < r <= hi:
-            asp = a
-            break
-    d = n / fps
-    dur = "5_10" if 5 <= d <= 10 else "10_30" if 10 <= d <= 30 else "30_inf" if d >= 30 else None
-    if asp is None or dur is None:
-        continue
-    bins.setdefault(f"resolution_{res}/aspect_ratio_{asp}/duration_{dur}", []).append(m["span_uuid"])
-print(json.dumps(bins, sort_keys=True))
-"#,
-        &[input.join("metas/v0").to_str().unwrap()],
+    let want = run_tool(
+        "duration_bins.py",
+        [input.join("metas/v0").to_str().unwrap()],
     );
     let want: BTreeMap<String, Vec<String>> = serde_json::from_str(want.trim()).unwrap();
     let key_sets = |m: &BTreeMap<String, Vec<String>>| -> BTreeMap<String, BTreeSet<String>> {
@@ -163,22 +135,7 @@ fn summary_listing_reads_only_the_listed_clips() {
     let input = sample_input(dir.path());
     // list half of the files' uuids under two videos, plus one clip without metadata and one
     // whose metadata file is over the 16 MiB guard (summary.json gives no sizes)
-    let listed = python(
-        r#"
-import json, os, sys
-root = sys.argv[1]
-uuids = sorted(n[:-5] for n in os.listdir(os.path.join(root, "metas/v0")) if n.endswith(".json"))[::2]
-summary = {"num_input_videos": 2,
-           "v1.mp4": {"source_video": "v1.mp4", "clips": uuids[:3], "filtered_clips": uuids[3:4]},
-           "v2.mp4": {"source_video": "v2.mp4", "clips": uuids[3:] + ["no-such-clip", "huge-meta"]},
-           "v3.mp4": {"source_video": "v3.mp4", "processed": False}}
-json.dump(summary, open(os.path.join(root, "summary.json"), "w"))
-with open(os.path.join(root, "metas/v0/huge-meta.json"), "wb") as f:
-    f.truncate((16 << 20) + 1)
-print(json.dumps(uuids))
-"#,
-        &[input.to_str().unwrap()],
-    );
+    let listed = run_tool("edit_input.py", ["summary-half", input.to_str().unwrap()]);
     let listed: Vec<String> = serde_json::from_str(listed.trim()).unwrap();
     assert_ok(&shard(
         dir.path(),
@@ -235,20 +192,9 @@ fn semantic_dedup_drops_clips_at_or_above_the_threshold() {
     // two tables (one in a subfolder); scores: 1.0 and exactly 0.99 are duplicates at the
     // default epsilon 0.01, 0.9899 is not; ids not in the dataset are harmless
     let dedup = dir.path().join("dedup");
-    python(
-        r#"
-import os, sys
-import pyarrow as pa, pyarrow.parquet as pq
-root, ids = sys.argv[1], sys.argv[2].split(",")
-tables = os.path.join(root, "extraction", "semdedup_pruning_tables")
-os.makedirs(os.path.join(tables, "more"), exist_ok=True)
-t1 = pa.table({"id": [ids[0], ids[1], ids[2]], "max_id": [ids[0]] * 3, "cosine_sim_score": [0.0, 1.0, 0.99]})
-pq.write_table(t1, os.path.join(tables, "cluster_0.parquet"))
-t2 = pa.table({"id": [ids[3], "not-in-the-dataset"], "max_id": [ids[3]] * 2, "cosine_sim_score": [0.9899, 1.0]})
-pq.write_table(t2, os.path.join(tables, "more", "cluster_1.PARQUET"))
-open(os.path.join(tables, "README.txt"), "w").write("not a table")
-"#,
-        &[dedup.to_str().unwrap(), &all[..4].join(",")],
+    run_tool(
+        "edit_input.py",
+        ["dedup-tables", dedup.to_str().unwrap(), &all[..4].join(",")],
     );
     let d = dedup.to_str().unwrap();
     assert_ok(&shard(

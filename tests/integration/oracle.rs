@@ -1,8 +1,8 @@
 //! Differential test against the plain-Python oracle (`tests/tools/reference_shard.py`).
 //!
 //! For several seeds and option sets: generate an unseen dataset with real H.264 clips
-//! (`tests/tools/make_dataset.py`, needs ffmpeg), mutate its metadata for edge cases (the Python
-//! helper `MUTATE_PY` below), run `shardflow shard` and the oracle with the same options, and
+//! (`tests/tools/make_dataset.py`, needs ffmpeg), mutate its metadata for edge cases
+//! (`tests/tools/mutate_metas.py`), run `shardflow shard` and the oracle with the same options, and
 //! require `compare_datasets.py --strict-bytes --check-headers --strict-csv-order` to print OK,
 //! plus byte-identical `wdinfo.json` files and `wdinfo_list.csv`.
 //!
@@ -16,16 +16,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use tempfile::TempDir;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tool(name: &str) -> PathBuf {
-    repo().join("tests/tools").join(name)
-}
+use crate::common::{data, shardflow_command, tool};
 
 fn tiny_model() -> PathBuf {
-    repo().join("tests/data/t5-tiny")
+    data("t5-tiny")
 }
 
 fn s(p: &Path) -> String {
@@ -56,10 +50,6 @@ fn run(cmd: &mut Command, what: &str) -> Result<Output, String> {
     }
 }
 
-fn python() -> Command {
-    Command::new("python3")
-}
-
 /// A generated input dataset and how both implementations must be told where its clips are.
 struct Dataset {
     tmp: TempDir,
@@ -69,19 +59,19 @@ struct Dataset {
     oracle_args: Vec<String>,
     /// Extra arguments for shardflow.
     shardflow_args: Vec<String>,
-    /// Whether `MUTATE_PY` ran (exact tar-size boundary bins exist).
+    /// Whether `mutate_metas.py` ran (exact tar-size boundary bins exist).
     mutated: bool,
 }
 
-/// `make_dataset.py generate --seed SEED GEN_ARGS`, then optionally `MUTATE_PY` with `flags`.
+/// `make_dataset.py generate --seed SEED GEN_ARGS`, then optionally `mutate_metas.py` with
+/// `flags`.
 /// `root`: a placeholder `--clip-location-root`, remapped to the real directory in both runs.
 fn dataset(seed: u64, gen_args: &[&str], root: Option<&str>, mutate: Option<&[&str]>) -> Dataset {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("in");
     let mut label = format!("seed={seed} generate={gen_args:?}");
-    let mut cmd = python();
-    cmd.arg(tool("make_dataset.py"))
-        .arg("generate")
+    let mut cmd = tool("make_dataset.py");
+    cmd.arg("generate")
         .arg(&dir)
         .arg("--seed")
         .arg(seed.to_string())
@@ -106,12 +96,8 @@ fn dataset(seed: u64, gen_args: &[&str], root: Option<&str>, mutate: Option<&[&s
     }
     if let Some(flags) = mutate {
         label += &format!(" mutate={flags:?}");
-        let mut cmd = python();
-        cmd.arg("-c")
-            .arg(MUTATE_PY)
-            .arg(&dir)
-            .arg(seed.to_string())
-            .args(flags);
+        let mut cmd = tool("mutate_metas.py");
+        cmd.arg(&dir).arg(seed.to_string()).args(flags);
         if let Err(e) = run(&mut cmd, "metadata mutation") {
             panic!("[{label}] {e}");
         }
@@ -173,27 +159,26 @@ fn check(ds: &Dataset, model: &Path, model_label: &str, opts: &[&str]) -> Result
         .args(opts);
     };
 
-    let mut oracle = python();
-    oracle.arg(tool("reference_shard.py")).current_dir(&ref_cwd);
+    let mut oracle = tool("reference_shard.py");
+    oracle.current_dir(&ref_cwd);
     common(&mut oracle);
     oracle.args(&ds.oracle_args);
     run(&mut oracle, "reference_shard.py").map_err(fail)?;
 
-    let mut sf = Command::new(env!("CARGO_BIN_EXE_shardflow"));
-    sf.arg("shard")
-        .current_dir(&sf_cwd)
-        .env("SHARDFLOW_LOG", "warn");
+    let mut sf = shardflow_command(&sf_cwd);
+    sf.arg("shard");
     common(&mut sf);
     // rejects are compared with the oracle's, not judged here
     sf.args(["--workers", "2", "--max-rejected-fraction", "1"])
         .args(&ds.shardflow_args);
     run(&mut sf, "shardflow shard").map_err(fail)?;
 
-    let mut cmp = python();
-    cmp.arg(tool("compare_datasets.py"))
-        .arg(ref_cwd.join("out"))
-        .arg(sf_cwd.join("out"))
-        .args(["--strict-bytes", "--check-headers", "--strict-csv-order"]);
+    let mut cmp = tool("compare_datasets.py");
+    cmp.arg(ref_cwd.join("out")).arg(sf_cwd.join("out")).args([
+        "--strict-bytes",
+        "--check-headers",
+        "--strict-csv-order",
+    ]);
     let out = cmp
         .output()
         .map_err(|e| fail(format!("cannot run compare_datasets.py: {e}")))?;
@@ -370,10 +355,8 @@ fn oracle_gated_gelu_t5() {
         ds.tmp.path().join("t5-gated"),
         ds.tmp.path().join("t5-gated-sharded"),
     );
-    let mut cmd = python();
-    cmd.arg("-c")
-        .arg(GATED_T5_PY)
-        .arg(&single)
+    let mut cmd = tool("write_gated_t5.py");
+    cmd.arg(&single)
         .arg(&sharded)
         .arg(tiny_model().join("tokenizer.json"));
     if let Err(e) = run(&mut cmd, "writing the gated T5 models") {
@@ -384,191 +367,3 @@ fn oracle_gated_gelu_t5() {
         check(&ds, &sharded, "gated-gelu (2 shards + index)", &[]),
     ]);
 }
-
-/// `python3 -c MUTATE_PY DATASET SEED [relative] [algo=NAME]`: rewrites `metas/v0/` of a
-/// `--size random` dataset (40 clips) with edge cases; keeps `json.dumps(indent=4)` formatting.
-const MUTATE_PY: &str = r####"
-import json, random, sys
-from pathlib import Path
-
-# argv: DATASET SEED [flags]; flags: relative | algo=NAME
-d = Path(sys.argv[1])
-seed = int(sys.argv[2])
-flags = sys.argv[3:]
-algo = next((f.split("=", 1)[1] for f in flags if f.startswith("algo=")), None)
-rng = random.Random(seed * 1000003 + 17)
-base = d / "metas" / "v0"
-files = sorted(p for p in base.rglob("*") if p.is_file())
-metas = [json.loads(p.read_text()) for p in files]
-for p in files:
-    p.unlink()
-order = list(range(len(metas)))
-rng.shuffle(order)
-pick = iter(order)
-
-WORDS = ("camera pans across street people walk cars drive buildings sky trees wind birds robot arm picks "
-         "red cube blue bin kitchen chef vegetables dog beach waves rocks drone mountains river night city").split()
-
-
-def words(n):
-    return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
-SPECIAL = [
-    "A" + " " + words(900) + ".",                                       # > 512 tokens
-    "x" * 3000,                                                         # one huge word
-    "雪の中を走る犬と、遠くに見える山々。" * 40,                          # CJK, > 512 tokens of <unk>s
-    "Emoji 😀 🚗💨 🐕‍🦺 🇩🇪 and astral 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝟙𝟚𝟛 🀄 \U0010fffd end.",
-    "\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2028\u2029\u202f\u205f\u3000 Python strips all of these. \t\n\x0b\x0c\r\x1f\x85",
-    "\u200b zero width space and BOM are not whitespace \ufeff",
-    "",
-    "   \n\t  ",
-    "Special tokens </s> inside <pad> and <extra_id_5> and <unk> text.",
-    "Combining e\u0301 n\u0303, NFKC ﬁ ① ½ Ⅻ ＦＵＬＬ ｗｉｄｔｈ, Ångström.",
-    "مرحبا بالعالم שלום עולם नमस्ते दुनिया สวัสดีชาวโลก Ελληνικά Кошка.",
-    "Controls \x00 \x01 \x7f \x1b[0m and \\ backslash \"quotes\" / slash.",
-    "  Une caméra suit un cycliste à travers la forêt enneigée.  ",
-]
-
-# 1. unknown keys with Python-only float spellings, inserted in the middle of the object
-EXTRA = {"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "neg_zero": -0.0, "big": 1e16,
-         "tiny": 1e-05, "third": 1 / 3, "small": 2.5e-300, "denorm": 5e-324, "int_big": 2 ** 64 + 1,
-         "neg_int": -7, "nested": [[], {}, [1, 2.0, "x", None, True, False]], "ключ": "значение 😀"}
-for _ in range(3):
-    i = next(pick)
-    m2 = {}
-    for k, v in metas[i].items():
-        m2[k] = v
-        if k == "video_codec":
-            m2["extra_fields"] = EXTRA
-    m2["zz_after_valid"] = {"a": 1.5, "b": [0.1, 1e100]}
-    metas[i] = m2
-
-# 2. bin boundaries (metadata only; bins never look at the mp4)
-BOUNDS = [(780, 1200, 10), (782, 1200, 20), (880, 1000, 120), (882, 1000, 121), (1160, 1000, 255),
-          (1162, 1000, 256), (1674, 1080, 1023), (1242, 800, 1024), (7200, 720, 0), (7220, 720, 50),
-          (1276, 718, 50), (1916, 1078, 100000), (1080, 1920, 121), (2560, 1080, 130)]
-for w, h, n in BOUNDS:
-    m = metas[next(pick)]
-    m["width"], m["height"], m["num_frames"] = w, h, n
-
-# 3. exact tar-size boundaries at 0.0625 MiB = 65536 bytes, in bins of their own
-for (w, h), sizes in (((1080, 1080), (40000, 25536)), ((1440, 1080), (40000, 25537))):
-    for nb in sizes:
-        m = metas[next(pick)]
-        m["width"], m["height"], m["num_frames"], m["num_bytes"] = w, h, 60, nb
-metas[next(pick)]["num_bytes"] = 10 ** 6             # larger than the small target: a tar of its own
-metas[next(pick)]["num_bytes"] = 600 * 1024 * 1024   # larger than the default target
-
-# 4. invalid clips and missing captions (last window only; the reference crashes otherwise):
-#    one single-window clip (pickle of []) and one multi-window clip
-for _ in range(2):
-    metas[next(pick)]["valid"] = False
-rest = list(pick)
-for want in (lambda n: n == 1, lambda n: n > 1):
-    i = next(j for j in rest if want(len(metas[j]["windows"])))
-    rest.remove(i)
-    metas[i]["windows"][-1].pop("qwen_caption", None)
-pick = iter(rest)
-
-# 5. captions: every special caption once, on windows of clips that are written with their captions
-wins = [(i, w) for i in rest for w in metas[i]["windows"] if "qwen_caption" in w]
-rng.shuffle(wins)
-assert len(wins) >= len(SPECIAL), len(wins)
-for (i, w), cap in zip(wins, SPECIAL):
-    w["qwen_caption"] = cap
-
-# 6. another captioning algorithm
-if algo:
-    key = f"{algo}_caption"
-    for m in metas:
-        for w in m["windows"]:
-            nw = {}
-            for k, v in w.items():
-                nw[k] = v
-                if k == "qwen_caption":
-                    nw[key] = f"{algo} says: " + " ".join(v.split()[:40][::-1])
-            w.clear()
-            w.update(nw)
-    metas[next(pick)]["windows"][-1].pop(key, None)
-
-# 7. relative clip locations
-if "relative" in flags:
-    for m in metas:
-        m["clip_location"] = "clips/" + m["clip_location"].rsplit("/", 1)[1]
-
-# 8. file names: flat, nested, sort-order traps, odd extensions, hidden file, junk
-names = {i: f"{m['span_uuid']}.json" for i, m in enumerate(metas)}
-a, b, c, e, f, g, h = (next(pick) for _ in range(7))
-names[a] = f"{metas[b]['span_uuid'][:8]}/{metas[a]['span_uuid']}.json"   # dir = 8-hex prefix of b ('-' < '/')
-names[c] = f"{metas[e]['span_uuid']}/{metas[c]['span_uuid']}.json"       # dir = stem of e ('.' < '/')
-names[f] = f"deep/er/{metas[f]['span_uuid']}"                              # no extension
-names[g] = f"{metas[g]['span_uuid']}.txt"                                  # every file counts
-names[h] = f".{metas[h]['span_uuid']}.json"                                # hidden file
-for i, m in enumerate(metas):
-    p = base / names[i]
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(m, indent=4))
-(base / "zz_corrupt.json").write_text('{"span_uuid": "broken", ')
-(base / "zz_array.json").write_text("[1, 2, 3]")
-print(f"mutated {len(metas)} metas in {d}")
-"####;
-
-/// `python3 -c GATED_T5_PY SINGLE_DIR SHARDED_DIR TOKENIZER_JSON`: a tiny random T5 v1.1 encoder.
-const GATED_T5_PY: &str = r####"
-import json, shutil, sys
-from pathlib import Path
-import numpy as np
-from safetensors.numpy import save_file
-
-# argv: OUT_SINGLE OUT_SHARDED TOKENIZER_JSON
-single, sharded, tok = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-d_model, d_kv, heads, d_ff, layers, vocab = 24, 8, 6, 40, 3, 32128
-cfg = {"architectures": ["T5EncoderModel"], "d_ff": d_ff, "d_kv": d_kv, "d_model": d_model,
-       "decoder_start_token_id": 0, "dense_act_fn": "gelu_new", "dropout_rate": 0.1, "eos_token_id": 1,
-       "feed_forward_proj": "gated-gelu", "initializer_factor": 1.0, "is_encoder_decoder": True,
-       "is_gated_act": True, "layer_norm_epsilon": 1e-06, "model_type": "t5", "num_decoder_layers": layers,
-       "num_heads": heads, "num_layers": layers, "pad_token_id": 0, "relative_attention_max_distance": 128,
-       "relative_attention_num_buckets": 32, "tie_word_embeddings": False, "vocab_size": vocab}
-rng = np.random.default_rng(20240611)
-inner = heads * d_kv
-
-
-def n(shape, std):
-    return (rng.standard_normal(shape) * std).astype(np.float32)
-
-
-t = {"shared.weight": n((vocab, d_model), 1.0)}
-t["encoder.embed_tokens.weight"] = t["shared.weight"].copy()
-for i in range(layers):
-    p = f"encoder.block.{i}.layer.0."
-    t[p + "SelfAttention.q.weight"] = n((inner, d_model), (d_model * d_kv) ** -0.5)
-    t[p + "SelfAttention.k.weight"] = n((inner, d_model), d_model ** -0.5)
-    t[p + "SelfAttention.v.weight"] = n((inner, d_model), d_model ** -0.5)
-    t[p + "SelfAttention.o.weight"] = n((d_model, inner), inner ** -0.5)
-    if i == 0:
-        t[p + "SelfAttention.relative_attention_bias.weight"] = n((32, heads), 1.0)
-    t[p + "layer_norm.weight"] = rng.uniform(0.5, 1.5, d_model).astype(np.float32)
-    p = f"encoder.block.{i}.layer.1."
-    t[p + "DenseReluDense.wi_0.weight"] = n((d_ff, d_model), d_model ** -0.5)
-    t[p + "DenseReluDense.wi_1.weight"] = n((d_ff, d_model), d_model ** -0.5)
-    t[p + "DenseReluDense.wo.weight"] = n((d_model, d_ff), d_ff ** -0.5)
-    t[p + "layer_norm.weight"] = rng.uniform(0.5, 1.5, d_model).astype(np.float32)
-t["encoder.final_layer_norm.weight"] = rng.uniform(0.5, 1.5, d_model).astype(np.float32)
-for out in (single, sharded):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    shutil.copy(tok, out / "tokenizer.json")
-save_file(t, str(single / "model.safetensors"), metadata={"format": "pt"})
-keys = sorted(t)
-parts = [keys[: len(keys) // 2], keys[len(keys) // 2:]]
-wmap = {}
-for j, ks in enumerate(parts):
-    fname = f"model-{j + 1:05d}-of-{len(parts):05d}.safetensors"
-    save_file({k: t[k] for k in ks}, str(sharded / fname), metadata={"format": "pt"})
-    wmap.update({k: fname for k in ks})
-total = sum(v.nbytes for v in t.values())
-(sharded / "model.safetensors.index.json").write_text(
-    json.dumps({"metadata": {"total_size": total}, "weight_map": wmap}, indent=2))
-print("wrote", single, sharded)
-"####;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::common::*;
 
@@ -16,7 +16,7 @@ const EPOCH: &str = "1700000000";
 /// Runs `shardflow <sub>` in `cwd` with the tiny model, small tars and a pinned mtime.
 fn run(cwd: &Path, sub: &str, input: &Path, version: &str, extra: &[&str]) -> Output {
     let model = data("t5-tiny");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
+    let mut cmd = shardflow_command(cwd);
     cmd.arg(sub)
         .args(["--input-clip-path", input.to_str().unwrap()])
         .args([
@@ -37,8 +37,6 @@ fn run(cwd: &Path, sub: &str, input: &Path, version: &str, extra: &[&str]) -> Ou
         cmd.args(["--target-tar-size-mb", "0.012", "--max-tars-per-part", "2"]);
     }
     cmd.args(extra)
-        .current_dir(cwd)
-        .env("SHARDFLOW_LOG", "warn")
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .output()
         .expect("shardflow runs")
@@ -383,27 +381,9 @@ fn sample_with_v1(dir: &Path) -> PathBuf {
     copy_tree(&data("sample-dataset"), &input);
     copy_tree(&input.join("metas/v0"), &input.join("metas/v1"));
     // v1: two captions rewritten, one clip gone, one clip turned portrait (another bin)
-    python(
-        r#"
-import json, os, sys
-metas = sys.argv[1]
-names = []
-for name in sorted(os.listdir(metas)):
-    try:
-        m = json.load(open(os.path.join(metas, name)))
-    except Exception:
-        continue
-    if m.get("valid") is True and m["windows"] and "qwen_caption" in m["windows"][0]:
-        names.append((name, m))
-for i, (name, m) in enumerate(names[:2]):
-    m["windows"][0]["qwen_caption"] = "A re-annotated caption, number %d." % i
-    open(os.path.join(metas, name), "w").write(json.dumps(m, indent=4))
-os.remove(os.path.join(metas, names[2][0]))
-name, m = names[3]
-m["width"], m["height"] = m["height"], m["width"]
-open(os.path.join(metas, name), "w").write(json.dumps(m, indent=4))
-"#,
-        &[input.join("metas/v1").to_str().unwrap()],
+    run_tool(
+        "edit_input.py",
+        ["make-v1", input.join("metas/v1").to_str().unwrap()],
     );
     input
 }
@@ -623,24 +603,13 @@ fn append_adds_new_clips_as_new_parts_and_leaves_existing_tars_alone() {
         }
     }
     // wdinfo lists every tar and counts every sample; Python reads the result
-    python(
-        r#"
-import csv, json, os, sys, tarfile
-out = sys.argv[1]
-rows = list(csv.reader(open(os.path.join(out, "wdinfo_list.csv"))))
-total = 0
-for (path,) in rows:
-    info = json.load(open(path if os.path.isabs(path) else os.path.join(sys.argv[2], path)))
-    n = 0
-    for rel in info["data_list"]:
-        with tarfile.open(os.path.join(info["root"] if os.path.isabs(info["root"]) else os.path.join(sys.argv[2], info["root"]), "video", rel)) as t:
-            n += len(t.getnames())
-    assert n == info["total_key_count"], (path, n, info["total_key_count"])
-    assert info["data_list"] == sorted(info["data_list"])
-    total += n
-print(total)
-"#,
-        &[out.to_str().unwrap(), work.to_str().unwrap()],
+    run_tool(
+        "read_dataset.py",
+        [
+            "wdinfo-totals",
+            out.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
     );
     // appending again finds nothing new
     let o = run(
@@ -670,7 +639,7 @@ fn reshard_killed_then_resumed_leaves_records_for_every_tar_and_no_partials() {
         let work = dir.path().join(format!("work-{i}"));
         std::fs::create_dir_all(&work).unwrap();
         assert_ok(&run(&work, "shard", &input, "v0", &[]));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+        let mut child = shardflow_command(&work)
             .arg("reshard")
             .args(["--from-version", "v0", "--annotation-version", "v1"])
             .args(["--input-clip-path", input.to_str().unwrap()])
@@ -682,7 +651,6 @@ fn reshard_killed_then_resumed_leaves_records_for_every_tar_and_no_partials() {
             ])
             .args(["--workers", "2", "--max-rejected-fraction", "0.5"])
             .args(["--target-tar-size-mb", "0.012", "--max-tars-per-part", "2"])
-            .current_dir(&work)
             .env("SHARDFLOW_LOG", "off")
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .spawn()

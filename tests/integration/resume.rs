@@ -16,24 +16,10 @@ const EPOCH: &str = "1700000000";
 fn dataset(dir: &Path, copies: usize) -> PathBuf {
     let input = dir.join("in");
     copy_tree(&data("sample-dataset"), &input);
-    python(
-        r#"
-import json, os, sys
-metas, n = sys.argv[1], int(sys.argv[2])
-src = []
-for name in sorted(os.listdir(metas)):
-    try:
-        m = json.load(open(os.path.join(metas, name)))
-    except Exception:
-        continue
-    if isinstance(m, dict) and m.get("valid") is True and isinstance(m.get("span_uuid"), str):
-        src.append(m)
-for i in range(n):
-    m = dict(src[i % len(src)])
-    m["span_uuid"] = "%s-%05d" % (m["span_uuid"], i)
-    open(os.path.join(metas, "r%05d.json" % i), "w").write(json.dumps(m, indent=4))
-"#,
-        &[
+    run_tool(
+        "edit_input.py",
+        [
+            "add-copies",
             input.join("metas/v0").to_str().unwrap(),
             &copies.to_string(),
         ],
@@ -43,7 +29,7 @@ for i in range(n):
 
 fn command(cwd: &Path, input: &Path, out: &str, extra: &[&str]) -> Command {
     let model = data("t5-tiny");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
+    let mut cmd = shardflow_command(cwd);
     cmd.arg("shard");
     if !extra.contains(&"--t5-model") {
         cmd.args(["--t5-model", model.to_str().unwrap()]);
@@ -59,9 +45,7 @@ fn command(cwd: &Path, input: &Path, out: &str, extra: &[&str]) -> Command {
             &format!("{SAMPLE_ROOT}={}", input.display()),
         ])
         .args(["--workers", "2", "--max-rejected-fraction", "0.05"])
-        .args(extra)
-        .current_dir(cwd)
-        .env("SHARDFLOW_LOG", "warn");
+        .args(extra);
     cmd
 }
 

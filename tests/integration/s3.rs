@@ -56,19 +56,13 @@ impl S3 {
     }
 
     fn util(&self, args: &[&str]) -> String {
-        let out = Command::new("python3")
-            .arg(root().join("tests/tools/s3util.py"))
-            .args(args)
-            .envs(AWS_ENV)
-            .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "s3util {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_of(
+            tool("s3util.py")
+                .args(args)
+                .envs(AWS_ENV)
+                .env("AWS_ENDPOINT_URL", &self.endpoint),
+            &format!("s3util {args:?}"),
+        )
     }
 
     fn download(&self, uri: &str, to: &Path) {
@@ -78,19 +72,17 @@ impl S3 {
     /// `shardflow` in `cwd`, talking to the test server with its keys only (HOME is `cwd`, so
     /// no user profile leaks in).
     fn command(&self, cwd: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
-        cmd.current_dir(cwd)
-            .envs(AWS_ENV)
+        let mut cmd = shardflow_command(cwd);
+        cmd.envs(AWS_ENV)
             .env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("HOME", cwd)
-            .env("SHARDFLOW_LOG", "warn");
+            .env("HOME", cwd);
         cmd
     }
 
     /// Runs `shardflow shard` with the tiny model against `endpoint` (the server or a proxy).
     fn shard(&self, cwd: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
         let model = data("t5-tiny");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardflow"));
+        let mut cmd = shardflow_command(cwd);
         cmd.arg("shard")
             .args(["--t5-model", model.to_str().unwrap(), "--workers", "2"])
             .args(if args.contains(&"--max-rejected-fraction") {
@@ -100,11 +92,9 @@ impl S3 {
                 &["--max-rejected-fraction", "0.05"][..]
             })
             .args(args)
-            .current_dir(cwd)
             .envs(AWS_ENV)
             .env("AWS_ENDPOINT_URL", endpoint)
-            .env("HOME", cwd)
-            .env("SHARDFLOW_LOG", "warn");
+            .env("HOME", cwd);
         for (k, v) in env {
             if v.is_empty() {
                 cmd.env_remove(k);
@@ -127,8 +117,7 @@ impl Proxy {
     fn start(s3: &S3, dir: &Path, extra: &[&str]) -> Proxy {
         std::fs::create_dir_all(dir).unwrap();
         let port_file = dir.join("proxy.port");
-        let child = Command::new("python3")
-            .arg(root().join("tests/tools/fault_proxy.py"))
+        let child = tool("fault_proxy.py")
             .args(["--upstream", &s3.endpoint, "--port-file"])
             .arg(&port_file)
             .args(extra)
@@ -183,24 +172,16 @@ fn remap_to(target: &str) -> String {
 fn dataset_with_big_clip(dir: &Path) -> PathBuf {
     let input = dir.join("in");
     copy_tree(&data("sample-dataset"), &input);
-    python(
-        r#"
-import json, os, random, sys
-root = sys.argv[1]
-metas = os.path.join(root, "metas/v0")
-for name in sorted(os.listdir(metas)):
-    m = json.load(open(os.path.join(metas, name)))
-    if m.get("valid") and min(m["width"], m["height"]) >= 720 and m["windows"] \
-            and all(isinstance(w.get("qwen_caption"), str) for w in m["windows"]):
-        break
-data = random.Random(7).randbytes(12 * 1024 * 1024)
-open(os.path.join(root, "clips/big-clip.mp4"), "wb").write(data)
-m["span_uuid"] = "big-clip"
-m["clip_location"] = m["clip_location"].rsplit("/", 1)[0] + "/big-clip.mp4"
-m["num_bytes"] = len(data)
-open(os.path.join(metas, "big-clip.json"), "w").write(json.dumps(m, indent=4))
-"#,
-        &[input.to_str().unwrap()],
+    let size = (12 * 1024 * 1024).to_string();
+    run_tool(
+        "edit_input.py",
+        [
+            "add-clip",
+            input.to_str().unwrap(),
+            "big-clip",
+            &size,
+            "random",
+        ],
     );
     input
 }
@@ -318,20 +299,13 @@ fn s3_clip_locations_with_profile_credentials() {
     // the splitting pipeline wrote S3 URIs into clip_location
     let input = tmp.path().join("in");
     copy_tree(&data("sample-dataset"), &input);
-    python(
-        r#"
-import json, os, sys
-metas, uri = sys.argv[1], sys.argv[2]
-paths = [os.path.join(d, f) for d, _, fs in os.walk(metas) for f in fs]
-for p in paths:
-    try:
-        m = json.load(open(p))
-        m["clip_location"] = uri + "/clips/" + m["clip_location"].rsplit("/", 1)[1]
-    except Exception:
-        continue
-    open(p, "w").write(json.dumps(m, indent=4))
-"#,
-        &[input.join("metas/v0").to_str().unwrap(), &s3_in],
+    run_tool(
+        "edit_input.py",
+        [
+            "s3-clip-locations",
+            input.join("metas/v0").to_str().unwrap(),
+            &s3_in,
+        ],
     );
     s3.util(&["upload", input.to_str().unwrap(), &s3_in]);
     // baseline: the same metadata, clips read from disk
@@ -397,13 +371,15 @@ for p in paths:
     assert_eq!(proxy2.keys(), ["default-key"]);
     let line = compare_strict(&tmp.path().join("base"), &tmp.path().join("from-s3"));
     assert!(line.ends_with("OK"), "{line}");
-    let json = python(
-        "import tarfile,sys,json\nt=tarfile.open(sys.argv[1])\nm=t.getmembers()[0]\nprint(json.load(t.extractfile(m))['clip_location'])",
-        &[tmp
-            .path()
-            .join("from-s3/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/metas/part_000000/000000.tar")
-            .to_str()
-            .unwrap()],
+    let json = run_tool(
+        "read_dataset.py",
+        [
+            "clip-location",
+            tmp.path()
+                .join("from-s3/v0/resolution_1080/aspect_ratio_16_9/frames_0_120/metas/part_000000/000000.tar")
+                .to_str()
+                .unwrap(),
+        ],
     );
     assert!(
         json.trim().starts_with(&format!("{s3_in}/clips/")),
@@ -677,21 +653,9 @@ fn reshard_on_s3_with_two_processes_copies_server_side() {
     copy_tree(&data("sample-dataset"), &input);
     copy_tree(&input.join("metas/v0"), &input.join("metas/v1"));
     // v1: one caption rewritten
-    python(
-        r#"
-import json, os, sys
-metas = sys.argv[1]
-for name in sorted(os.listdir(metas)):
-    try:
-        m = json.load(open(os.path.join(metas, name)))
-    except Exception:
-        continue
-    if m.get("valid") is True and m["windows"] and "qwen_caption" in m["windows"][0]:
-        m["windows"][0]["qwen_caption"] = "A caption rewritten for v1."
-        open(os.path.join(metas, name), "w").write(json.dumps(m))
-        break
-"#,
-        &[input.join("metas/v1").to_str().unwrap()],
+    run_tool(
+        "edit_input.py",
+        ["recaption-one", input.join("metas/v1").to_str().unwrap()],
     );
     let out_uri = format!("s3://{bucket}/out");
     let model = data("t5-tiny");
@@ -766,28 +730,13 @@ fn summary_listing_and_dedup_tables_on_s3() {
     copy_tree(&data("sample-dataset"), &input);
     // summary.json naming every metadata file; a dedup table removing two of its clips
     let dedup = tmp.path().join("dedup");
-    let removed = python(
-        r#"
-import json, os, sys
-import pyarrow as pa, pyarrow.parquet as pq
-root, dedup = sys.argv[1], sys.argv[2]
-uuids = sorted(n[:-5] for n in os.listdir(os.path.join(root, "metas/v0")) if n.endswith(".json"))
-json.dump({"video.mp4": {"clips": uuids}}, open(os.path.join(root, "summary.json"), "w"))
-valid = []
-for u in uuids:
-    try:
-        m = json.load(open(os.path.join(root, "metas/v0", u + ".json")))
-    except Exception:
-        continue
-    if m.get("valid") is True and m.get("span_uuid") == u:
-        valid.append(u)
-tables = os.path.join(dedup, "extraction", "semdedup_pruning_tables")
-os.makedirs(tables)
-pq.write_table(pa.table({"id": valid[:3], "max_id": valid[:1] * 3, "cosine_sim_score": [0.0, 0.999, 1.0]}),
-               os.path.join(tables, "cluster_0.parquet"))
-print(len(uuids), ",".join(valid[1:3]))
-"#,
-        &[input.to_str().unwrap(), dedup.to_str().unwrap()],
+    let removed = run_tool(
+        "edit_input.py",
+        [
+            "summary-and-dedup",
+            input.to_str().unwrap(),
+            dedup.to_str().unwrap(),
+        ],
     );
     let (listed, removed) = removed.trim().split_once(' ').unwrap();
     let removed: Vec<&str> = removed.split(',').collect();
@@ -823,15 +772,9 @@ print(len(uuids), ",".join(valid[1:3]))
     let c = reconciled_counts(&tmp.path().join("out/v0"));
     assert_eq!(c["removed_semantic_dedup"].as_u64(), Some(2), "{c}");
     assert_eq!(c["listed"].as_u64(), listed.parse().ok(), "{c}");
-    let written = python(
-        r#"
-import glob, sys, tarfile
-names = []
-for t in glob.glob(sys.argv[1] + "/**/metas/**/*.tar", recursive=True):
-    names += [n[:-5] for n in tarfile.open(t).getnames()]
-print(",".join(sorted(names)))
-"#,
-        &[tmp.path().join("out/v0").to_str().unwrap()],
+    let written = run_tool(
+        "read_dataset.py",
+        ["metas-keys", tmp.path().join("out/v0").to_str().unwrap()],
     );
     for r in removed {
         assert!(!written.contains(r), "{r} was deduplicated away");

@@ -28,7 +28,7 @@ fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
 /// `shard` of `input` into `<cwd>/out` with every reject tolerated, under a watchdog: a job
 /// that hangs fails the test.
 fn shard_bounded(cwd: &Path, input: &Path, what: &str) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+    let child = shardflow_command(cwd)
         .args(["shard", "--input-clip-path", input.to_str().unwrap()])
         .args(["--output-dataset-path", "out", "--t5-model"])
         .arg(data("t5-tiny"))
@@ -38,8 +38,6 @@ fn shard_bounded(cwd: &Path, input: &Path, what: &str) -> Output {
             "--max-rejected-fraction",
             "1",
         ])
-        .current_dir(cwd)
-        .env("SHARDFLOW_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -137,10 +135,8 @@ fn jobs_started_together_on_one_output_exactly_one_writes() {
                 model.display().to_string(),
                 input.display()
             );
-            let child = Command::new(env!("CARGO_BIN_EXE_shardflow"))
+            let child = shardflow_command(tmp.path())
                 .args(["shard", "--config", fifo.to_str().unwrap()])
-                .current_dir(tmp.path())
-                .env("SHARDFLOW_LOG", "warn")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

@@ -1,9 +1,14 @@
-//! Helpers shared by the integration tests: temp datasets, running the real binary, Python.
+//! Helpers shared by the integration tests: temp datasets, running the real binary and the
+//! Python tools (`commands`), reading reports.
 
 #![allow(dead_code)]
 
+mod commands;
+
+pub use commands::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -36,41 +41,6 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Runs `shardflow` with `args` in `cwd`.
-pub fn shardflow(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_shardflow"))
-        .args(args)
-        .current_dir(cwd)
-        .env("SHARDFLOW_LOG", "warn")
-        .output()
-        .expect("shardflow runs")
-}
-
-/// Runs `shardflow shard` on `input` into `output` (relative to `cwd`) with the tiny model.
-pub fn shard(cwd: &Path, input: &Path, output: &str, extra: &[&str]) -> Output {
-    let model = data("t5-tiny");
-    let remap = format!("{SAMPLE_ROOT}={}", input.display());
-    let mut args = vec![
-        "shard",
-        "--input-clip-path",
-        input.to_str().unwrap(),
-        "--output-dataset-path",
-        output,
-        "--annotation-version",
-        "v0",
-        "--t5-model",
-        model.to_str().unwrap(),
-        "--remap-clip-location",
-        &remap,
-    ];
-    // the sample dataset holds one deliberately broken metadata file of 28
-    if !extra.contains(&"--max-rejected-fraction") {
-        args.extend_from_slice(&["--max-rejected-fraction", "0.05"]);
-    }
-    args.extend_from_slice(extra);
-    shardflow(cwd, &args)
-}
-
 /// Asserts a command succeeded, printing its output otherwise.
 pub fn assert_ok(out: &Output) {
     assert!(
@@ -80,42 +50,6 @@ pub fn assert_ok(out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Runs a Python script with arguments; returns stdout, failing the test on error.
-pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "python failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `compare_datasets.py` strictly; returns its last line.
-pub fn compare_strict(expected: &Path, actual: &Path) -> String {
-    let tool = root().join("tests/tools/compare_datasets.py");
-    let out = Command::new("python3")
-        .arg(tool)
-        .arg(expected)
-        .arg(actual)
-        .args(["--strict-bytes", "--check-headers", "--strict-csv-order"])
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "compare failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.lines().last().unwrap_or_default().to_string()
 }
 
 /// Reads the job report.
