@@ -153,7 +153,7 @@ fn main() -> ExitCode {
 fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = args
-        .options()
+        .merged_options()
         .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
     let env = |k: &str| std::env::var(k).ok();
     let mut cfg = match ShardConfig::resolve(options, &env) {

@@ -5,6 +5,10 @@
 //! Every value is optional: [`Merge::over`] lays the command line over the file, and
 //! [`ShardConfig::resolve`](super::ShardConfig::resolve) fills defaults and validates.
 
+// the doc comments of the options are their `--help` text, written for a terminal
+// (`metas/<version>/`, `[bins]`), not for rustdoc
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -114,7 +118,7 @@ pub struct ShardArgs {
 impl ShardArgs {
     /// The command-line options laid over those of `--config` (when given); the error is
     /// [`ShardOptions::load`]'s.
-    pub fn options(&self) -> Result<ShardOptions, String> {
+    pub fn merged_options(&self) -> Result<ShardOptions, String> {
         let file = match &self.config {
             Some(path) => ShardOptions::load(path)?,
             None => ShardOptions::default(),

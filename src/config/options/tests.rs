@@ -117,14 +117,16 @@ fn config_file_is_read_under_the_command_line() {
     .unwrap();
     let path = p.to_str().unwrap();
     let merged = command_line(&["--config", path, "--process", "2", "--check"])
-        .options()
+        .merged_options()
         .unwrap();
     assert_eq!(merged.workers, Some(4));
     assert_eq!(merged.t5_model, Some(dir.path().join("m")));
     assert_eq!(merged.cluster.processes, Some(3));
     assert_eq!(merged.cluster.process, Some(2));
     std::fs::write(&p, "workerz = 4\n").unwrap();
-    let err = command_line(&["--config", path]).options().unwrap_err();
+    let err = command_line(&["--config", path])
+        .merged_options()
+        .unwrap_err();
     assert!(err.contains("workerz: unknown field"), "{err}");
 }
 
