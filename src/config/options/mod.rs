@@ -257,8 +257,7 @@ options! {
 options! {
     /// The `[cluster]` section: timely's own cluster mode.
     #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
-    // the name serde's type errors show (`expected struct ClusterFile`), as before
-    #[serde(deny_unknown_fields, rename = "ClusterFile")]
+    #[serde(deny_unknown_fields)]
     pub struct ClusterSection {
         "Cluster" {
             /// Number of processes of the job (timely cluster mode) [default: 1].
@@ -290,8 +289,7 @@ options! {
     /// The `[storage]` section: how object stores (S3) are used. Local paths ignore it. On the
     /// command line its keys take an `s3-` prefix.
     #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
-    // the name serde's type errors show (`expected struct StorageFile`), as before
-    #[serde(deny_unknown_fields, rename = "StorageFile")]
+    #[serde(deny_unknown_fields)]
     pub struct StorageSection {
         "Object store" {
             /// Object-store retries of one failed request (503 SlowDown, 5xx, connection errors)
