@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use shardflow::config::{ClusterFile, ShardConfig, ShardFile, StorageFile};
+use shardflow::config::{ShardArgs, ShardConfig};
 use shardflow::dataflows::shard;
 use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
 use shardflow::report::Progress;
@@ -103,202 +103,6 @@ struct EncodeArgs {
     repeat: usize,
 }
 
-#[derive(clap::Args)]
-struct ShardArgs {
-    /// A TOML config file: every option below as a key of the same name in snake_case,
-    /// cluster options in a `[cluster]` section. The command line overrides it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Input: the directory or s3://bucket/prefix holding `clips/` and `metas/<version>/`.
-    #[arg(long)]
-    input_clip_path: Option<String>,
-    /// Output dataset directory or s3://bucket/prefix; the dataset goes to
-    /// `<output>/<version>/`.
-    #[arg(long)]
-    output_dataset_path: Option<String>,
-    /// Annotation version: reads `metas/<version>/`, writes `<output>/<version>/` [default: v0].
-    #[arg(long)]
-    annotation_version: Option<String>,
-    /// Hugging Face T5 model directory (config.json, weights, tokenizer.json).
-    #[arg(long)]
-    t5_model: Option<PathBuf>,
-    /// Worker threads in this process [default: available cores].
-    #[arg(long)]
-    workers: Option<usize>,
-    /// Caption windows per encoder batch [default: 16].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Tokens per encoder batch; batches are packed without padding [default: 4096].
-    #[arg(long)]
-    max_batch_tokens: Option<usize>,
-    /// Where the encoder runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`) [default: cpu].
-    #[arg(long)]
-    device: Option<String>,
-    /// Encoder precision: fp32 (the reference's), bf16 or fp16 (cuda only) [default: fp32].
-    #[arg(long)]
-    t5_dtype: Option<String>,
-    /// Target tar size in MiB (metadata `num_bytes` summed) [default: 500].
-    #[arg(long)]
-    target_tar_size_mb: Option<f64>,
-    /// Tars per part folder [default: 100].
-    #[arg(long)]
-    max_tars_per_part: Option<u32>,
-    /// Caption field prefix: windows hold `<algorithm>_caption` [default: qwen].
-    #[arg(long)]
-    captioning_algorithm: Option<String>,
-    /// Rewrite a `clip_location` prefix, FROM=TO (repeatable; first match wins).
-    #[arg(long = "remap-clip-location")]
-    remaps: Vec<String>,
-    /// Only read clips under these prefixes (local directories or s3:// URIs, comma-separated
-    /// or repeated); a clip_location elsewhere is rejected [default: anywhere].
-    #[arg(long, value_delimiter = ',')]
-    allowed_clip_roots: Vec<String>,
-    /// Exit with code 4 after the job completes if more than this fraction of the listed
-    /// inputs was rejected [default: 0, i.e. any reject].
-    #[arg(long)]
-    max_rejected_fraction: Option<f64>,
-    /// AWS profile (in ~/.aws/credentials, ~/.aws/config) for reading the input; named
-    /// explicitly, its keys override AWS_ACCESS_KEY_ID [default: $AWS_PROFILE or default].
-    #[arg(long)]
-    input_s3_profile_name: Option<String>,
-    /// AWS profile for writing the output [default: $AWS_PROFILE or default].
-    #[arg(long)]
-    output_s3_profile_name: Option<String>,
-    /// Object-store retries of one failed request (503 SlowDown, 5xx, connection errors)
-    /// before the job fails [default: 10].
-    #[arg(long)]
-    s3_max_retries: Option<usize>,
-    /// Stop retrying one object-store request after this many seconds [default: 180].
-    #[arg(long)]
-    s3_retry_timeout_s: Option<u64>,
-    /// Multipart upload part size in MiB, at least 5 [default: 16].
-    #[arg(long)]
-    s3_part_size_mb: Option<usize>,
-    /// Number of processes of the job (timely cluster mode) [default: 1].
-    #[arg(long)]
-    processes: Option<usize>,
-    /// This process's index, 0..processes.
-    #[arg(long)]
-    process: Option<usize>,
-    /// Read the process index from this environment variable (e.g. SLURM_PROCID,
-    /// JOB_COMPLETION_INDEX). SHARDFLOW_PROCESS is read when neither is given.
-    #[arg(long)]
-    process_env: Option<String>,
-    /// timely hostfile: one host:port per line, line i for process i.
-    #[arg(long)]
-    hostfile: Option<PathBuf>,
-    /// Stop with an error when the processes have not all connected within this many
-    /// seconds [default: 120].
-    #[arg(long)]
-    connect_timeout_s: Option<u64>,
-    /// Bin spec: frames (the reference v1.0.0's: resolution / aspect ratio / frame count) or
-    /// duration (the later reference's: duration bins, resolution_lt_720 kept); a [bins]
-    /// table in the config file defines custom bins [default: frames].
-    #[arg(long)]
-    bin_spec: Option<String>,
-    /// How metadata files are found: scan (every file under metas/<version>/) or summary
-    /// (the clips listed in <input>/summary.json, as the later reference does) [default: scan].
-    #[arg(long)]
-    listing: Option<String>,
-    /// Semantic-dedup output (directory or s3:// prefix): clips whose cosine_sim_score in
-    /// extraction/semdedup_pruning_tables/*.parquet is >= 1 - epsilon are left out.
-    #[arg(long)]
-    input_semantic_dedup_path: Option<String>,
-    /// Dedup threshold: duplicates have cosine_sim_score >= 1 - epsilon [default: 0.01].
-    #[arg(long)]
-    semantic_dedup_epsilon: Option<f64>,
-    /// AWS profile for reading the dedup tables [default: the input's].
-    #[arg(long)]
-    input_semantic_dedup_s3_profile_name: Option<String>,
-    /// With --drop-small-shards: a bin's last tar with fewer clips is dropped [default: 1].
-    #[arg(long)]
-    min_clips_per_tar: Option<u32>,
-    /// Drop a bin's last (remainder) tar when it holds fewer than --min-clips-per-tar clips;
-    /// its clips are counted as dropped_small_tar.
-    #[arg(long)]
-    drop_small_shards: bool,
-    /// Write the clips even when not one window has its `<algorithm>_caption` (all are
-    /// written with valid: false and no embeddings); without it such a run is refused.
-    #[arg(long)]
-    allow_no_captions: bool,
-    /// Random-access indexes written with the tars, computed while writing: dali (an .idx
-    /// beside every tar, DALI's v1.2 format) and/or wids (a shardindex.json per bin and
-    /// stream) [default: none].
-    #[arg(long, value_delimiter = ',')]
-    index: Vec<String>,
-    /// Validate the options, input and model, then exit without running.
-    #[arg(long)]
-    check: bool,
-    /// Continue an interrupted job in the same output: keep its completed tars, write the
-    /// rest. Refused if the options, model or inputs differ from the interrupted job's.
-    #[arg(long, conflicts_with = "append")]
-    resume: bool,
-    /// Add the clips that appeared in metas/<version>/ since the output was written, as new
-    /// parts after each bin's last one; existing tars are left as they are, the wdinfo files
-    /// are replaced. The output must be a complete shardflow run with the same options.
-    #[arg(long)]
-    append: bool,
-}
-
-impl ShardArgs {
-    /// The command line as a config file's worth of options.
-    fn as_file(&self) -> ShardFile {
-        let cluster = (self.processes.is_some()
-            || self.process.is_some()
-            || self.process_env.is_some()
-            || self.hostfile.is_some()
-            || self.connect_timeout_s.is_some())
-        .then(|| ClusterFile {
-            processes: self.processes,
-            process: self.process,
-            process_env: self.process_env.clone(),
-            hostfile: self.hostfile.clone(),
-            addresses: None,
-            connect_timeout_s: self.connect_timeout_s,
-        });
-        ShardFile {
-            input_clip_path: self.input_clip_path.clone(),
-            output_dataset_path: self.output_dataset_path.clone(),
-            annotation_version: self.annotation_version.clone(),
-            t5_model: self.t5_model.clone(),
-            workers: self.workers,
-            batch_size: self.batch_size,
-            max_batch_tokens: self.max_batch_tokens,
-            device: self.device.clone(),
-            t5_dtype: self.t5_dtype.clone(),
-            target_tar_size_mb: self.target_tar_size_mb,
-            max_tars_per_part: self.max_tars_per_part,
-            captioning_algorithm: self.captioning_algorithm.clone(),
-            remap_clip_location: (!self.remaps.is_empty()).then(|| self.remaps.clone()),
-            allowed_clip_roots: (!self.allowed_clip_roots.is_empty())
-                .then(|| self.allowed_clip_roots.clone()),
-            max_rejected_fraction: self.max_rejected_fraction,
-            input_s3_profile_name: self.input_s3_profile_name.clone(),
-            output_s3_profile_name: self.output_s3_profile_name.clone(),
-            bin_spec: self.bin_spec.clone(),
-            bins: None,
-            listing: self.listing.clone(),
-            input_semantic_dedup_path: self.input_semantic_dedup_path.clone(),
-            semantic_dedup_epsilon: self.semantic_dedup_epsilon,
-            input_semantic_dedup_s3_profile_name: self.input_semantic_dedup_s3_profile_name.clone(),
-            min_clips_per_tar: self.min_clips_per_tar,
-            drop_small_shards: self.drop_small_shards.then_some(true),
-            allow_no_captions: self.allow_no_captions.then_some(true),
-            index: (!self.index.is_empty()).then(|| self.index.clone()),
-            cluster,
-            storage: (self.s3_max_retries.is_some()
-                || self.s3_retry_timeout_s.is_some()
-                || self.s3_part_size_mb.is_some())
-            .then(|| StorageFile {
-                max_retries: self.s3_max_retries,
-                retry_timeout_s: self.s3_retry_timeout_s,
-                part_size_mb: self.s3_part_size_mb,
-                ..StorageFile::default()
-            }),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -348,12 +152,11 @@ fn main() -> ExitCode {
 
 fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let file = match &args.config {
-        Some(path) => ShardFile::load(path).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?,
-        None => ShardFile::default(),
-    };
+    let options = args
+        .merged_options()
+        .map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
     let env = |k: &str| std::env::var(k).ok();
-    let mut cfg = match ShardConfig::resolve(args.as_file().or(file), &env) {
+    let mut cfg = match ShardConfig::resolve(options, &env) {
         Ok(cfg) => cfg,
         Err(errors) => anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  ")),
     };

@@ -258,19 +258,19 @@ pub(crate) fn fingerprint(cfg: &ShardConfig, mtime: u64) -> Result<JobFingerprin
 #[cfg(test)]
 mod from_version_tests {
     use super::*;
-    use crate::config::ShardFile;
+    use crate::config::ShardOptions;
     use crate::storage::StorageOptions;
 
     #[test]
     fn from_version_follows_the_annotation_version_rule() {
         let dir = tempfile::tempdir().unwrap();
         let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
-        let f = ShardFile {
+        let f = ShardOptions {
             input_clip_path: Some(path(dir.path())),
             output_dataset_path: Some(path(&dir.path().join("out"))),
             t5_model: Some(dir.path().to_owned()),
             annotation_version: Some("v1".into()),
-            ..ShardFile::default()
+            ..ShardOptions::default()
         };
         let cfg = ShardConfig::resolve(f, &|_| None).unwrap();
         let storage = Storage::new(StorageOptions::default());
