@@ -32,9 +32,9 @@ impl FakeEncoder {
 
     /// The rows of one sequence (`len × width`, row-major).
     fn rows(&self, ids: &[u32]) -> Vec<f32> {
-        let seq = ids
-            .iter()
-            .fold(0u64, |h, &id| h.wrapping_mul(31).wrapping_add(u64::from(id)));
+        let seq = ids.iter().fold(0u64, |h, &id| {
+            h.wrapping_mul(31).wrapping_add(u64::from(id))
+        });
         let mut out = Vec::with_capacity(ids.len() * self.width);
         for (pos, &id) in ids.iter().enumerate() {
             for col in 0..self.width {

@@ -13,5 +13,5 @@ pub use attention::{relative_position_bucket, T5Attention};
 pub use config::{FeedForwardProj, T5Config};
 pub use encoder::{SequenceRun, T5Block, T5Encoder, T5FeedForward, T5LayerNorm};
 pub use loader::load_encoder;
-pub use tokenizer::{T5Tokenizer, MAX_TOKENS};
 pub use text_encoder::{load, BatchLayout, T5TextEncoder, PADDED_GROUP_TOKENS, PAD_MULTIPLE};
+pub use tokenizer::{T5Tokenizer, MAX_TOKENS};

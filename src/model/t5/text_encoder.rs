@@ -310,10 +310,7 @@ mod tests {
         let ids = shared.tokenize("  A red car at night. ");
         assert_eq!(ids, concrete.tokenize("  A red car at night. "));
         assert_eq!(shared.d_model(), 16);
-        assert_eq!(
-            shared.encode_batch(&[&ids]),
-            concrete.encode_batch(&[&ids])
-        );
+        assert_eq!(shared.encode_batch(&[&ids]), concrete.encode_batch(&[&ids]));
         assert_eq!(
             shared.fingerprint().unwrap(),
             ModelFingerprint::of_dir(&dir).unwrap()
