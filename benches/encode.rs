@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shardflow::model::t5::T5TextEncoder;
 use shardflow::model::{CpuBackend, TextEncoder};
 
 const WORDS: &[&str] = &[
@@ -191,8 +192,8 @@ fn tiny_model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/t5-tiny")
 }
 
-fn load(dir: &Path) -> TextEncoder<CpuBackend> {
-    TextEncoder::<CpuBackend>::load(dir, &Default::default())
+fn load(dir: &Path) -> T5TextEncoder<CpuBackend> {
+    T5TextEncoder::<CpuBackend>::load(dir, &Default::default())
         .unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()))
 }
 

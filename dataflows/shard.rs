@@ -6,8 +6,6 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use burn::tensor::backend::Backend;
-
 use crate::config::ShardConfig;
 use crate::error::ShardError;
 use crate::incremental::plan::Mode;
@@ -48,13 +46,13 @@ struct LeaderResult {
 /// report (also when a fatal error stopped the job: then `ok` is false); other processes
 /// return `None` when the dataflow is complete.
 #[allow(clippy::too_many_arguments)]
-pub fn run<B: Backend>(
+pub fn run<E: TextEncoder + Clone + 'static>(
     cfg: &ShardConfig,
     storage: &Storage,
     resume: Option<JobFingerprint>,
     incremental: Option<Mode>,
     dedup: Option<Arc<std::collections::HashSet<String>>>,
-    encoder: TextEncoder<B>,
+    encoder: E,
     progress: Arc<Progress>,
     interrupted: Arc<std::sync::atomic::AtomicBool>,
     started: Instant,

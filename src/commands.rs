@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use shardflow::model::TextEncoder;
+use shardflow::model::{DeviceSpec, Precision};
 use shardflow::storage::Storage;
 
 #[derive(clap::Args)]
@@ -113,7 +113,7 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let encoder = match &args.t5_model {
         Some(m) => Some(
-            TextEncoder::<shardflow::model::CpuBackend>::load(m, &Default::default())
+            shardflow::model::t5::load(m, DeviceSpec::Cpu, Precision::Fp32)
                 .with_context(|| format!("loading the T5 model from {}", m.display()))?,
         ),
         None => None,
@@ -126,12 +126,13 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     let mut report = verify(&storage, &root, &opts)?;
     if let Some(enc) = &encoder {
-        let embed = |caption: &str| {
-            let ids = enc.tokenize(caption);
-            let rows = enc.encode_batch(&[ids.as_slice()]).remove(0);
-            (ids.len(), rows)
-        };
-        let mut more = reembed_sample(&storage, &root, &report.windows, args.tolerance, &embed);
+        let mut more = reembed_sample(
+            &storage,
+            &root,
+            &report.windows,
+            args.tolerance,
+            enc.as_ref(),
+        );
         report.problems.append(&mut more);
     }
     let secs = started.elapsed().as_secs_f64();

@@ -9,7 +9,7 @@
 //! - [`config`]: command-line options → a validated [`config::ShardConfig`].
 //! - [`spec`]: pure rules of the shard job (listing order, bins, greedy tar grouping, names).
 //! - [`formats`]: byte-exact writers: Python `json.dumps`, numpy pickles, `wdinfo` files.
-//! - [`model`]: the T5 text encoder in Burn, its loader and tokenizer.
+//! - [`model`]: the text-encoder trait and its T5 implementation in Burn (loader, tokenizer).
 //! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
 //! - [`prepare`]: checks and loads before a job runs (output, earlier version, dedup tables).

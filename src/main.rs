@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shardflow::config::{ShardArgs, ShardConfig};
 use shardflow::dataflows::shard;
+use shardflow::model::t5::T5TextEncoder;
 use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
 use shardflow::report::Progress;
 use shardflow::storage::Storage;
@@ -298,7 +299,7 @@ impl BackendJob for ShardJob<'_> {
 
     fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
         let cfg = self.cfg;
-        let encoder = TextEncoder::<B>::load(&cfg.model_dir, &device)
+        let encoder = T5TextEncoder::<B>::load(&cfg.model_dir, &device)
             .with_context(|| format!("loading the T5 model from {}", cfg.model_dir.display()))?;
         tracing::info!(
             "loaded T5 model from {} (d_model {}) on {} in {:?}",
@@ -369,7 +370,7 @@ impl BackendJob for EncodeJob<'_> {
 
     fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
         let a = self.args;
-        let encoder = TextEncoder::<B>::load(&a.t5_model, &device)
+        let encoder = T5TextEncoder::<B>::load(&a.t5_model, &device)
             .with_context(|| format!("loading the T5 model from {}", a.t5_model.display()))?;
         let threads = a.threads.unwrap_or(match a.device {
             DeviceSpec::Cpu => std::thread::available_parallelism()

@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::config::ShardConfig;
 use crate::error::ShardError;
 use crate::layout::{tar_path, Stream};
+use crate::model::ModelError;
+pub use crate::model::ModelFingerprint;
 use crate::record::{PlanSummary, PlannedClip, TarDone, TarId};
 use crate::storage::{Location, Storage, StorageError};
 
@@ -41,20 +43,10 @@ pub struct JobFingerprint {
     pub mtime: u64,
     /// The options that change the output, by name.
     pub options: BTreeMap<String, serde_json::Value>,
-    /// The T5 model.
+    /// The text encoder's model.
     pub model: ModelFingerprint,
     /// The plan; absent until planning finished.
     pub inputs: Option<InputsFingerprint>,
-}
-
-/// The model's identity: its small files hashed, its weight files by name and size (hashing
-/// tens of GB of weights would cost minutes).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelFingerprint {
-    /// SHA-256 over the config and tokenizer files (and a sharded checkpoint's index).
-    pub sha256: String,
-    /// Weight files and their sizes.
-    pub weights: Vec<(String, u64)>,
 }
 
 /// The plan's identity.
@@ -115,38 +107,13 @@ pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
     options
 }
 
-/// Fingerprints a model directory.
+/// Fingerprints a model directory (see [`ModelFingerprint::of_dir`]), before the model is
+/// loaded: a loaded encoder reports the same ([`crate::model::TextEncoder::fingerprint`]).
 pub fn model_fingerprint(dir: &Path) -> Result<ModelFingerprint, ShardError> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| ShardError::io(dir, e))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    names.sort();
-    let mut hasher = Sha256::new();
-    let mut weights = Vec::new();
-    for name in names {
-        let path = dir.join(&name);
-        let is_weights = name.ends_with(".safetensors")
-            || name.ends_with(".bin")
-            || name.ends_with(".bin.reduced");
-        if is_weights {
-            let len = std::fs::metadata(&path)
-                .map_err(|e| ShardError::io(&path, e))?
-                .len();
-            weights.push((name, len));
-        } else if name.ends_with(".json") || name.ends_with(".model") {
-            let bytes = std::fs::read(&path).map_err(|e| ShardError::io(&path, e))?;
-            hasher.update((name.len() as u64).to_le_bytes());
-            hasher.update(name.as_bytes());
-            hasher.update((bytes.len() as u64).to_le_bytes());
-            hasher.update(&bytes);
-        }
-    }
-    Ok(ModelFingerprint {
-        sha256: hex(&hasher.finalize()),
-        weights,
+    ModelFingerprint::of_dir(dir).map_err(|e| match e {
+        // reported as every other file the job cannot read
+        ModelError::Io { path, source } => ShardError::io(path, source),
+        e => ShardError::Model(e),
     })
 }
 

@@ -154,6 +154,23 @@ fn inputs_fingerprint_follows_the_plan() {
 }
 
 #[test]
+fn model_fingerprint_json_is_the_journal_format() {
+    // journals written before the fingerprint moved to the model module must still read
+    let text = serde_json::to_string(&job().model).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{{\"sha256\":\"{}\",\"weights\":[[\"model.safetensors\",10]]}}",
+            "ab".repeat(32)
+        )
+    );
+    assert_eq!(
+        serde_json::from_str::<ModelFingerprint>(&text).unwrap(),
+        job().model
+    );
+}
+
+#[test]
 fn model_fingerprint_hashes_small_files_and_sizes_weights() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), b"{\"d_model\": 4}").unwrap();

@@ -1,7 +1,8 @@
 //! Errors raised while loading a text encoder (config, weights, tokenizer).
 //!
 //! Every variant carries the path it concerns, so a message alone tells which file is wrong.
-//! All of them are raised by [`crate::model::TextEncoder::load`], before any caption is encoded.
+//! They are raised while loading (e.g. [`crate::model::t5::T5TextEncoder::load`]), before any
+//! caption is encoded, or while fingerprinting a model directory.
 
 use std::path::PathBuf;
 

@@ -210,8 +210,10 @@ mod tests {
         crate::ops::test_support::planned_clip(rank, captions, b"{}")
     }
 
+    /// The fake encoder's tokenizer: the caption's bytes, then 1.
     fn tok(s: &str) -> Vec<u32> {
-        s.bytes().map(u32::from).chain([1]).collect()
+        use crate::model::{FakeEncoder, TextEncoder};
+        FakeEncoder::new(1).tokenize(s)
     }
 
     #[test]

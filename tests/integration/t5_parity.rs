@@ -13,16 +13,17 @@ use half::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
+use shardflow::model::t5::T5TextEncoder;
 use shardflow::model::{to_f16, CpuBackend, ModelError, TextEncoder};
 
-type Encoder = TextEncoder<CpuBackend>;
+type Encoder = T5TextEncoder<CpuBackend>;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/t5-tiny")
 }
 
 fn load(dir: &Path) -> Result<Encoder, ModelError> {
-    TextEncoder::load(dir, &Default::default())
+    T5TextEncoder::load(dir, &Default::default())
 }
 
 fn encoder() -> &'static Encoder {

@@ -8,21 +8,22 @@ use crate::dataset::layout::Layout;
 use crate::dataset::read::visit_tar;
 use crate::formats::npy_pickle::read_array_list;
 use crate::layout::Stream;
+use crate::model::TextEncoder;
 use crate::storage::{Location, Storage};
 use crate::text::shown;
 
 /// The sampled `.pickle` members of one tar, by key.
 type Pickles = HashMap<String, Vec<u8>>;
 
-/// Re-embeds `windows` with `embed` (caption → `(rows, values)` in fp32) and compares them
-/// with the stored float16 arrays: every value within `tolerance · (1 + |stored|)`. Returns
-/// the problems.
+/// Re-embeds `windows` with `encoder` (each caption tokenized and encoded alone, in fp32) and
+/// compares them with the stored float16 arrays: every value within
+/// `tolerance · (1 + |stored|)`. Returns the problems.
 pub fn reembed_sample(
     storage: &Storage,
     root: &Location,
     windows: &[StoredWindow],
     tolerance: f32,
-    embed: &dyn Fn(&str) -> (usize, Vec<f32>),
+    encoder: &dyn TextEncoder,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     // windows of one tar are checked together: each tar is read once, keeping only the
@@ -71,7 +72,9 @@ pub fn reembed_sample(
             });
             continue;
         };
-        let (rows, values) = embed(&w.caption);
+        let ids = encoder.tokenize(&w.caption);
+        let values = encoder.encode_batch(&[ids.as_slice()]).remove(0);
+        let rows = ids.len();
         if rows != stored.shape.0 || values.len() != stored.data.len() {
             problems.push(Problem {
                 path,

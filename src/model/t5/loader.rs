@@ -3,7 +3,7 @@
 //! Accepted: `T5ForConditionalGeneration` checkpoints (the `decoder.*` and `lm_head.*` tensors
 //! are ignored; with tied embeddings the encoder embedding is stored only as `shared.weight`)
 //! and `T5EncoderModel` checkpoints, including cosmos-curate's encoder-only
-//! `pytorch_model.bin.reduced`. Files: see [`super::weights::WEIGHT_FILES`]. Tensors may be
+//! `pytorch_model.bin.reduced`. Files: see [`crate::model::weights::WEIGHT_FILES`]. Tensors may be
 //! F32, F16, BF16 or F64 and are converted to `f32`.
 //!
 //! Key mapping (`i` = layer; `L(a→b)` = Burn `Linear` weight `[a, b]`, the transpose of the
@@ -39,7 +39,7 @@ use burn::prelude::*;
 
 use super::config::{FeedForwardProj, T5Config};
 use super::encoder::{T5Encoder, T5FeedForward, T5LayerNorm};
-use super::weights::Weights;
+use crate::model::weights::Weights;
 use crate::model::ModelError;
 
 /// Hugging Face names of the encoder embedding, in order of preference.
@@ -307,8 +307,8 @@ mod tests {
 
     fn load(
         dir: &std::path::Path,
-    ) -> Result<crate::model::TextEncoder<crate::model::CpuBackend>, ModelError> {
-        crate::model::TextEncoder::load(dir, &Default::default())
+    ) -> Result<crate::model::t5::T5TextEncoder<crate::model::CpuBackend>, ModelError> {
+        crate::model::t5::T5TextEncoder::load(dir, &Default::default())
     }
 
     #[test]
