@@ -2,6 +2,9 @@
 //! plain struct that holds the logic and is unit-tested without a dataflow.
 //!
 //! `list → read_meta → assign_tars → batch → encode → exchange_by_bin → write_tar → finalize`
+//!
+//! Each operator gets its worker's [`JobContext`]: the stage clock, the progress counters and
+//! the job's [`FailureSignal`] (once it is set, the encoder and writers stop).
 
 pub mod assign_tars;
 pub mod batch;
