@@ -32,9 +32,10 @@ pub enum ShardError {
     /// The T5 model could not be loaded.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
-    /// The job journal refuses the run (e.g. `--resume` with other options or model).
+    /// The job refuses to run once its input is listed (a `--resume` whose inputs changed, a
+    /// plan without one caption): the output is left as it was, without a report.
     #[error("{0}")]
-    Journal(String),
+    Refused(String),
     /// `--resume` is refused; the output is left as it is.
     #[error("cannot resume {dir}: {reason}")]
     ResumeRefused {
@@ -99,9 +100,78 @@ pub enum ShardError {
         /// What is wrong with it.
         message: String,
     },
-    /// A worker thread failed.
+    /// The job's dataflow could not run to its end.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// Planned tar triples did not complete (their samples were lost to a failure, maybe in
+    /// another process): no summary may claim the dataset is complete.
+    #[error("dataflow failed: not writing wdinfo files: {missing} planned tar triples did not complete (the first: {first}); see the log of every process")]
+    TarsIncomplete {
+        /// How many planned triples did not complete.
+        missing: usize,
+        /// The first of them, `<bin>/<part>/<tar>`.
+        first: String,
+    },
+    /// The job failed before its summaries could be written.
+    #[error("dataflow failed: not writing wdinfo files: a tar could not be written ({0})")]
+    NotFinalized(JobFailure),
+    /// A tar triple cannot be made consistent with the earlier version it is partly copied
+    /// from, or reuses embeddings of: the job must run again.
     #[error("dataflow failed: {0}")]
-    Dataflow(String),
+    Inconsistent(String),
+    /// A location derived from a valid one is not valid.
+    #[error("dataflow failed: {0}")]
+    InvalidLocation(String),
+}
+
+/// Why a job's dataflow could not run to its end. The messages of the variants other than
+/// [`JobError::ConnectTimeout`] keep the `dataflow failed:` prefix users have always seen.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The processes of a cluster job did not all connect in time (timely would retry
+    /// forever).
+    #[error("the processes of the job did not all connect within {timeout_s} s; check the hostfile and that every process was started")]
+    ConnectTimeout {
+        /// The time allowed (`--connect-timeout-s`).
+        timeout_s: u64,
+    },
+    /// timely could not start the workers.
+    #[error("dataflow failed: {0}")]
+    Start(String),
+    /// A worker thread panicked.
+    #[error("dataflow failed: {0}")]
+    WorkerPanicked(String),
+    /// Process 0's worker 0 ended without a plan.
+    #[error("dataflow failed: worker 0 returned no plan")]
+    NoPlan,
+}
+
+/// Why a running job stopped: the first one is reported, and every operator stops its work
+/// once one is recorded (see `ops::FailureSignal`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobFailure {
+    /// SIGTERM or SIGINT: the completed tars are kept for `--resume`.
+    #[error("interrupted by a signal; the completed tars are kept: continue with --resume")]
+    Interrupted,
+    /// The job refuses to run at all (a `--resume` whose inputs changed, a plan without any
+    /// caption): nothing may be written, not even a report.
+    #[error("{0}")]
+    Refused(String),
+    /// The plan could not be made or recorded (the storage failed while the input was read,
+    /// the journal could not be written).
+    #[error("{0}")]
+    Plan(String),
+    /// A batch could not be encoded.
+    #[error("{0}")]
+    Encode(String),
+    /// A tar triple could not be written.
+    #[error("{message}")]
+    Write {
+        /// The triple.
+        tar: crate::layout::TarId,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Why `--resume` is refused.

@@ -10,8 +10,11 @@
 //! - [`spec`]: pure rules of the shard job (listing order, bins, greedy tar grouping, names).
 //! - [`formats`]: byte-exact writers: Python `json.dumps`, numpy pickles, `wdinfo` files.
 //! - [`model`]: the text-encoder trait and its T5 implementation in Burn (loader, tokenizer).
-//! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
-//! - [`dataflows`]: wiring of operators into jobs (`shard`), no logic of its own.
+//! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct, and
+//!   the [`ops::JobContext`] every operator of a job shares.
+//! - [`job`]: the job runner: workers, signals, the connect timeout, summaries and report.
+//! - [`dataflows`]: wiring of operators into jobs (`shard`, `changes`), run by [`job`]; no
+//!   logic of their own.
 //! - [`prepare`]: checks and loads before a job runs (output, earlier version, dedup tables).
 //! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
 //! - [`incremental`]: `reshard` and `--append`: what changed between two versions (by
@@ -32,6 +35,7 @@ pub mod formats;
 pub mod hash;
 pub mod incremental;
 pub mod input;
+pub mod job;
 pub mod journal;
 pub mod layout;
 pub mod model;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use shardflow::config::{ShardArgs, ShardConfig};
 use shardflow::dataflows::shard;
+use shardflow::error::{JobError, ShardError};
 use shardflow::model::t5::T5TextEncoder;
 use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
 use shardflow::report::Progress;
@@ -333,6 +334,12 @@ impl BackendJob for ShardJob<'_> {
             interrupted,
             self.started,
         );
+        if let Err(ShardError::Job(e @ JobError::ConnectTimeout { .. })) = &report {
+            // timely's connecting thread never gives up: end the process at once, leaving
+            // the output as a killed run leaves it
+            eprintln!("error: {e}");
+            std::process::exit(3);
+        }
         stop.store(true, Ordering::Relaxed);
         let _ = display.join();
         Ok(report?)

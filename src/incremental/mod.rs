@@ -1,11 +1,13 @@
 //! Incremental re-sharding: pay only for what changed between two annotation versions.
 //!
-//! - [`changes`] is the differential-dataflow program deciding what to do. The new version's
-//!   clips are a collection keyed by clip; their bin and tar assignment is derived from it
-//!   (a `reduce` per bin runs the reference's grouping, SPEC §4), each member tar gets a
-//!   content hash ([`ContentHasher`]), and the difference with the old version's tars (from
-//!   its journal) is what must be written; every other tar is copied. The captions no earlier
-//!   version embedded are the only ones to encode.
+//! - [`Changes`] is what to do, found by a differential dataflow (`dataflows::changes`, run
+//!   through a [`ChangeComputation`]). The new version's clips are a collection keyed by
+//!   clip; their bin and tar assignment is derived from it (a `reduce` per bin runs the
+//!   reference's grouping, [`group_bin`], SPEC §4), each member tar gets a content hash
+//!   ([`ContentHasher`]), and the difference with the old version's tars (from its journal)
+//!   is what must be written; every other tar is copied. The captions no earlier version
+//!   embedded are the only ones to encode. [`changes_oracle`] computes the same by plain
+//!   iteration.
 //! - [`base`] loads and checks the earlier version (`--from-version`), or the same version's
 //!   earlier output (`--append`).
 //! - [`plan`] turns the plan of the new version into what to copy, write and encode.
@@ -16,12 +18,10 @@ pub mod plan;
 pub mod reuse;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 
-use differential_dataflow::input::Input;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::probe::Handle;
 
+use crate::error::JobError;
 use crate::layout::{PerStream, Stream};
 use crate::spec::group_tars_dropping;
 
@@ -195,115 +195,46 @@ pub fn group_bin(bin: &str, clips: &mut [&ClipFacts], grouping: Grouping) -> Vec
     .collect()
 }
 
-/// The differences from `old` to the new version's clips (`(bin, clip)`, any order),
-/// computed by a differential dataflow on `workers` threads.
-pub fn changes(
-    old: &OldVersion,
-    new: &[(String, ClipFacts)],
-    grouping: Grouping,
-    workers: usize,
-) -> Changes {
-    type Updates<D> = Arc<Mutex<Vec<(D, isize)>>>;
-    let triple_updates: Updates<DerivedTriple> = Arc::default();
-    let file_updates: Updates<(TarFile, u64)> = Arc::default();
-    let caption_updates: Updates<u64> = Arc::default();
-    let (old_arc, new_arc) = (Arc::new(old.clone()), Arc::new(new.to_vec()));
-    let (tu, fu, cu) = (
-        triple_updates.clone(),
-        file_updates.clone(),
-        caption_updates.clone(),
-    );
-    timely::execute(timely::Config::process(workers.max(1)), move |worker| {
-        let (index, peers) = (worker.index(), worker.peers());
-        let (tu, fu, cu) = (tu.clone(), fu.clone(), cu.clone());
-        let probe = Handle::new();
-        let (mut clips_in, mut files_in, mut captions_in) = worker.dataflow::<u64, _, _>(|scope| {
-            let (clips_in, clips) = scope.new_collection::<(String, ClipFacts), isize>();
-            let (files_in, old_files) = scope.new_collection::<(TarFile, u64), isize>();
-            let (captions_in, old_captions) = scope.new_collection::<u64, isize>();
-            // the bin and tar assignment, derived per bin from its clips (values arrive
-            // sorted, i.e. by listing position)
-            let triples = clips.clone().reduce(move |bin, input, output| {
-                let mut members: Vec<&ClipFacts> = input.iter().map(|(c, _)| *c).collect();
-                for t in group_bin(bin, &mut members, grouping) {
-                    output.push((t, 1isize));
-                }
-            });
-            triples
-                .clone()
-                .inspect(move |((_, t), _, diff)| tu.lock().unwrap().push((t.clone(), *diff)))
-                .probe_with(&probe);
-            let new_files = triples.flat_map(|(_, ((bin, part, tar), (_, hashes)))| {
-                Stream::ALL.map(move |s| ((bin.clone(), s.index() as u8, part, tar), hashes[s]))
-            });
-            // what is in one version only: +1 to write, -1 no longer there
-            new_files
-                .concat(old_files.negate())
-                .consolidate()
-                .inspect(move |(rec, _, diff)| fu.lock().unwrap().push((rec.clone(), *diff)))
-                .probe_with(&probe);
-            clips
-                .flat_map(|(_, c)| c.caption_hashes.into_iter())
-                .distinct()
-                .concat(old_captions.distinct().negate())
-                .consolidate()
-                .inspect(move |(c, _, diff)| cu.lock().unwrap().push((*c, *diff)))
-                .probe_with(&probe);
-            (clips_in, files_in, captions_in)
-        });
-        // each worker loads its share; the exchanges inside the operators bring records with
-        // equal keys together
-        let mine = |i: usize| i % peers == index;
-        for (i, c) in new_arc.iter().enumerate() {
-            if mine(i) {
-                clips_in.insert(c.clone());
-            }
-        }
-        for (i, (f, h)) in old_arc.files.iter().enumerate() {
-            if mine(i) {
-                files_in.insert((f.clone(), *h));
-            }
-        }
-        for (i, c) in old_arc.captions.iter().enumerate() {
-            if mine(i) {
-                captions_in.insert(*c);
-            }
-        }
-        clips_in.advance_to(1);
-        files_in.advance_to(1);
-        captions_in.advance_to(1);
-        clips_in.flush();
-        files_in.flush();
-        captions_in.flush();
-        while probe.less_than(&1) {
-            worker.step();
-        }
-    })
-    .expect("the change computation runs");
+/// What computes the [`Changes`] from an old version to the new version's clips
+/// (`(bin, clip)`, any order) on `workers` threads: the `changes` dataflow
+/// (`dataflows::changes::run`), handed down by the job that runs the plan (the plan sits
+/// below the dataflows), or [`changes_oracle`] in tests.
+pub type ChangeComputation =
+    fn(&OldVersion, &[(String, ClipFacts)], Grouping, usize) -> Result<Changes, JobError>;
 
-    let mut out = Changes::default();
-    for (t, diff) in triple_updates.lock().unwrap().drain(..) {
-        if diff > 0 {
-            out.triples.insert(t.0, t.1);
+impl Changes {
+    /// The changes from what the change computation found, each record with its
+    /// multiplicity: the derived triples, the member tars in one version only (+1 new or
+    /// changed, -1 no longer there) and the captions in one version only (+1 new).
+    pub fn from_updates(
+        triples: impl IntoIterator<Item = (DerivedTriple, isize)>,
+        files: impl IntoIterator<Item = ((TarFile, u64), isize)>,
+        captions: impl IntoIterator<Item = (u64, isize)>,
+    ) -> Changes {
+        let mut out = Changes::default();
+        for (t, diff) in triples {
+            if diff > 0 {
+                out.triples.insert(t.0, t.1);
+            }
         }
-    }
-    let mut gone = BTreeSet::new();
-    for ((file, _), diff) in file_updates.lock().unwrap().iter() {
-        if *diff > 0 {
-            out.write.insert(file.clone());
-        } else if *diff < 0 {
-            gone.insert(file.clone());
+        let mut gone = BTreeSet::new();
+        for ((file, _), diff) in files {
+            if diff > 0 {
+                out.write.insert(file);
+            } else if diff < 0 {
+                gone.insert(file);
+            }
         }
-    }
-    let new_files: BTreeSet<TarFile> = files_of(&out.triples).map(|(f, _)| f).collect();
-    out.removed = gone.difference(&new_files).cloned().collect();
-    out.copy = new_files.difference(&out.write).cloned().collect();
-    for (c, diff) in caption_updates.lock().unwrap().iter() {
-        if *diff > 0 {
-            out.new_captions.insert(*c);
+        let new_files: BTreeSet<TarFile> = files_of(&out.triples).map(|(f, _)| f).collect();
+        out.removed = gone.difference(&new_files).cloned().collect();
+        out.copy = new_files.difference(&out.write).cloned().collect();
+        for (c, diff) in captions {
+            if diff > 0 {
+                out.new_captions.insert(c);
+            }
         }
+        out
     }
-    out
 }
 
 /// Member tars of triples, with their hashes.
@@ -351,5 +282,7 @@ pub fn changes_oracle(
     out
 }
 
+#[cfg(test)]
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

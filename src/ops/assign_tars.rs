@@ -14,10 +14,9 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use crate::ops::StageClock;
+use crate::ops::JobContext;
 pub use crate::record::PlanSummary;
 use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId};
-use crate::report::Progress;
 use crate::spec::group_tars_dropping;
 
 /// Tar grouping parameters.
@@ -160,8 +159,7 @@ pub trait AssignTars<'scope> {
         planner: Planner,
         gate: Option<PlanGate>,
         summary: Rc<RefCell<Option<PlanSummary>>>,
-        progress: Arc<Progress>,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<PlannedClip>>;
 }
 
@@ -171,9 +169,13 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
         planner: Planner,
         gate: Option<PlanGate>,
         summary: Rc<RefCell<Option<PlanSummary>>>,
-        progress: Arc<Progress>,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<PlannedClip>> {
+        let JobContext {
+            clock,
+            progress,
+            failure,
+        } = ctx.clone();
         let leader = self.scope().index() == 0;
         self.unary_frontier(
             Exchange::new(|_: &MetaOutcome| 0),
@@ -194,7 +196,7 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
                         let _t = clock.time("assign_tars");
                         let (mut planned, mut s) = planner.plan(std::mem::take(&mut stash));
                         if let Some(gate) = &gate {
-                            planned = gate.admit(planned, &mut s);
+                            planned = gate.admit(planned, &mut s, &failure);
                         }
                         progress
                             .planned

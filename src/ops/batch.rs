@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use crate::ops::StageClock;
+use crate::ops::JobContext;
 use crate::record::PlannedClip;
 
 /// Clips to encode together, with the token ids of each clip's captioned windows.
@@ -140,7 +140,7 @@ pub trait Batch<'scope> {
         max_tokens: usize,
         tokenize: F,
         reloader: Option<Reloader>,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<EncodeBatch>>
     where
         F: Fn(&str) -> Vec<u32> + 'static;
@@ -153,11 +153,12 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
         max_tokens: usize,
         tokenize: F,
         reloader: Option<Reloader>,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<EncodeBatch>>
     where
         F: Fn(&str) -> Vec<u32> + 'static,
     {
+        let clock = ctx.clock.clone();
         // slim clips are read again this many at a time
         let chunk = max_windows.clamp(16, 256);
         let scope = self.scope();
@@ -277,7 +278,7 @@ mod tests {
                 };
                 clips
                     .to_stream(scope)
-                    .batch(4, 1000, tok, None, StageClock::default())
+                    .batch(4, 1000, tok, None, &JobContext::default())
                     .inspect(move |b| seen.lock().unwrap().extend(b.clips.iter().map(|c| c.rank)));
             });
         })

@@ -8,18 +8,18 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
+use crate::error::JobFailure;
 use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
-use crate::ops::StageClock;
+use crate::ops::JobContext;
 use crate::record::{EmbeddingRef, EncodedSample};
 
 /// Turns batches into samples with one encoder.
 #[derive(Clone)]
 pub struct SampleEncoder {
     encoder: Arc<dyn TextEncoder>,
-    stop: Option<Arc<std::sync::Mutex<Option<String>>>>,
 }
 
 impl SampleEncoder {
@@ -27,42 +27,13 @@ impl SampleEncoder {
     pub fn new(encoder: impl TextEncoder + 'static) -> Self {
         SampleEncoder {
             encoder: Arc::new(encoder),
-            stop: None,
         }
-    }
-
-    /// Stops encoding (batches are dropped) once `failure` holds an error: after a fatal
-    /// write error the job cannot complete, so the remaining work is skipped.
-    pub fn with_stop(mut self, failure: Arc<std::sync::Mutex<Option<String>>>) -> Self {
-        self.stop = Some(failure);
-        self
-    }
-
-    /// True once the job has failed.
-    pub fn stopped(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|f| f.lock().expect("not poisoned").is_some())
     }
 
     /// Encodes every window of the batch in one forward pass and assembles the samples.
     /// Windows marked for reuse are left to the writer ([`EncodedSample::reuse`]); a clip
-    /// marked inconsistently fails the job (the error is recorded where
-    /// [`SampleEncoder::with_stop`] points) and the batch is dropped.
-    pub fn encode(&self, batch: EncodeBatch) -> Vec<EncodedSample> {
-        match self.try_encode(batch) {
-            Ok(samples) => samples,
-            Err(e) => {
-                tracing::error!("{e}");
-                if let Some(stop) = &self.stop {
-                    stop.lock().expect("not poisoned").get_or_insert(e);
-                }
-                Vec::new()
-            }
-        }
-    }
-
-    fn try_encode(&self, batch: EncodeBatch) -> Result<Vec<EncodedSample>, String> {
+    /// marked inconsistently is an error (the job fails).
+    pub fn encode(&self, batch: EncodeBatch) -> Result<Vec<EncodedSample>, String> {
         let seqs: Vec<&[u32]> = batch
             .ids
             .iter()
@@ -148,7 +119,7 @@ pub trait Encode<'scope> {
     fn encode(
         self,
         encoder: SampleEncoder,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<EncodedSample>>;
 }
 
@@ -156,21 +127,29 @@ impl<'scope> Encode<'scope> for Stream<'scope, u64, Vec<EncodeBatch>> {
     fn encode(
         self,
         encoder: SampleEncoder,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<EncodedSample>> {
+        let ctx = ctx.clone();
         self.unary(Pipeline, "Encode", move |_cap, _info| {
             move |input, output| {
                 input.for_each(|cap, data| {
-                    if encoder.stopped() {
+                    // after a fatal error the job cannot complete: the rest is skipped
+                    if ctx.failure.is_set() {
                         data.clear();
                         return;
                     }
                     for batch in data.drain(..) {
                         let samples = {
-                            let _t = clock.time("encode");
+                            let _t = ctx.clock.time("encode");
                             encoder.encode(batch)
                         };
-                        output.session(&cap).give_iterator(samples.into_iter());
+                        match samples {
+                            Ok(s) => output.session(&cap).give_iterator(s.into_iter()),
+                            Err(e) => {
+                                tracing::error!("{e}");
+                                ctx.failure.fail(JobFailure::Encode(e));
+                            }
+                        }
                     }
                 });
             }
@@ -223,10 +202,12 @@ mod tests {
                     .collect()
             })
             .collect();
-        let samples = SampleEncoder::new(enc.clone()).encode(EncodeBatch {
-            clips,
-            ids: ids.clone(),
-        });
+        let samples = SampleEncoder::new(enc.clone())
+            .encode(EncodeBatch {
+                clips,
+                ids: ids.clone(),
+            })
+            .unwrap();
         assert_eq!(samples.len(), 3);
         assert_eq!(
             samples[0].json,
@@ -270,7 +251,7 @@ mod tests {
                 };
                 vec![batch]
                     .to_stream(scope)
-                    .encode(SampleEncoder::new(enc), StageClock::default())
+                    .encode(SampleEncoder::new(enc), &JobContext::default())
                     .inspect(move |s| seen.lock().unwrap().push(s.key.clone()));
             });
         })

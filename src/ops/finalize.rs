@@ -53,12 +53,10 @@ impl Finalizer {
             .filter(|t| !by_tar.contains_key(t))
             .collect();
         if let Some(first) = missing.first() {
-            return Err(ShardError::Dataflow(format!(
-                "not writing wdinfo files: {} planned tar triples did not complete (the first: {}/{}); see the log of every process",
-                missing.len(),
-                first.bin,
-                first.rel_path()
-            )));
+            return Err(ShardError::TarsIncomplete {
+                missing: missing.len(),
+                first: format!("{}/{}", first.bin, first.rel_path()),
+            });
         }
         let mut written = Vec::new();
         let mut rows = Vec::new();

@@ -5,15 +5,16 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
 pub use crate::input::Lister;
-use crate::ops::StageClock;
+use crate::ops::JobContext;
 use crate::record::ListedFile;
 
 /// Builds the `list` source: worker 0 emits the listing, the other workers nothing.
 pub fn list_metas<'scope>(
     scope: Scope<'scope, u64>,
     lister: Lister,
-    clock: StageClock,
+    ctx: &JobContext,
 ) -> Stream<'scope, u64, Vec<ListedFile>> {
+    let clock = ctx.clock.clone();
     let leader = scope.index() == 0;
     source(scope, "List", move |cap, _info| {
         let mut cap = Some(cap);
@@ -59,7 +60,7 @@ mod tests {
             let seen = seen2.clone();
             let lister = lister.clone();
             worker.dataflow::<u64, _, _>(|scope| {
-                list_metas(scope, lister, StageClock::default())
+                list_metas(scope, lister, &JobContext::default())
                     .inspect(move |f| seen.lock().unwrap().push(f.seq));
             });
         })

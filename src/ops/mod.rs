@@ -2,6 +2,9 @@
 //! plain struct that holds the logic and is unit-tested without a dataflow.
 //!
 //! `list → read_meta → assign_tars → batch → encode → exchange_by_bin → write_tar → finalize`
+//!
+//! Each operator gets its worker's [`JobContext`]: the stage clock, the progress counters and
+//! the job's [`FailureSignal`] (once it is set, the encoder and writers stop).
 
 pub mod assign_tars;
 pub mod batch;
@@ -13,47 +16,8 @@ pub mod read_meta;
 pub mod reload;
 pub mod write_tar;
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
-
-/// Time spent in each operator's logic on one worker.
-#[derive(Clone, Default)]
-pub struct StageClock(Rc<RefCell<BTreeMap<&'static str, Duration>>>);
-
-impl StageClock {
-    /// Starts timing `stage`; the time is added when the guard drops.
-    pub fn time(&self, stage: &'static str) -> StageTimer {
-        StageTimer {
-            clock: self.clone(),
-            stage,
-            start: Instant::now(),
-        }
-    }
-
-    /// Seconds per stage so far.
-    pub fn seconds(&self) -> BTreeMap<String, f64> {
-        self.0
-            .borrow()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.as_secs_f64()))
-            .collect()
-    }
-}
-
-/// Adds the time since its creation to a stage when dropped.
-pub struct StageTimer {
-    clock: StageClock,
-    stage: &'static str,
-    start: Instant,
-}
-
-impl Drop for StageTimer {
-    fn drop(&mut self) {
-        *self.clock.0.borrow_mut().entry(self.stage).or_default() += self.start.elapsed();
-    }
-}
+mod context;
+pub use context::{FailureSignal, JobContext, StageClock, StageTimer};
 
 pub use crate::hash::stable_hash;
 

@@ -7,7 +7,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::formats::pyjson::{self, PyValue};
-use crate::ops::StageClock;
+use crate::ops::JobContext;
 use crate::record::{ClipMeta, ListedFile, MetaOutcome, Reject, RejectKind, WarningKind};
 use crate::spec::{check_key, BinSpec, ClipDims};
 use crate::storage::{FileStat, Location, Storage, StorageError};
@@ -428,7 +428,7 @@ pub trait ReadMeta<'scope> {
     fn read_meta(
         self,
         reader: MetaReader,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<MetaOutcome>>;
 }
 
@@ -436,8 +436,9 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
     fn read_meta(
         self,
         reader: MetaReader,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<MetaOutcome>> {
+        let clock = ctx.clock.clone();
         self.unary(
             Exchange::new(|f: &ListedFile| f.seq),
             "ReadMeta",

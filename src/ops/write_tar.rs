@@ -12,12 +12,12 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use crate::dataset::index::{idx_path, Counting, DaliIndex};
-use crate::error::ShardError;
+use crate::error::{JobFailure, ShardError};
 use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
 use crate::layout::{self, PerStream};
-use crate::ops::StageClock;
+use crate::ops::JobContext;
 use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
 use crate::storage::{Fetch, Location, ObjectWriter, Storage};
 
@@ -171,7 +171,7 @@ impl TarWriters {
                     // the index appears once its tar is complete
                     if let Some(dali) = dali {
                         let at = Location::parse(&idx_path(&fin.to_string()))
-                            .map_err(ShardError::Dataflow)?;
+                            .map_err(ShardError::InvalidLocation)?;
                         self.output.put(&at, dali.to_text().as_bytes())?;
                     }
                     size
@@ -304,13 +304,13 @@ fn write_sample(
     reuse: Option<&EmbeddingSource>,
 ) -> Result<(), ShardError> {
     if !s.reuse.is_empty() && open.copied[layout::Stream::T5Xxl].is_none() && s.gone.is_none() {
-        s.pickle = complete_pickle(&s, reuse).map_err(ShardError::Dataflow)?;
+        s.pickle = complete_pickle(&s, reuse).map_err(ShardError::Inconsistent)?;
     }
     let partial = open.copied.values().any(Option::is_some);
     if let Some(reject) = s.gone {
         if partial {
             // the copied members hold the sample: the triple cannot be made consistent
-            return Err(ShardError::Dataflow(format!(
+            return Err(ShardError::Inconsistent(format!(
                 "{}: {}; its tar triple is partly copied from the earlier version, so it cannot be left out: run the job again",
                 reject.meta, reject.message
             )));
@@ -336,7 +336,7 @@ fn write_sample(
                 e.message
             );
             if partial {
-                return Err(ShardError::Dataflow(format!(
+                return Err(ShardError::Inconsistent(format!(
                     "{}: clip {} became unreadable ({}); its tar triple is partly copied from the earlier version: run the job again",
                     s.meta_rel_path, s.clip_path, e.message
                 )));
@@ -420,28 +420,26 @@ fn write_sample(
 /// The `write_tar` operator.
 pub trait WriteTar<'scope> {
     /// Writes the samples routed to this worker; emits a [`TarDone`] per finished triple.
-    /// A write failure (disk full, permissions) stops the job with the error in `failure`.
-    fn write_tar(
-        self,
-        writers: TarWriters,
-        failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-        progress: std::sync::Arc<crate::report::Progress>,
-        clock: StageClock,
-    ) -> Stream<'scope, u64, Vec<TarDone>>;
+    /// A write failure (disk full, permissions) stops the job with the error in the
+    /// context's failure.
+    fn write_tar(self, writers: TarWriters, ctx: &JobContext) -> Stream<'scope, u64, Vec<TarDone>>;
 }
 
 impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
     fn write_tar(
         self,
         mut writers: TarWriters,
-        failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
-        progress: std::sync::Arc<crate::report::Progress>,
-        clock: StageClock,
+        ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<TarDone>> {
+        let JobContext {
+            clock,
+            progress,
+            failure,
+        } = ctx.clone();
         self.unary(Pipeline, "WriteTar", move |_cap, _info| {
             move |input, output| {
                 input.for_each(|cap, data| {
-                    if failure.lock().expect("not poisoned").is_some() {
+                    if failure.is_set() {
                         // the job failed or was interrupted: write nothing more
                         data.clear();
                         return;
@@ -460,10 +458,10 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::error!("{e}");
-                                failure
-                                    .lock()
-                                    .expect("not poisoned")
-                                    .get_or_insert(e.to_string());
+                                failure.fail(JobFailure::Write {
+                                    tar: tar.clone(),
+                                    message: e.to_string(),
+                                });
                                 // tell worker 0, which may be in another process
                                 output
                                     .session(&cap)

@@ -1,6 +1,6 @@
 //! The layering the README describes, checked by reading the sources: operators are imported
-//! only by operators and dataflows, and no two top-level modules import each other, directly
-//! or through others.
+//! only by operators, the job runner (`job`, the layer between operators and dataflows) and
+//! dataflows, and no two top-level modules import each other, directly or through others.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -93,7 +93,9 @@ fn only_operators_and_dataflows_import_operators() {
     let modules = modules();
     let mut offenders = vec![];
     for (name, files) in &modules {
-        if name == "ops" || name == "dataflows" {
+        // the job runner sits between the operators and the dataflows: it runs the operators'
+        // context and summaries; nothing below imports it (see the cycle test)
+        if name == "ops" || name == "job" || name == "dataflows" {
             continue;
         }
         for f in files {

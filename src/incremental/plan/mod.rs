@@ -12,7 +12,7 @@ use crate::spec::group_tars;
 use crate::storage::{Location, Storage};
 
 use super::base::Base;
-use super::{changes, ClipFacts, Grouping, TripleKey};
+use super::{ChangeComputation, ClipFacts, Grouping, TripleKey};
 
 /// What an incremental run starts from.
 #[derive(Clone, Debug)]
@@ -56,6 +56,8 @@ pub struct ReshardTarget<'a> {
     pub grouping: Grouping,
     /// Tars carry a DALI index beside them, copied with them.
     pub dali_index: bool,
+    /// What finds the changes from the earlier version.
+    pub changes: ChangeComputation,
 }
 
 /// Re-shard planning: copies every member tar whose contents are unchanged, records the
@@ -93,7 +95,8 @@ pub fn reshard(
         drop_below: 0,
         ..target.grouping
     };
-    let ch = changes(&base.old_version(), &facts, grouping, workers);
+    let ch = (target.changes)(&base.old_version(), &facts, grouping, workers)
+        .map_err(|e| e.to_string())?;
     drop(facts);
 
     // the assignment derived by the change computation is the planner's

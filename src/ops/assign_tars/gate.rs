@@ -3,12 +3,13 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 
 use super::PlanSummary;
+use crate::error::JobFailure;
 use crate::incremental::plan::{self, Mode, ReshardTarget};
-use crate::incremental::{ContentHasher, Grouping, SampleFacts};
+use crate::incremental::{ChangeComputation, ContentHasher, Grouping, SampleFacts};
 use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
+use crate::ops::FailureSignal;
 use crate::record::{PlannedClip, TarDone, TarId, WarningKind};
 
 /// Runs on worker 0 once the plan is made, before any clip is emitted (so before any tar is
@@ -24,13 +25,10 @@ pub struct PlanGate {
     pub resume: Option<JobFingerprint>,
     /// Where completed triples go (worker 0's collected [`TarDone`]s).
     pub done: Rc<RefCell<Vec<TarDone>>>,
-    /// Set when the plan must not be written; the job then fails.
-    pub failure: Arc<Mutex<Option<String>>>,
-    /// Set (with `failure`) when the job refuses to run at all: a `--resume` whose inputs
-    /// changed. Nothing may be written then, not even a report.
-    pub refusal: Arc<Mutex<Option<String>>>,
     /// An incremental run (`reshard`, `--append`) and its grouping options.
     pub incremental: Option<(Mode, Grouping)>,
+    /// What a `reshard` runs to find what changed (the `changes` dataflow).
+    pub changes: ChangeComputation,
     /// Tars carry DALI indexes (copied along with them by a re-shard).
     pub dali_index: bool,
     /// The caption field (`<algorithm>_caption`) when a plan in which no window has one must
@@ -39,13 +37,20 @@ pub struct PlanGate {
 }
 
 impl PlanGate {
-    /// The clips still to write; none when the job cannot go on (see `failure`).
-    pub fn admit(&self, planned: Vec<PlannedClip>, summary: &mut PlanSummary) -> Vec<PlannedClip> {
+    /// The clips still to write; none when the job cannot go on: the plan must not be
+    /// written (the job fails), or the job refuses to run at all (a `--resume` whose inputs
+    /// changed: nothing may be written then, not even a report); see `failure`.
+    pub fn admit(
+        &self,
+        planned: Vec<PlannedClip>,
+        summary: &mut PlanSummary,
+        failure: &FailureSignal,
+    ) -> Vec<PlannedClip> {
         match self.try_admit(planned, summary) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("{e}");
-                self.failure.lock().expect("not poisoned").get_or_insert(e);
+                failure.fail(e);
                 vec![]
             }
         }
@@ -55,22 +60,23 @@ impl PlanGate {
         &self,
         planned: Vec<PlannedClip>,
         summary: &mut PlanSummary,
-    ) -> Result<Vec<PlannedClip>, String> {
+    ) -> Result<Vec<PlannedClip>, JobFailure> {
         let appending = matches!(self.incremental, Some((Mode::Append { .. }, _)));
         if let Some(failed) = summary.failed.clone() {
             // the storage failed while the input was read: the plan is incomplete and must
             // not be recorded. A fresh run records its job without a plan, so that --resume
             // plans again
             if self.resume.is_none() && !appending {
-                self.journal
-                    .write_job(&self.job)
-                    .map_err(|e| format!("{failed}; the job journal could not be written: {e}"))?;
+                self.journal.write_job(&self.job).map_err(|e| {
+                    JobFailure::Plan(format!(
+                        "{failed}; the job journal could not be written: {e}"
+                    ))
+                })?;
             }
-            return Err(failed);
+            return Err(JobFailure::Plan(failed));
         }
         if let Some(refusal) = self.captions_missing(&planned) {
-            *self.refusal.lock().expect("not poisoned") = Some(refusal.clone());
-            return Err(refusal);
+            return Err(JobFailure::Refused(refusal));
         }
         let inputs = inputs_fingerprint(&planned, summary);
         let old_inputs = self.resume.as_ref().and_then(|o| o.inputs.as_ref());
@@ -87,11 +93,13 @@ impl PlanGate {
                     &old.sha256[..12],
                     &inputs.sha256[..12],
                 );
-                *self.refusal.lock().expect("not poisoned") = Some(refusal.clone());
-                return Err(refusal);
+                return Err(JobFailure::Refused(refusal));
             }
             Some(_) => {
-                completed = self.journal.load_done().map_err(|e| e.to_string())?;
+                completed = self
+                    .journal
+                    .load_done()
+                    .map_err(|e| JobFailure::Plan(e.to_string()))?;
             }
             // an append keeps the output's job record: its tars keep that job's mtime
             None if appending => {}
@@ -101,7 +109,9 @@ impl PlanGate {
                     inputs: Some(inputs),
                     ..self.job.clone()
                 };
-                self.journal.write_job(&job).map_err(|e| e.to_string())?;
+                self.journal
+                    .write_job(&job)
+                    .map_err(|e| JobFailure::Plan(e.to_string()))?;
             }
         }
         let planned_tars: HashSet<&TarId> = planned.iter().map(|c| &c.tar).collect();
@@ -150,8 +160,10 @@ impl PlanGate {
                     journal: &self.journal,
                     grouping: *grouping,
                     dali_index: self.dali_index,
+                    changes: self.changes,
                 };
-                plan::reshard(planned, base, *workers, &target, &skip, &mut done)?
+                plan::reshard(planned, base, *workers, &target, &skip, &mut done)
+                    .map_err(JobFailure::Plan)?
             }
             Some((Mode::Append { base }, grouping)) => {
                 plan::append(planned, summary, base, *grouping, &mut done)

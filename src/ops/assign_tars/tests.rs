@@ -1,5 +1,6 @@
 use super::*;
 use crate::record::WarningKind;
+use crate::report::Progress;
 
 fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {
     MetaOutcome::Clip(Box::new(ClipMeta {
@@ -164,8 +165,7 @@ fn dataflow_plans_once_on_worker_zero() {
                     },
                     None,
                     summary.clone(),
-                    progress.clone(),
-                    StageClock::default(),
+                    &JobContext::new(progress.clone(), Default::default()),
                 )
                 .inspect(move |p| seen.lock().unwrap().push((me, p.rank, p.tar.tar, p.index)));
         });

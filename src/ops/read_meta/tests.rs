@@ -328,7 +328,7 @@ fn dataflow_reads_every_file_once() {
             };
             files
                 .to_stream(scope)
-                .read_meta(reader, StageClock::default())
+                .read_meta(reader, &JobContext::default())
                 .inspect(move |o| {
                     if let MetaOutcome::Clip(c) = o {
                         seen.lock().unwrap().push(c.span_uuid.clone());

@@ -205,9 +205,7 @@ fn dataflow_writes_each_tar_once() {
                 .exchange_by_bin()
                 .write_tar(
                     writers,
-                    Arc::default(),
-                    progress2.clone(),
-                    StageClock::default(),
+                    &JobContext::new(progress2.clone(), Default::default()),
                 )
                 .inspect(move |d| done.lock().unwrap().push((d.tar.tar, d.samples)));
         });

@@ -1,0 +1,135 @@
+//! What every operator of a job shares: its stage timings, the progress counters and the
+//! job's failure.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::JobFailure;
+use crate::report::Progress;
+
+/// One worker's share of a job, handed to each of its operators.
+#[derive(Clone, Default)]
+pub struct JobContext {
+    /// This worker's time per stage.
+    pub clock: StageClock,
+    /// Clips planned and written, for the progress display (shared by the process).
+    pub progress: Arc<Progress>,
+    /// The job's first failure (shared by the process).
+    pub failure: FailureSignal,
+}
+
+impl JobContext {
+    /// A worker's context: a fresh clock, the process's progress and failure.
+    pub fn new(progress: Arc<Progress>, failure: FailureSignal) -> Self {
+        JobContext {
+            clock: StageClock::default(),
+            progress,
+            failure,
+        }
+    }
+}
+
+/// The job's first failure, shared by the worker threads of a process and the signal
+/// watcher: once one is recorded the encoder and writers stop, and the report carries it.
+/// A refusal is also kept apart: the job then writes nothing, not even a report.
+#[derive(Clone, Debug, Default)]
+pub struct FailureSignal(Arc<Mutex<Failures>>);
+
+#[derive(Debug, Default)]
+struct Failures {
+    first: Option<JobFailure>,
+    refusal: Option<String>,
+}
+
+impl FailureSignal {
+    /// Records `failure` unless another came first (a refusal is kept in any case).
+    pub fn fail(&self, failure: JobFailure) {
+        let mut f = self.lock();
+        if let JobFailure::Refused(r) = &failure {
+            f.refusal = Some(r.clone());
+        }
+        f.first.get_or_insert(failure);
+    }
+
+    /// True once the job has failed.
+    pub fn is_set(&self) -> bool {
+        self.lock().first.is_some()
+    }
+
+    /// The first failure, if any.
+    pub fn get(&self) -> Option<JobFailure> {
+        self.lock().first.clone()
+    }
+
+    /// Takes the first failure out.
+    pub fn take(&self) -> Option<JobFailure> {
+        self.lock().first.take()
+    }
+
+    /// Takes the refusal out: why the job refused to run at all.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.lock().refusal.take()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Failures> {
+        self.0.lock().expect("not poisoned")
+    }
+}
+
+/// Time spent in each operator's logic on one worker.
+#[derive(Clone, Default)]
+pub struct StageClock(Rc<RefCell<BTreeMap<&'static str, Duration>>>);
+
+impl StageClock {
+    /// Starts timing `stage`; the time is added when the guard drops.
+    pub fn time(&self, stage: &'static str) -> StageTimer {
+        StageTimer {
+            clock: self.clone(),
+            stage,
+            start: Instant::now(),
+        }
+    }
+
+    /// Seconds per stage so far.
+    pub fn seconds(&self) -> BTreeMap<String, f64> {
+        self.0
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_secs_f64()))
+            .collect()
+    }
+}
+
+/// Adds the time since its creation to a stage when dropped.
+pub struct StageTimer {
+    clock: StageClock,
+    stage: &'static str,
+    start: Instant,
+}
+
+impl Drop for StageTimer {
+    fn drop(&mut self) {
+        *self.clock.0.borrow_mut().entry(self.stage).or_default() += self.start.elapsed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failure_wins_and_a_refusal_is_kept_apart() {
+        let f = FailureSignal::default();
+        assert!(!f.is_set());
+        f.fail(JobFailure::Interrupted);
+        f.fail(JobFailure::Refused("no".into()));
+        assert!(f.is_set());
+        assert_eq!(f.get(), Some(JobFailure::Interrupted));
+        assert_eq!(f.take_refusal().as_deref(), Some("no"));
+        assert_eq!(f.take(), Some(JobFailure::Interrupted));
+        assert!(!f.is_set() && f.take_refusal().is_none());
+    }
+}
