@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::{Listing, ShardConfig};
@@ -87,9 +87,9 @@ pub fn run<E: TextEncoder + Clone + 'static>(
     let require_captions =
         (!cfg.allow_no_captions).then(|| format!("{}_caption", cfg.captioning_algorithm));
     let incremental = incremental.map(|m| (m, grouping));
-    let encoder = Mutex::new(encoder);
 
-    runner.run(finalizer, move |scope, ctx, gathered| {
+    let finish = move |bins: &[_], done: &[_]| finalizer.finish(bins, done);
+    runner.run(finish, move |scope, ctx, gathered| {
         let gate = PlanGate {
             journal: journal.clone(),
             job: job.clone(),
@@ -100,7 +100,7 @@ pub fn run<E: TextEncoder + Clone + 'static>(
             changes: crate::dataflows::changes::run,
             dali_index,
         };
-        let encoder = encoder.lock().expect("not poisoned").clone();
+        let encoder = encoder.clone();
         let tokenizer = encoder.clone();
         let writers = TarWriters::new(output.clone(), input.clone(), version_dir.clone())
             .with_journal(journal.clone())

@@ -147,7 +147,7 @@ pub enum JobError {
 }
 
 /// Why a running job stopped: the first one is reported, and every operator stops its work
-/// once one is recorded (see `ops::FailureSignal`).
+/// once one is recorded (see `job::FailureSignal`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JobFailure {
     /// SIGTERM or SIGINT: the completed tars are kept for `--resume`.

@@ -1,28 +1,28 @@
 //! shardflow: a timely dataflow engine that turns a video splitting-pipeline output into
 //! training-ready webdataset shards with T5 caption embeddings.
 //!
-//! Module map (data flows one way):
-//! - [`layout`]: the dataset's streams ([`layout::Stream`]), values per stream and tar paths.
-//! - [`record`]: what flows between operators and stages (clips, tar triples, plan summary).
-//! - [`hash`]: the stable hash used for routing and content identity.
-//! - [`input`]: listing the input's metadata files.
-//! - [`config`]: command-line options → a validated [`config::ShardConfig`].
-//! - [`spec`]: pure rules of the shard job (listing order, bins, greedy tar grouping, names).
-//! - [`formats`]: byte-exact writers: Python `json.dumps`, numpy pickles, `wdinfo` files.
-//! - [`model`]: the text-encoder trait and its T5 implementation in Burn (loader, tokenizer).
-//! - [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct, and
-//!   the [`ops::JobContext`] every operator of a job shares.
-//! - [`job`]: the job runner: workers, signals, the connect timeout, summaries and report.
-//! - [`dataflows`]: wiring of operators into jobs (`shard`, `changes`), run by [`job`]; no
-//!   logic of their own.
-//! - [`prepare`]: checks and loads before a job runs (output, earlier version, dedup tables).
-//! - [`storage`]: local directories and object stores (S3) behind one blocking interface.
-//! - [`incremental`]: `reshard` and `--append`: what changed between two versions (by
-//!   differential dataflow), what to copy, which embeddings to reuse.
-//! - [`dedup`]: the semantic-dedup pruning tables (parquet).
-//! - [`dataset`]: tools for written datasets: DALI/wids indexes, `verify`, `inspect`.
-//! - [`journal`]: the job's fingerprint and completed tars, for `--resume`.
-//! - [`report`]: counts, stage timings and rejects; the JSON job report.
+//! Module map, in layers from the bottom; a module imports only from its own layer or below
+//! (`tests/integration/architecture.rs` checks that no two top-level modules import each
+//! other and that only `ops` and `dataflows` import operators):
+//!
+//! 1. Leaves: [`text`] (Python's whitespace, values shown in messages), [`hash`] (the stable
+//!    hash for routing and content identity), [`spec`] (pure SPEC rules: listing order, bins,
+//!    greedy tar grouping, names), [`storage`] (local directories and object stores behind one
+//!    blocking interface, the output lock), [`model`] (the [`model::TextEncoder`] trait, T5 in
+//!    Burn as its implementation, checkpoint reading), [`layout`] (the dataset's streams,
+//!    [`layout::PerStream`], tar paths), [`formats`] (byte-exact `json.dumps`, numpy pickles,
+//!    `wdinfo`), [`error`] (the library's typed errors).
+//! 2. Records and settings: [`record`] (what flows between operators and stages),
+//!    [`config`] (each option declared once → a validated [`config::ShardConfig`]),
+//!    [`input`] (listing the input's metadata), [`report`] (counts, timings, the JSON
+//!    report), [`journal`] (job fingerprint and completed tars, for `--resume`).
+//! 3. Job-level logic: [`dataset`] (indexes, `verify`, `inspect` of written datasets),
+//!    [`incremental`] (`reshard` and `--append`: changes, copies, reuse), [`dedup`] (semantic
+//!    dedup tables), [`prepare`] (checks and loads before a job runs), [`embed`].
+//! 4. [`job`]: the runner every job shares (workers, signals, the connect timeout,
+//!    summaries, report) and the [`job::JobContext`] operators receive.
+//! 5. [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
+//! 6. [`dataflows`]: jobs as wiring of operators (`shard`, `changes`), no logic of their own.
 
 pub mod config;
 #[path = "../dataflows/mod.rs"]

@@ -1,16 +1,21 @@
 //! The job runner: the scaffolding every job shares, so that a dataflow in `dataflows/` is
-//! only its wiring. It sits between the operators ([`crate::ops`]) and the dataflows.
+//! only its wiring. It sits below the operators: they receive its [`JobContext`], and it
+//! never imports them (the dataflow hands it the wiring and the summary writer).
 //!
 //! - [`execute`] runs a dataflow's workers (bounding the wait for a cluster's processes to
 //!   connect: timely would retry forever) and joins them, turning failures into
 //!   [`JobError`](crate::error::JobError)s.
 //! - [`Runner`] runs a shard job: the signal watcher, the workers with their
-//!   [`JobContext`](crate::ops::JobContext), the summaries and the report.
+//!   [`JobContext`], the summaries and the report.
+//! - [`JobContext`]: what every operator of a worker shares (stage clock, progress, the job's
+//!   [`FailureSignal`]).
 //! - [`tar_mtime`] and [`job_name`]: what a job's tars and report are stamped with.
 
+mod context;
 mod execute;
 mod runner;
 
+pub use context::{FailureSignal, JobContext, StageClock, StageTimer};
 pub use execute::execute;
 pub use runner::{Gathered, Runner};
 

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use timely::dataflow::Scope;
 
+use super::{FailureSignal, JobContext};
 use crate::config::ShardConfig;
 use crate::error::{JobError, JobFailure, ShardError};
 use crate::journal::JOB_DIR;
-use crate::ops::finalize::{BinWritten, Finalizer};
-use crate::ops::{FailureSignal, JobContext};
-use crate::record::{PlanSummary, TarDone};
+use crate::layout::TarId;
+use crate::record::{BinWritten, PlanSummary, TarDone};
 use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress};
 use crate::storage::{Location, Storage};
 
@@ -75,12 +75,17 @@ impl Runner {
 
     /// Runs the dataflow `build` wires on every worker (given the worker's context and where
     /// worker 0 gathers the plan and the completed triples), then, on process 0, writes the
-    /// summaries with `finalizer` (unless the job failed) and the report, and returns it
-    /// (also when a failure stopped the job: then `ok` is false). Other processes return
-    /// `None` when the dataflow is complete. A refusal writes nothing and is an error.
-    pub fn run<F>(self, finalizer: Finalizer, build: F) -> Result<Option<JobReport>, ShardError>
+    /// summaries with `finish` (given the planned tars per bin and the completed triples;
+    /// skipped when the job failed) and the report, and returns it (also when a failure
+    /// stopped the job: then `ok` is false). Other processes return `None` when the dataflow
+    /// is complete. A refusal writes nothing and is an error.
+    pub fn run<F, S>(self, finish: S, build: F) -> Result<Option<JobReport>, ShardError>
     where
         F: for<'s> Fn(Scope<'s, u64>, &JobContext, &Gathered) + Send + Sync + 'static,
+        S: Fn(&[(String, Vec<TarId>)], &[TarDone]) -> Result<Vec<BinWritten>, ShardError>
+            + Send
+            + Sync
+            + 'static,
     {
         let cfg = &self.cfg;
         let failure = FailureSignal::default();
@@ -103,7 +108,7 @@ impl Runner {
                         Some(f) => Err(ShardError::NotFinalized(f)),
                         None => {
                             let _t = ctx.clock.time("finalize");
-                            finalizer.finish(&plan.bins, &done)
+                            finish(&plan.bins, &done)
                         }
                     };
                     LeaderResult { plan, bins, done }

@@ -14,7 +14,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use crate::ops::JobContext;
+use crate::job::JobContext;
 pub use crate::record::PlanSummary;
 use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId};
 use crate::spec::group_tars_dropping;

@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use crate::ops::JobContext;
+use crate::job::JobContext;
 use crate::record::PlannedClip;
 
 /// Clips to encode together, with the token ids of each clip's captioned windows.

@@ -11,9 +11,9 @@ use timely::dataflow::Stream;
 use crate::error::JobFailure;
 use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
+use crate::job::JobContext;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
-use crate::ops::JobContext;
 use crate::record::{EmbeddingRef, EncodedSample};
 
 /// Turns batches into samples with one encoder.

@@ -5,7 +5,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
 pub use crate::input::Lister;
-use crate::ops::JobContext;
+use crate::job::JobContext;
 use crate::record::ListedFile;
 
 /// Builds the `list` source: worker 0 emits the listing, the other workers nothing.

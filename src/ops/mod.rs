@@ -3,8 +3,9 @@
 //!
 //! `list → read_meta → assign_tars → batch → encode → exchange_by_bin → write_tar → finalize`
 //!
-//! Each operator gets its worker's [`JobContext`]: the stage clock, the progress counters and
-//! the job's [`FailureSignal`] (once it is set, the encoder and writers stop).
+//! Each operator gets its worker's [`JobContext`](crate::job::JobContext): the stage clock,
+//! the progress counters and the job's [`FailureSignal`](crate::job::FailureSignal) (once it
+//! is set, the encoder and writers stop).
 
 pub mod assign_tars;
 pub mod batch;
@@ -15,9 +16,6 @@ pub mod list;
 pub mod read_meta;
 pub mod reload;
 pub mod write_tar;
-
-mod context;
-pub use context::{FailureSignal, JobContext, StageClock, StageTimer};
 
 pub use crate::hash::stable_hash;
 

@@ -7,7 +7,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::formats::pyjson::{self, PyValue};
-use crate::ops::JobContext;
+use crate::job::JobContext;
 use crate::record::{ClipMeta, ListedFile, MetaOutcome, Reject, RejectKind, WarningKind};
 use crate::spec::{check_key, BinSpec, ClipDims};
 use crate::storage::{FileStat, Location, Storage, StorageError};

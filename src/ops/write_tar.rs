@@ -16,8 +16,8 @@ use crate::error::{JobFailure, ShardError};
 use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
+use crate::job::JobContext;
 use crate::layout::{self, PerStream};
-use crate::ops::JobContext;
 use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
 use crate::storage::{Fetch, Location, ObjectWriter, Storage};
 
