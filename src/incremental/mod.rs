@@ -67,13 +67,13 @@ pub struct SampleFacts<'a> {
 /// triples with equal hashes hold the same bytes (same job mtime, model and options).
 #[derive(Clone, Copy, Debug)]
 pub struct ContentHasher {
-    h: [u64; 3],
+    h: PerStream<u64>,
 }
 
 impl Default for ContentHasher {
     fn default() -> Self {
         ContentHasher {
-            h: [0xcbf29ce484222325; 3],
+            h: PerStream::from_fn(|_| 0xcbf29ce484222325),
         }
     }
 }
@@ -82,23 +82,29 @@ impl ContentHasher {
     /// Adds the next sample.
     pub fn add(&mut self, s: &SampleFacts) {
         let field = |h: u64, b: &[u8]| fnv(fnv(h, &(b.len() as u64).to_le_bytes()), b);
-        let [v, t, m] = &mut self.h;
-        *v = field(*v, s.key.as_bytes());
-        *v = field(*v, s.clip_path.as_bytes());
-        *v = field(*v, &s.clip_size.to_le_bytes());
-        *v = field(*v, &s.clip_stamp.to_le_bytes());
-        *t = field(*t, s.key.as_bytes());
-        *t = field(*t, &(s.caption_hashes.len() as u64).to_le_bytes());
-        for c in s.caption_hashes {
-            *t = fnv(*t, &c.to_le_bytes());
+        // each stream's hash covers exactly what its member's bytes are a function of
+        for (stream, h) in self.h.iter_mut() {
+            *h = field(*h, s.key.as_bytes());
+            match stream {
+                Stream::Video => {
+                    *h = field(*h, s.clip_path.as_bytes());
+                    *h = field(*h, &s.clip_size.to_le_bytes());
+                    *h = field(*h, &s.clip_stamp.to_le_bytes());
+                }
+                Stream::T5Xxl => {
+                    *h = field(*h, &(s.caption_hashes.len() as u64).to_le_bytes());
+                    for c in s.caption_hashes {
+                        *h = fnv(*h, &c.to_le_bytes());
+                    }
+                }
+                Stream::Metas => *h = field(*h, &s.meta_hash.to_le_bytes()),
+            }
         }
-        *m = field(*m, s.key.as_bytes());
-        *m = field(*m, &s.meta_hash.to_le_bytes());
     }
 
     /// The hashes.
     pub fn finish(&self) -> PerStream<u64> {
-        PerStream(self.h)
+        self.h
     }
 }
 
