@@ -52,19 +52,19 @@ pub enum ShardError {
         /// Why.
         reason: BaseRefusal,
     },
-    /// `--append` cannot continue from the output it appends to.
+    /// `--append` cannot continue from the output it appends to. (The cause is part of the
+    /// message, not a `source`: `{:#}` would print it twice.)
     #[error("cannot append: {0}")]
-    CannotAppend(#[source] Box<ShardError>),
+    CannotAppend(Box<ShardError>),
     /// `reshard --from-version` cannot start from the earlier version (without `--full`).
-    #[error("cannot re-shard from {from_version}: {source}. Pass --full to shard {version} from scratch instead")]
+    #[error("cannot re-shard from {from_version}: {cause}. Pass --full to shard {version} from scratch instead")]
     CannotReshard {
         /// The earlier version named.
         from_version: String,
         /// The version being written.
         version: String,
-        /// Why.
-        #[source]
-        source: Box<ShardError>,
+        /// Why (in the message, not a `source`, so that it is printed once).
+        cause: Box<ShardError>,
     },
     /// An option's value, or a combination of options, that the job refuses before it starts.
     #[error("{message}")]
@@ -75,13 +75,12 @@ pub enum ShardError {
         message: String,
     },
     /// A `job.json` that does not parse.
-    #[error("{location}: not a shardflow job journal: {source}")]
+    #[error("{location}: not a shardflow job journal: {cause}")]
     CorruptJournal {
         /// Where it is.
         location: String,
-        /// The parse error.
-        #[source]
-        source: serde_json::Error,
+        /// The parse error (in the message, not a `source`, so that it is printed once).
+        cause: serde_json::Error,
     },
     /// A file the job reads (`summary.json`, a tar being indexed, a listed entry) is missing
     /// or not what it must be.

@@ -166,7 +166,7 @@ pub fn prepare_incremental(
                 Err(e) => Err(ShardError::CannotReshard {
                     from_version: from_version.clone(),
                     version: cfg.version.clone(),
-                    source: Box::new(e),
+                    cause: Box::new(e),
                 }),
             }
         }

@@ -229,9 +229,9 @@ impl Journal {
             Ok(b) => {
                 serde_json::from_slice(&b)
                     .map(Some)
-                    .map_err(|source| ShardError::CorruptJournal {
+                    .map_err(|cause| ShardError::CorruptJournal {
                         location: loc.to_string(),
-                        source,
+                        cause,
                     })
             }
             Err(e) if e.not_found => Ok(None),

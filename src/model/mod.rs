@@ -2,8 +2,10 @@
 //!
 //! - [`TextEncoder`] ([`encoder`]) is what the rest of the crate sees: caption → token ids,
 //!   batches of token ids → per-caption `(len × d_model)` rows, the row width, and the
-//!   model's [`ModelFingerprint`] for the job journal. Operators, `embed`, `verify` and the
-//!   journal depend on it only.
+//!   model's [`ModelFingerprint`]. Operators, `embed` and `verify` depend on it only; the
+//!   journal records the [`ModelFingerprint`] of the model directory before the model is
+//!   loaded (so that a refused `--resume` costs no load), which is what an encoder's
+//!   `fingerprint` reports (tested).
 //! - [`t5`] is the one real implementation: [`t5::T5TextEncoder<B>`] runs the T5 encoder on
 //!   the Burn backend `B`; [`dispatch`] turns `--device` / `--t5-dtype` into a backend type,
 //!   and [`t5::load`] hides it behind `Arc<dyn TextEncoder>`.

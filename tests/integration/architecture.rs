@@ -1,6 +1,6 @@
 //! The layering the README describes, checked by reading the sources: operators are imported
-//! only by operators, the job runner (`job`, the layer between operators and dataflows) and
-//! dataflows, and no two top-level modules import each other, directly or through others.
+//! only by operators and dataflows, and no two top-level modules import each other, directly
+//! or through others.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -63,15 +63,37 @@ fn mentioned(text: &str, known: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<Str
             continue; // e.g. `shardflow_crate::`
         }
         let rest = &text[i + "crate::".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if known.contains_key(&name) {
-            out.insert(name);
-        }
+        let names = match rest.strip_prefix('{') {
+            // `crate::{a::x, b}`: the first name of each item at the group's top level
+            Some(group) => group_heads(group),
+            None => vec![ident(rest)],
+        };
+        out.extend(names.into_iter().filter(|n| known.contains_key(n)));
     }
     out
+}
+
+/// The identifier `s` starts with.
+fn ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The first name of each item of a `use` group, `group` being the text after its `{`.
+fn group_heads(group: &str) -> Vec<String> {
+    let mut heads = vec![ident(group.trim_start())];
+    let mut depth = 0;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => heads.push(ident(group[i + 1..].trim_start())),
+            _ => {}
+        }
+    }
+    heads
 }
 
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
@@ -164,5 +186,15 @@ fn the_checker_sees_imports() {
             &known
         ),
         ["ops", "record"].map(String::from).into_iter().collect()
+    );
+    assert_eq!(
+        mentioned(
+            "use crate::{\n    ops::{a, b::c},\n    record::Y,\n    storage,\n};",
+            &known
+        ),
+        ["ops", "record", "storage"]
+            .map(String::from)
+            .into_iter()
+            .collect()
     );
 }

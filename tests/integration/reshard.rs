@@ -461,6 +461,13 @@ fn an_unusable_from_version_is_refused_unless_full_is_asked() {
         "{}",
         stderr(&o)
     );
+    // the cause is printed once, not again as the error's source
+    assert_eq!(
+        stderr(&o).matches("no shardflow job journal").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
     // other options
     let o = run(
         &work,

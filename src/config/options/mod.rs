@@ -95,7 +95,8 @@ macro_rules! options {
 #[derive(clap::Args)]
 pub struct ShardArgs {
     /// A TOML config file: every option below as a key of the same name in snake_case,
-    /// cluster options in a `[cluster]` section. The command line overrides it.
+    /// cluster options in a `[cluster]` section, the `--s3-*` options in `[storage]` without
+    /// the `s3_` prefix. The command line overrides it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Validate the options, input and model, then exit without running.
