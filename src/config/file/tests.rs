@@ -169,3 +169,23 @@ fn relative_paths_follow_the_file() {
     );
     assert_eq!(f.cluster.hostfile.unwrap(), dir.path().join("hosts"));
 }
+
+#[test]
+fn a_section_of_the_wrong_type_names_the_table_not_a_rust_type() {
+    for (text, want) in [
+        (
+            "cluster = 5\n",
+            "cluster: invalid type: integer `5`, expected a [cluster] table",
+        ),
+        (
+            "storage = \"x\"\n",
+            "storage: invalid type: string \"x\", expected a [storage] table",
+        ),
+    ] {
+        let errs = ShardOptions::parse(text).unwrap_err();
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{want}: {errs:#?}"
+        );
+    }
+}

@@ -258,7 +258,7 @@ options! {
 options! {
     /// The `[cluster]` section: timely's own cluster mode.
     #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
-    #[serde(deny_unknown_fields)]
+    #[serde(deny_unknown_fields, expecting = "a [cluster] table")]
     pub struct ClusterSection {
         "Cluster" {
             /// Number of processes of the job (timely cluster mode) [default: 1].
@@ -290,7 +290,7 @@ options! {
     /// The `[storage]` section: how object stores (S3) are used. Local paths ignore it. On the
     /// command line its keys take an `s3-` prefix.
     #[derive(Clone, Debug, Default, PartialEq, Deserialize, clap::Args)]
-    #[serde(deny_unknown_fields)]
+    #[serde(deny_unknown_fields, expecting = "a [storage] table")]
     pub struct StorageSection {
         "Object store" {
             /// Object-store retries of one failed request (503 SlowDown, 5xx, connection errors)
