@@ -142,7 +142,7 @@ pub fn reshard(
         })
         .collect();
     if target.dali_index {
-        let idx = |l: &Location| Location::parse(&crate::dataset::index::idx_path(&l.to_string()));
+        let idx = crate::layout::idx_location;
         let more: Vec<(Location, Location, Option<u64>)> = pairs
             .iter()
             .map(|(f, t, _)| Ok((idx(f)?, idx(t)?, None)))
