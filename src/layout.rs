@@ -37,8 +37,11 @@ impl TarId {
 /// Number of streams.
 pub const STREAM_COUNT: usize = 3;
 
-/// One stream of the dataset: a tar per triple, one member per sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One stream of the dataset: a tar per triple, one member per sample. Ordered as
+/// [`Stream::ALL`]; serialized (for the dataflows' exchanges only, no file holds one) as its
+/// [`name`](Stream::name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stream {
     /// The clip's mp4.
     Video,
@@ -243,6 +246,12 @@ mod tests {
         }
         assert_eq!(Stream::from_index(STREAM_COUNT), None);
         assert_eq!(Stream::from_name("t5"), None);
+        for s in Stream::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+            assert_eq!(serde_json::from_str::<Stream>(&json).unwrap(), s);
+        }
+        assert!(Stream::ALL.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
