@@ -63,8 +63,7 @@ pub fn run(
                         })
                         .probe_with(&probe);
                     let new_files = triples.flat_map(|(_, ((bin, part, tar), (_, hashes)))| {
-                        Stream::ALL
-                            .map(move |s| ((bin.clone(), s.index() as u8, part, tar), hashes[s]))
+                        Stream::ALL.map(move |s| ((bin.clone(), s, part, tar), hashes[s]))
                     });
                     // what is in one version only: +1 to write, -1 no longer there
                     new_files
@@ -167,6 +166,6 @@ mod tests {
         assert_eq!(c.new_captions, BTreeSet::from([999]));
         assert_eq!(c.write.len(), 1);
         let (bin, kind, _, _) = c.write.first().unwrap();
-        assert_eq!((bin.as_str(), *kind), (v1[5].0.as_str(), 1));
+        assert_eq!((bin.as_str(), *kind), (v1[5].0.as_str(), Stream::T5Xxl));
     }
 }

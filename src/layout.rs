@@ -1,6 +1,8 @@
 //! The shape of a written dataset, in one place: its streams ([`Stream`]: name, member
 //! extension), a value per stream ([`PerStream`]), where each stream's tar of a triple lies
-//! ([`tar_path`]) and `wdinfo.json`'s `data_keys` ([`data_keys`]).
+//! ([`tar_path`]), its members' names ([`member_name`]), the index and summary files beside
+//! the tars ([`idx_path`], [`shardindex_rel`], [`wdinfo_rel`], [`WDINFO_LIST`]) and
+//! `wdinfo.json`'s `data_keys` ([`data_keys`]).
 //!
 //! Every `<bin>/<stream>/part_NNNNNN/NNNNNN.tar` of a version comes from here; to add a
 //! stream, add a variant to [`Stream`] (and to [`Stream::ALL`], its name and extension) and
@@ -35,8 +37,11 @@ impl TarId {
 /// Number of streams.
 pub const STREAM_COUNT: usize = 3;
 
-/// One stream of the dataset: a tar per triple, one member per sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One stream of the dataset: a tar per triple, one member per sample. Ordered as
+/// [`Stream::ALL`]; serialized (for the dataflows' exchanges only, no file holds one) as its
+/// [`name`](Stream::name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stream {
     /// The clip's mp4.
     Video,
@@ -174,6 +179,58 @@ pub fn tar_path(version_dir: &Location, tar: &TarId, stream: Stream) -> Location
     version_dir.join(&tar_rel(&tar.bin, stream, &tar.rel_path()))
 }
 
+/// `<key>.<ext>`: the name of sample `key`'s member in the tar of `stream`.
+pub fn member_name(key: &str, stream: Stream) -> String {
+    format!("{key}.{}", stream.ext())
+}
+
+/// The sample key of a member of the tar of `stream`, or `None` when `name` is not one of
+/// that stream's members (its extension differs).
+pub fn member_key(name: &str, stream: Stream) -> Option<&str> {
+    name.strip_suffix(stream.ext())?.strip_suffix('.')
+}
+
+/// Where a tar's DALI index lies, beside it: `000000.tar` → `000000.idx` (works on relative
+/// paths and on locations' text alike).
+pub fn idx_path(tar: &str) -> String {
+    format!("{}.idx", tar.strip_suffix(".tar").unwrap_or(tar))
+}
+
+/// The location of the DALI index beside the tar at `tar` (see [`idx_path`]).
+pub fn idx_location(tar: &Location) -> Result<Location, String> {
+    Location::parse(&idx_path(&tar.to_string()))
+}
+
+/// File name of a bin's summary.
+pub const WDINFO: &str = "wdinfo.json";
+
+/// File name of the version's list of bin summaries, at the version's root.
+pub const WDINFO_LIST: &str = "wdinfo_list.csv";
+
+/// File name of a wids index, one per bin and stream.
+pub const SHARDINDEX: &str = "shardindex.json";
+
+/// `<bin>/wdinfo.json`, relative to the version.
+pub fn wdinfo_rel(bin: &str) -> String {
+    format!("{bin}/{WDINFO}")
+}
+
+/// The directory a `wdinfo_list.csv` row names: the row without its `/wdinfo.json`, or `None`
+/// when it does not end so.
+pub fn wdinfo_dir(row: &str) -> Option<&str> {
+    row.strip_suffix(WDINFO)?.strip_suffix('/')
+}
+
+/// `<dir>/shardindex.json`, for `dir` a stream directory (`<bin>/<stream>`, [`stream_dir`]).
+pub fn shardindex_in(dir: &str) -> String {
+    format!("{dir}/{SHARDINDEX}")
+}
+
+/// `<bin>/<stream>/shardindex.json`, relative to the version.
+pub fn shardindex_rel(bin: &str, stream: Stream) -> String {
+    shardindex_in(&stream_dir(bin, stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +246,12 @@ mod tests {
         }
         assert_eq!(Stream::from_index(STREAM_COUNT), None);
         assert_eq!(Stream::from_name("t5"), None);
+        for s in Stream::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.name()));
+            assert_eq!(serde_json::from_str::<Stream>(&json).unwrap(), s);
+        }
+        assert!(Stream::ALL.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
@@ -218,5 +281,41 @@ mod tests {
             tar_path(&root, &id, Stream::T5Xxl),
             root.join("r/a/t5_xxl/part_000001/000002.tar")
         );
+    }
+
+    #[test]
+    fn member_names() {
+        assert_eq!(member_name("k0_0", Stream::T5Xxl), "k0_0.pickle");
+        assert_eq!(member_name("k", Stream::Video), "k.mp4");
+        assert_eq!(member_key("k0_0.pickle", Stream::T5Xxl), Some("k0_0"));
+        assert_eq!(member_key("a.b.json", Stream::Metas), Some("a.b"));
+        assert_eq!(member_key("k.json", Stream::T5Xxl), None);
+        assert_eq!(member_key("kpickle", Stream::T5Xxl), None);
+        assert_eq!(member_key(".pickle", Stream::T5Xxl), Some(""));
+    }
+
+    #[test]
+    fn files_beside_the_tars() {
+        assert_eq!(
+            idx_path("r/a/video/part_000000/000001.tar"),
+            "r/a/video/part_000000/000001.idx"
+        );
+        assert_eq!(idx_path("x"), "x.idx");
+        let tar = Location::Local("/o/v/r/a/video/part_000000/000001.tar".into());
+        assert_eq!(
+            idx_location(&tar).unwrap(),
+            Location::Local("/o/v/r/a/video/part_000000/000001.idx".into())
+        );
+        assert_eq!(wdinfo_rel("r/a"), "r/a/wdinfo.json");
+        assert_eq!(WDINFO_LIST, "wdinfo_list.csv");
+        assert_eq!(wdinfo_dir("out/v0/r/a/wdinfo.json"), Some("out/v0/r/a"));
+        assert_eq!(wdinfo_dir("wdinfo.json"), None);
+        assert_eq!(wdinfo_dir("r/a/xwdinfo.json"), None);
+        assert_eq!(wdinfo_dir("r/a"), None);
+        assert_eq!(
+            shardindex_rel("r/a", Stream::Metas),
+            "r/a/metas/shardindex.json"
+        );
+        assert_eq!(shardindex_in("r/a/t5_xxl"), "r/a/t5_xxl/shardindex.json");
     }
 }

@@ -87,7 +87,7 @@ pub fn check(storage: &Storage, root: &Location) -> Result<Completeness, ShardEr
             return Ok(Completeness::Incomplete(why));
         }
     }
-    if !exists(storage, &root.join("wdinfo_list.csv"))? {
+    if !exists(storage, &root.join(crate::layout::WDINFO_LIST))? {
         return Ok(Completeness::NotADataset);
     }
     Ok(Completeness::Complete)

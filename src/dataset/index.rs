@@ -67,11 +67,6 @@ impl DaliIndex {
     }
 }
 
-/// Where an index of a tar goes: `000000.tar` → `000000.idx`.
-pub fn idx_path(tar: &str) -> String {
-    format!("{}.idx", tar.strip_suffix(".tar").unwrap_or(tar))
-}
-
 /// A reader or writer that counts the bytes through it.
 #[derive(Debug)]
 pub struct Counting<T> {

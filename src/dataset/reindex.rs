@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use crate::config::Indexes;
-use crate::dataset::index::{idx_path, wids_index_json, DaliIndex, WidsShard};
+use crate::dataset::index::{wids_index_json, DaliIndex, WidsShard};
 use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::dataset::read::read_tar;
 use crate::error::ShardError;
-use crate::layout::{stream_dir, Stream};
+use crate::layout::Stream;
 use crate::storage::{Location, Storage};
 
 /// What `index` did.
@@ -62,11 +62,9 @@ pub fn index_dataset(
         let loc = Layout::tar(root, bin, *k, tar);
         let (index, size) = index_tar(storage, &loc)?;
         if which.dali {
-            let at = Location::parse(&idx_path(&loc.to_string())).map_err(|message| {
-                ShardError::BadFile {
-                    location: loc.to_string(),
-                    message,
-                }
+            let at = crate::layout::idx_location(&loc).map_err(|message| ShardError::BadFile {
+                location: loc.to_string(),
+                message,
             })?;
             storage.put(&at, index.to_text().as_bytes())?;
         }
@@ -90,7 +88,7 @@ pub fn index_dataset(
     }
     if which.wids {
         for ((bin, k), shards) in wids {
-            let at = root.join(&format!("{}/shardindex.json", stream_dir(&bin, k)));
+            let at = root.join(&crate::layout::shardindex_rel(&bin, k));
             storage.put(&at, wids_index_json(shards).as_bytes())?;
             report.wids_files += 1;
         }

@@ -124,7 +124,7 @@ impl Base {
         for (key, d) in &self.records {
             let c = d.contents.as_ref().expect("checked on load");
             for (stream, h) in c.hashes.iter() {
-                files.insert((key.0.clone(), stream.index() as u8, key.1, key.2), *h);
+                files.insert((key.0.clone(), stream, key.1, key.2), *h);
             }
             captions.extend(c.captions.iter().flatten().copied());
         }

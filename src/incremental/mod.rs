@@ -25,9 +25,9 @@ use crate::error::JobError;
 use crate::layout::{PerStream, Stream};
 use crate::spec::group_tars_dropping;
 
-/// One member tar: `(bin, kind, part, tar)`, `kind` the stream's position in
-/// [`Stream::ALL`] ([`Stream::index`]).
-pub type TarFile = (String, u8, u32, u32);
+/// One member tar: `(bin, stream, part, tar)`. Ordered as before by stream position
+/// ([`Stream`]'s `Ord` follows [`Stream::ALL`]).
+pub type TarFile = (String, Stream, u32, u32);
 
 /// A triple: `(bin, part, tar)`.
 pub type TripleKey = (String, u32, u32);
@@ -248,7 +248,7 @@ pub fn files_of(
     triples: &BTreeMap<TripleKey, (Vec<String>, PerStream<u64>)>,
 ) -> impl Iterator<Item = (TarFile, u64)> + '_ {
     triples.iter().flat_map(|((bin, part, tar), (_, h))| {
-        Stream::ALL.map(move |s| ((bin.clone(), s.index() as u8, *part, *tar), h[s]))
+        Stream::ALL.map(move |s| ((bin.clone(), s, *part, *tar), h[s]))
     })
 }
 

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::rc::Rc;
 
 use crate::formats::npy_pickle::{read_array_list, F16Array};
+use crate::layout::Stream;
 use crate::record::EmbeddingRef;
 use crate::storage::{Location, Storage};
 
@@ -93,7 +94,7 @@ fn read_members(bytes: &[u8]) -> std::io::Result<Members> {
     for entry in archive.entries()? {
         let mut entry = entry?;
         let name = entry.path()?.to_string_lossy().into_owned();
-        if let Some(key) = name.strip_suffix(".pickle") {
+        if let Some(key) = crate::layout::member_key(&name, Stream::T5Xxl) {
             let mut data = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut data)?;
             out.insert(key.to_string(), data);

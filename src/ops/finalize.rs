@@ -12,6 +12,7 @@ use timely::dataflow::Stream;
 use crate::dataset::index::{wids_index_json, WidsShard};
 use crate::error::ShardError;
 use crate::formats::wdinfo::{wdinfo_list_csv, WdInfo};
+use crate::layout;
 pub use crate::record::BinWritten;
 use crate::record::{TarDone, TarId};
 use crate::storage::{Location, Storage};
@@ -79,10 +80,14 @@ impl Finalizer {
                 self.write_wids(bin, &finished)?;
             }
             self.storage.put(
-                &self.version_dir.join(&format!("{bin}/wdinfo.json")),
+                &self.version_dir.join(&layout::wdinfo_rel(bin)),
                 info.to_json().as_bytes(),
             )?;
-            rows.push(format!("{}/{bin}/wdinfo.json", self.display_version_dir));
+            rows.push(format!(
+                "{}/{}",
+                self.display_version_dir,
+                layout::wdinfo_rel(bin)
+            ));
             written.push(BinWritten {
                 bin: bin.clone(),
                 tars: data_list,
@@ -90,7 +95,7 @@ impl Finalizer {
             });
         }
         self.storage.put(
-            &self.version_dir.join("wdinfo_list.csv"),
+            &self.version_dir.join(layout::WDINFO_LIST),
             wdinfo_list_csv(&rows).as_bytes(),
         )?;
         Ok(written)
@@ -110,10 +115,7 @@ impl Finalizer {
                 })
                 .collect();
             self.storage.put(
-                &self.version_dir.join(&format!(
-                    "{}/shardindex.json",
-                    crate::layout::stream_dir(bin, stream)
-                )),
+                &self.version_dir.join(&layout::shardindex_rel(bin, stream)),
                 wids_index_json(shards).as_bytes(),
             )?;
         }

@@ -11,7 +11,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
-use crate::dataset::index::{idx_path, Counting, DaliIndex};
+use crate::dataset::index::{Counting, DaliIndex};
 use crate::error::{JobFailure, ShardError};
 use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
 use crate::incremental::reuse::EmbeddingSource;
@@ -170,8 +170,7 @@ impl TarWriters {
                     let size = w.into_inner().finish()?;
                     // the index appears once its tar is complete
                     if let Some(dali) = dali {
-                        let at = Location::parse(&idx_path(&fin.to_string()))
-                            .map_err(ShardError::InvalidLocation)?;
+                        let at = layout::idx_location(&fin).map_err(ShardError::InvalidLocation)?;
                         self.output.put(&at, dali.to_text().as_bytes())?;
                     }
                     size
@@ -371,7 +370,7 @@ fn write_sample(
         let Some(PartialTar { builder, fin, dali }) = file else {
             continue;
         };
-        let (data, ext) = (payloads[stream], stream.ext());
+        let data = payloads[stream];
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o444);
         header.set_mtime(s.mtime);
@@ -380,7 +379,7 @@ fn write_sample(
         header.set_entry_type(tar::EntryType::Regular);
         let _ = header.set_username("bigdata");
         let _ = header.set_groupname("bigdata");
-        let name = format!("{}.{ext}", s.key);
+        let name = layout::member_name(&s.key, stream);
         let (appended, size) = match (stream, video.take()) {
             (layout::Stream::Video, Some(clip)) => {
                 header.set_size(clip.len);

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::error::ShardError;
-use crate::layout::{data_keys, PerStream};
+use crate::layout::{data_keys, wdinfo_dir, wdinfo_rel, PerStream, WDINFO_LIST};
 use crate::storage::{Location, Storage};
 use crate::text::shown;
 
@@ -112,27 +112,27 @@ pub fn verify(
     }
 
     // wdinfo_list.csv → bins
-    let csv_bins = match storage.read(&root.join("wdinfo_list.csv")) {
+    let csv_bins = match storage.read(&root.join(WDINFO_LIST)) {
         Err(e) => {
-            problem("wdinfo_list.csv", format!("cannot be read: {}", e.message));
+            problem(WDINFO_LIST, format!("cannot be read: {}", e.message));
             BTreeSet::new()
         }
         Ok(b) => {
             let text = String::from_utf8_lossy(&b).into_owned();
             let mut bins = BTreeSet::new();
             for (i, row) in text.split("\r\n").filter(|r| !r.is_empty()).enumerate() {
-                let dir = row.strip_suffix("/wdinfo.json").unwrap_or(row);
+                let dir = wdinfo_dir(row).unwrap_or(row);
                 let known = layout
                     .bins
                     .keys()
                     .chain(layout.others.keys())
                     .find(|b| dir == b.as_str() || dir.ends_with(&format!("/{b}")));
                 match known {
-                    Some(b) if layout.others.contains_key(&format!("{b}/wdinfo.json")) => {
+                    Some(b) if layout.others.contains_key(&wdinfo_rel(b)) => {
                         bins.insert(b.clone());
                     }
                     _ => problem(
-                        "wdinfo_list.csv",
+                        WDINFO_LIST,
                         format!(
                             "row {}: {} is not the wdinfo.json of a bin of this dataset",
                             i + 1,
@@ -146,7 +146,7 @@ pub fn verify(
     };
     for bin in layout.bins.keys() {
         if !csv_bins.contains(bin) {
-            problem("wdinfo_list.csv", format!("has no row for bin {bin}"));
+            problem(WDINFO_LIST, format!("has no row for bin {bin}"));
         }
     }
 
@@ -195,7 +195,7 @@ pub fn verify(
     // wdinfo.json per bin
     for (bin, tars) in &layout.bins {
         report.bins += 1;
-        let path = format!("{bin}/wdinfo.json");
+        let path = wdinfo_rel(bin);
         let info = match storage.read(&root.join(&path)) {
             Ok(b) => b,
             Err(e) => {

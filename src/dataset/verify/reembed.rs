@@ -7,7 +7,7 @@ use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
 use crate::dataset::read::visit_tar;
 use crate::formats::npy_pickle::read_array_list;
-use crate::layout::Stream;
+use crate::layout::{self, Stream};
 use crate::model::TextEncoder;
 use crate::storage::{Location, Storage};
 use crate::text::shown;
@@ -33,10 +33,9 @@ pub fn reembed_sample(
     let mut read: Option<(&str, &str, Pickles)> = None;
     for w in order {
         let path = format!(
-            "{}/t5_xxl/{}:{}.pickle[{}]",
-            w.bin,
-            w.tar,
-            shown(&w.key),
+            "{}:{}[{}]",
+            layout::tar_rel(&w.bin, Stream::T5Xxl, &w.tar),
+            layout::member_name(&shown(&w.key), Stream::T5Xxl),
             w.window
         );
         if read

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
-use crate::dataset::index::{idx_path, split_name};
+use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
 use crate::dataset::read::{visit_tar, TarRead};
 use crate::formats::npy_pickle::read_array_list;
@@ -201,7 +201,11 @@ pub(crate) fn check_triple(
         let Some(pickle) = pickles.get(key) else {
             continue;
         };
-        let ppath = format!("{}:{}.pickle", rel(Stream::T5Xxl), shown(key));
+        let ppath = format!(
+            "{}:{}",
+            rel(Stream::T5Xxl),
+            crate::layout::member_name(&shown(key), Stream::T5Xxl)
+        );
         match &pickle.arrays {
             Err(e) => out.problems.push(Problem {
                 path: ppath,
@@ -262,7 +266,7 @@ fn check_indexes(
     if r.error.is_some() {
         return;
     }
-    let idx = idx_path(rel);
+    let idx = crate::layout::idx_path(rel);
     if layout.others.contains_key(&idx) {
         match storage.read(&root.join(&idx)) {
             Ok(text) if text.as_ref() == r.dali.to_text().as_bytes() => {}
@@ -277,7 +281,7 @@ fn check_indexes(
         }
     }
     let (dir, tar) = rel.rsplit_once("/part_").map_or((rel, ""), |(d, t)| (d, t));
-    let wids = format!("{dir}/shardindex.json");
+    let wids = crate::layout::shardindex_in(dir);
     if !layout.others.contains_key(&wids) {
         return;
     }

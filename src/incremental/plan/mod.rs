@@ -124,10 +124,7 @@ pub fn reshard(
     let copies: Vec<(TripleKey, Stream)> = ch
         .copy
         .iter()
-        .map(|(b, kind, p, t)| {
-            let stream = Stream::from_index(*kind as usize).expect("a stream's index");
-            ((b.clone(), *p, *t), stream)
-        })
+        .map(|(b, stream, p, t)| ((b.clone(), *p, *t), *stream))
         .filter(|(k, _)| live(k))
         .collect();
     // the sizes are in the earlier version's records (whose tars loading checked): no HEAD
@@ -142,7 +139,7 @@ pub fn reshard(
         })
         .collect();
     if target.dali_index {
-        let idx = |l: &Location| Location::parse(&crate::dataset::index::idx_path(&l.to_string()));
+        let idx = crate::layout::idx_location;
         let more: Vec<(Location, Location, Option<u64>)> = pairs
             .iter()
             .map(|(f, t, _)| Ok((idx(f)?, idx(t)?, None)))
