@@ -12,8 +12,10 @@ use clap::{Parser, Subcommand};
 use shardflow::config::{ShardArgs, ShardConfig};
 use shardflow::dataflows::shard;
 use shardflow::error::{JobError, ShardError};
+use shardflow::journal::JOB_DIR;
 use shardflow::model::t5::T5TextEncoder;
 use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
+use shardflow::prepare;
 use shardflow::report::Progress;
 use shardflow::storage::Storage;
 
@@ -120,14 +122,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Shard(args) => {
             let request = if args.append {
-                shard::IncrementalRequest::Append
+                prepare::IncrementalRequest::Append
             } else {
-                shard::IncrementalRequest::None
+                prepare::IncrementalRequest::None
             };
             run_shard(*args, request)
         }
         Command::Reshard(args) => {
-            let request = shard::IncrementalRequest::Reshard {
+            let request = prepare::IncrementalRequest::Reshard {
                 from_version: args.from_version,
                 full: args.full,
             };
@@ -152,7 +154,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Result<ExitCode> {
+fn run_shard(args: ShardArgs, request: prepare::IncrementalRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = args
         .merged_options()
@@ -184,7 +186,7 @@ fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Res
     // one job at a time per output version: taken before the output is looked at, held until
     // this process ends (process 0 speaks for the job; `--check` writes nothing)
     let lock = (!args.check && cfg.cluster.process == 0)
-        .then(|| shard::lock_output(&cfg, &storage))
+        .then(|| prepare::lock_output(&cfg, &storage))
         .transpose()?;
     let locked = lock.is_some();
     let result = run_shard_locked(args, request, &cfg, &storage, locked, started);
@@ -205,23 +207,23 @@ fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Res
 /// [`run_shard`] once process 0 holds the output lock (`locked`).
 fn run_shard_locked(
     args: ShardArgs,
-    request: shard::IncrementalRequest,
+    request: prepare::IncrementalRequest,
     cfg: &ShardConfig,
     storage: &Storage,
     locked: bool,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let resume = shard::preflight(
+    let resume = prepare::preflight(
         cfg,
         storage,
         args.resume,
-        request == shard::IncrementalRequest::Append,
+        request == prepare::IncrementalRequest::Append,
     )?;
-    if locked && (args.resume || request == shard::IncrementalRequest::Append) {
-        shard::clear_leftovers(cfg, storage)?;
+    if locked && (args.resume || request == prepare::IncrementalRequest::Append) {
+        prepare::clear_leftovers(cfg, storage)?;
     }
-    let incremental = shard::prepare_incremental(cfg, storage, &request)?;
-    let dedup = shard::load_dedup(cfg, storage)?;
+    let incremental = prepare::prepare_incremental(cfg, storage, &request)?;
+    let dedup = prepare::load_dedup(cfg, storage)?;
     let job = ShardJob {
         cfg,
         storage,
@@ -245,7 +247,7 @@ fn run_shard_locked(
     };
 
     let c = &report.counts;
-    let job_dir = cfg.version_dir().join(shard::JOB_DIR);
+    let job_dir = cfg.version_dir().join(JOB_DIR);
     let incremental = match (c.tars_copied, c.tars_kept) {
         (0, 0) => String::new(),
         (copied, 0) => format!(
