@@ -163,24 +163,7 @@ fn run_shard(args: ShardArgs, request: prepare::IncrementalRequest) -> anyhow::R
         Ok(cfg) => cfg,
         Err(errors) => anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  ")),
     };
-    // a relative remap target means the user's working directory, not the input root
-    for (_, to) in cfg.remaps.iter_mut() {
-        if !(to.contains("://") || std::path::Path::new(to.as_str()).is_absolute() || to.is_empty())
-        {
-            *to = std::path::absolute(to.as_str())
-                .context("resolving --remap-clip-location")?
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    for r in cfg.allowed_clip_roots.iter_mut() {
-        if !(r.contains("://") || std::path::Path::new(r.as_str()).is_absolute()) {
-            *r = std::path::absolute(r.as_str())
-                .context("resolving --allowed-clip-roots")?
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
+    cfg.absolutize_paths().map_err(anyhow::Error::msg)?;
     let storage = Storage::new(cfg.storage.clone());
     // one job at a time per output version: taken before the output is looked at, held until
     // this process ends (process 0 speaks for the job; `--check` writes nothing)
