@@ -11,6 +11,7 @@ use crate::error::ShardError;
 use crate::incremental::plan::Mode;
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::Grouping;
+use crate::input::Lister;
 use crate::job::{self, Runner};
 use crate::journal::{JobFingerprint, Journal};
 use crate::model::TextEncoder;
@@ -19,20 +20,16 @@ use crate::ops::batch::Batch;
 use crate::ops::encode::{Encode, SampleEncoder};
 use crate::ops::exchange_by_bin::ExchangeByBin;
 use crate::ops::finalize::{CollectDone, Finalizer};
-use crate::ops::list::{list_metas, Lister};
+use crate::ops::list::list_metas;
 use crate::ops::read_meta::{MetaReader, ReadMeta};
 use crate::ops::reload::Reloader;
 use crate::ops::write_tar::{TarWriters, WriteTar};
 use crate::report::{JobReport, Progress};
 use crate::storage::{Role, Storage};
 
-pub use crate::journal::JOB_DIR;
-pub use crate::prepare::{
-    clear_leftovers, load_dedup, lock_output, preflight, prepare_incremental, IncrementalRequest,
-};
 use crate::prepare::{drop_below, fingerprint};
 
-/// Runs this process's share of the job with a loaded encoder; call [`preflight`] first
+/// Runs this process's share of the job with a loaded encoder; call [`preflight`](crate::prepare::preflight) first
 /// (before loading the model, so that its errors come first). Process 0 plans, writes the
 /// summaries, `report.json` and `rejects.jsonl` once every tar is complete, and returns the
 /// report (also when a fatal error stopped the job: then `ok` is false); other processes

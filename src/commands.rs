@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use shardflow::model::{DeviceSpec, Precision};
 use shardflow::storage::Storage;
 
@@ -112,10 +111,7 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let encoder = match &args.t5_model {
-        Some(m) => Some(
-            shardflow::model::t5::load(m, DeviceSpec::Cpu, Precision::Fp32)
-                .with_context(|| format!("loading the T5 model from {}", m.display()))?,
-        ),
+        Some(m) => Some(crate::load_model(m, DeviceSpec::Cpu, Precision::Fp32)?),
         None => None,
     };
     let opts = VerifyOptions {

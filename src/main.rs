@@ -1,7 +1,7 @@
 //! The `shardflow` command: parse options, load the model, run a dataflow, report.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,8 +12,9 @@ use clap::{Parser, Subcommand};
 use shardflow::config::{ShardArgs, ShardConfig};
 use shardflow::dataflows::shard;
 use shardflow::error::{JobError, ShardError};
-use shardflow::model::t5::T5TextEncoder;
-use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision, TextEncoder};
+use shardflow::journal::JOB_DIR;
+use shardflow::model::{t5, DeviceSpec, ModelError, Precision, TextEncoder};
+use shardflow::prepare;
 use shardflow::report::Progress;
 use shardflow::storage::Storage;
 
@@ -120,14 +121,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Shard(args) => {
             let request = if args.append {
-                shard::IncrementalRequest::Append
+                prepare::IncrementalRequest::Append
             } else {
-                shard::IncrementalRequest::None
+                prepare::IncrementalRequest::None
             };
             run_shard(*args, request)
         }
         Command::Reshard(args) => {
-            let request = shard::IncrementalRequest::Reshard {
+            let request = prepare::IncrementalRequest::Reshard {
                 from_version: args.from_version,
                 full: args.full,
             };
@@ -166,7 +167,7 @@ fn chain_message(e: &anyhow::Error) -> String {
     message
 }
 
-fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Result<ExitCode> {
+fn run_shard(args: ShardArgs, request: prepare::IncrementalRequest) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = args
         .merged_options()
@@ -176,29 +177,12 @@ fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Res
         Ok(cfg) => cfg,
         Err(errors) => anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  ")),
     };
-    // a relative remap target means the user's working directory, not the input root
-    for (_, to) in cfg.remaps.iter_mut() {
-        if !(to.contains("://") || std::path::Path::new(to.as_str()).is_absolute() || to.is_empty())
-        {
-            *to = std::path::absolute(to.as_str())
-                .context("resolving --remap-clip-location")?
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
-    for r in cfg.allowed_clip_roots.iter_mut() {
-        if !(r.contains("://") || std::path::Path::new(r.as_str()).is_absolute()) {
-            *r = std::path::absolute(r.as_str())
-                .context("resolving --allowed-clip-roots")?
-                .to_string_lossy()
-                .into_owned();
-        }
-    }
+    cfg.absolutize_paths().map_err(anyhow::Error::msg)?;
     let storage = Storage::new(cfg.storage.clone());
     // one job at a time per output version: taken before the output is looked at, held until
     // this process ends (process 0 speaks for the job; `--check` writes nothing)
     let lock = (!args.check && cfg.cluster.process == 0)
-        .then(|| shard::lock_output(&cfg, &storage))
+        .then(|| prepare::lock_output(&cfg, &storage))
         .transpose()?;
     let locked = lock.is_some();
     let result = run_shard_locked(args, request, &cfg, &storage, locked, started);
@@ -219,47 +203,53 @@ fn run_shard(args: ShardArgs, request: shard::IncrementalRequest) -> anyhow::Res
 /// [`run_shard`] once process 0 holds the output lock (`locked`).
 fn run_shard_locked(
     args: ShardArgs,
-    request: shard::IncrementalRequest,
+    request: prepare::IncrementalRequest,
     cfg: &ShardConfig,
     storage: &Storage,
     locked: bool,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
-    let resume = shard::preflight(
+    let resume = prepare::preflight(
         cfg,
         storage,
         args.resume,
-        request == shard::IncrementalRequest::Append,
+        request == prepare::IncrementalRequest::Append,
     )?;
-    if locked && (args.resume || request == shard::IncrementalRequest::Append) {
-        shard::clear_leftovers(cfg, storage)?;
+    if locked && (args.resume || request == prepare::IncrementalRequest::Append) {
+        prepare::clear_leftovers(cfg, storage)?;
     }
-    let incremental = shard::prepare_incremental(cfg, storage, &request)?;
-    let dedup = shard::load_dedup(cfg, storage)?;
+    let incremental = prepare::prepare_incremental(cfg, storage, &request)?;
+    let dedup = prepare::load_dedup(cfg, storage)?;
+    let encoder = load_model(&cfg.model_dir, cfg.device, cfg.precision)?;
+    tracing::info!(
+        "loaded T5 model from {} (d_model {}) on {} in {:?}",
+        cfg.model_dir.display(),
+        encoder.d_model(),
+        cfg.device,
+        cfg.precision
+    );
+    if args.check {
+        println!("ok: options, input and model are valid");
+        return Ok(ExitCode::SUCCESS);
+    }
     let job = ShardJob {
         cfg,
         storage,
         resume,
         incremental,
         dedup,
-        check: args.check,
         started,
     };
-    let check = args.check;
-    let Some(report) = dispatch(cfg.device, cfg.precision, job)?? else {
-        if check {
-            println!("ok: options, input and model are valid");
-        } else {
-            println!(
-                "process {}/{}: done",
-                cfg.cluster.process, cfg.cluster.processes
-            );
-        }
+    let Some(report) = job.run(encoder)? else {
+        println!(
+            "process {}/{}: done",
+            cfg.cluster.process, cfg.cluster.processes
+        );
         return Ok(ExitCode::SUCCESS);
     };
 
     let c = &report.counts;
-    let job_dir = cfg.version_dir().join(shard::JOB_DIR);
+    let job_dir = cfg.version_dir().join(JOB_DIR);
     let incremental = match (c.tars_copied, c.tars_kept) {
         (0, 0) => String::new(),
         (copied, 0) => format!(
@@ -298,34 +288,24 @@ fn run_shard_locked(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the model on the chosen backend, then runs the shard dataflow (unless `check`).
+/// What the shard dataflow needs besides the model, once the output is prepared.
 struct ShardJob<'a> {
     cfg: &'a ShardConfig,
     storage: &'a Storage,
     resume: Option<shardflow::journal::JobFingerprint>,
     incremental: Option<shardflow::incremental::plan::Mode>,
     dedup: Option<Arc<std::collections::HashSet<String>>>,
-    check: bool,
     started: Instant,
 }
 
-impl BackendJob for ShardJob<'_> {
-    type Output = anyhow::Result<Option<shardflow::report::JobReport>>;
-
-    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
+impl ShardJob<'_> {
+    /// Runs the shard dataflow with `encoder`, showing progress; SIGTERM / SIGINT raise the
+    /// flag that the job's runner turns into its failure.
+    fn run(
+        self,
+        encoder: Arc<dyn TextEncoder>,
+    ) -> anyhow::Result<Option<shardflow::report::JobReport>> {
         let cfg = self.cfg;
-        let encoder = T5TextEncoder::<B>::load(&cfg.model_dir, &device)
-            .with_context(|| format!("loading the T5 model from {}", cfg.model_dir.display()))?;
-        tracing::info!(
-            "loaded T5 model from {} (d_model {}) on {} in {:?}",
-            cfg.model_dir.display(),
-            encoder.d_model(),
-            cfg.device,
-            cfg.precision
-        );
-        if self.check {
-            return Ok(None);
-        }
         let progress = Arc::new(Progress::default());
         let stop = Arc::new(AtomicBool::new(false));
         // SIGTERM / SIGINT stop the job gracefully (a second one ends the process at once)
@@ -369,76 +349,74 @@ fn run_encode(args: EncodeArgs) -> anyhow::Result<ExitCode> {
             args.captions.display()
         )
     })?;
-    let stats = dispatch(
-        args.device,
-        args.t5_dtype,
-        EncodeJob {
-            args: &args,
-            captions: &captions,
-        },
-    )??;
+    let stats = encode(&args, &captions)?;
     println!("{}", serde_json::to_string(&stats)?);
     Ok(ExitCode::SUCCESS)
 }
 
-struct EncodeJob<'a> {
-    args: &'a EncodeArgs,
-    captions: &'a [String],
+/// Embeds `captions` `--repeat` times (writing the fastest run's rows to `--output`) and
+/// returns the fastest run's timings.
+fn encode(a: &EncodeArgs, captions: &[String]) -> anyhow::Result<shardflow::embed::EncodeStats> {
+    let encoder = load_model(&a.t5_model, a.device, a.t5_dtype)?;
+    let threads = a.threads.unwrap_or(match a.device {
+        DeviceSpec::Cpu => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        DeviceSpec::Cuda(_) => 1,
+    });
+    let mut best: Option<(Vec<Vec<f32>>, shardflow::embed::EncodeStats)> = None;
+    for _ in 0..a.repeat.max(1) {
+        let run = shardflow::embed::embed_captions(
+            encoder.as_ref(),
+            captions,
+            a.batch_size,
+            a.max_batch_tokens,
+            threads,
+        );
+        if best
+            .as_ref()
+            .is_none_or(|b| run.1.encode_seconds < b.1.encode_seconds)
+        {
+            best = Some(run);
+        }
+    }
+    let (rows, stats) = best.expect("at least one run");
+    if let Some(out) = &a.output {
+        let d = encoder.d_model();
+        let bytes: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|r| r.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .collect();
+        let views = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let view = safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    vec![b.len() / 4 / d, d],
+                    b,
+                )?;
+                Ok((format!("caption_{i:05}"), view))
+            })
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        safetensors::serialize_to_file(views, None, out)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(stats)
 }
 
-impl BackendJob for EncodeJob<'_> {
-    type Output = anyhow::Result<shardflow::embed::EncodeStats>;
-
-    fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
-        let a = self.args;
-        let encoder = T5TextEncoder::<B>::load(&a.t5_model, &device)
-            .with_context(|| format!("loading the T5 model from {}", a.t5_model.display()))?;
-        let threads = a.threads.unwrap_or(match a.device {
-            DeviceSpec::Cpu => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            DeviceSpec::Cuda(_) => 1,
-        });
-        let mut best: Option<(Vec<Vec<f32>>, shardflow::embed::EncodeStats)> = None;
-        for _ in 0..a.repeat.max(1) {
-            let run = shardflow::embed::embed_captions(
-                &encoder,
-                self.captions,
-                a.batch_size,
-                a.max_batch_tokens,
-                threads,
-            );
-            if best
-                .as_ref()
-                .is_none_or(|b| run.1.encode_seconds < b.1.encode_seconds)
-            {
-                best = Some(run);
-            }
-        }
-        let (rows, stats) = best.expect("at least one run");
-        if let Some(out) = &a.output {
-            let d = encoder.d_model();
-            let bytes: Vec<Vec<u8>> = rows
-                .iter()
-                .map(|r| r.iter().flat_map(|x| x.to_le_bytes()).collect())
-                .collect();
-            let views = bytes
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    let view = safetensors::tensor::TensorView::new(
-                        safetensors::Dtype::F32,
-                        vec![b.len() / 4 / d, d],
-                        b,
-                    )?;
-                    Ok((format!("caption_{i:05}"), view))
-                })
-                .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-            safetensors::serialize_to_file(views, None, out)
-                .with_context(|| format!("writing {}", out.display()))?;
-        }
-        Ok(stats)
-    }
+/// Loads the T5 model of `dir` on the backend that `device` and `precision` select: the one
+/// place the binary loads a model (`shard`, `reshard`, `encode` and `verify`). A device or
+/// precision that cannot be used is said as it is; any other error names the directory.
+pub(crate) fn load_model(
+    dir: &Path,
+    device: DeviceSpec,
+    precision: Precision,
+) -> anyhow::Result<Arc<dyn TextEncoder>> {
+    t5::load(dir, device, precision).map_err(|e| match e {
+        ModelError::Unsupported(_) => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("loading the T5 model from {}", dir.display())),
+    })
 }
 
 /// Starts `processes` local `shard` processes on free loopback ports and waits for them; if

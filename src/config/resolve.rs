@@ -170,6 +170,34 @@ impl ShardConfig {
     }
 }
 
+impl ShardConfig {
+    /// Makes relative `--remap-clip-location` targets and `--allowed-clip-roots` absolute
+    /// against the working directory: a relative path on the command line means the user's
+    /// working directory, not the input root. URLs, absolute paths and an empty remap target
+    /// stay as they are. The error says which option could not be resolved, and why.
+    pub fn absolutize_paths(&mut self) -> Result<(), String> {
+        for (_, to) in self.remaps.iter_mut() {
+            if !to.is_empty() {
+                absolutize(to).map_err(|e| format!("resolving --remap-clip-location: {e}"))?;
+            }
+        }
+        for root in self.allowed_clip_roots.iter_mut() {
+            absolutize(root).map_err(|e| format!("resolving --allowed-clip-roots: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `path` made absolute against the working directory, unless it is a URL or already absolute.
+fn absolutize(path: &mut String) -> std::io::Result<()> {
+    if !(path.contains("://") || std::path::Path::new(path.as_str()).is_absolute()) {
+        *path = std::path::absolute(path.as_str())?
+            .to_string_lossy()
+            .into_owned();
+    }
+    Ok(())
+}
+
 fn resolve_storage(
     s: StorageSection,
     input_profile: Option<String>,

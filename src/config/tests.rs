@@ -277,3 +277,37 @@ fn remap_parsing() {
     assert!(parse_remap("=/b").is_err());
     assert!(parse_remap("nope").is_err());
 }
+
+#[test]
+fn relative_remap_targets_and_clip_roots_become_absolute() {
+    let cwd = std::env::current_dir().unwrap();
+    let under_cwd = |p: &str| cwd.join(p).to_string_lossy().into_owned();
+    let mut c = ShardConfig {
+        remaps: vec![
+            ("/a".into(), "clips".into()),
+            ("/b".into(), "s3://bucket/clips".into()),
+            ("/c".into(), "/abs/clips".into()),
+            ("/d".into(), String::new()),
+        ],
+        allowed_clip_roots: vec!["roots/x".into(), "/abs/root".into(), "s3://b/r".into()],
+        ..cfg()
+    };
+    c.absolutize_paths().unwrap();
+    assert_eq!(
+        c.remaps,
+        vec![
+            ("/a".to_string(), under_cwd("clips")),
+            ("/b".to_string(), "s3://bucket/clips".to_string()),
+            ("/c".to_string(), "/abs/clips".to_string()),
+            ("/d".to_string(), String::new()),
+        ]
+    );
+    assert_eq!(
+        c.allowed_clip_roots,
+        vec![
+            under_cwd("roots/x"),
+            "/abs/root".to_string(),
+            "s3://b/r".to_string()
+        ]
+    );
+}

@@ -5,7 +5,8 @@
 //! - [`execute`] runs a dataflow's workers (bounding the wait for a cluster's processes to
 //!   connect: timely would retry forever) and joins them, turning failures into
 //!   [`JobError`](crate::error::JobError)s.
-//! - [`Runner`] runs a shard job: the signal watcher, the workers with their
+//! - [`Runner`] runs a shard job: the watcher that turns the interrupt flag (raised by the
+//!   binary's SIGTERM/SIGINT handlers) into the job's failure, the workers with their
 //!   [`JobContext`], the summaries and the report.
 //! - [`JobContext`]: what every operator of a worker shares (stage clock, progress, the job's
 //!   [`FailureSignal`]).

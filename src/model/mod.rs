@@ -16,8 +16,9 @@
 //!
 //! A second encoder (UMT5, a CLIP text tower) goes in its own folder beside `t5/`: its
 //! config, Burn modules, key mapping (reading tensors through [`weights::Weights`]) and
-//! tokenizer, and a type implementing [`TextEncoder`]; the code that loads the model for a job
-//! then picks it, and nothing downstream changes.
+//! tokenizer, and a type implementing [`TextEncoder`] with a `load` like [`t5::load`]; the
+//! binary's `load_model` (`src/main.rs`, the one place it loads a model) then picks it, and
+//! nothing downstream changes.
 
 pub mod device;
 pub mod encoder;

@@ -15,8 +15,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::job::JobContext;
-pub use crate::record::PlanSummary;
-use crate::record::{ClipMeta, MetaOutcome, PlannedClip, Reject, RejectKind, TarId};
+use crate::record::{ClipMeta, MetaOutcome, PlanSummary, PlannedClip, Reject, RejectKind, TarId};
 use crate::spec::group_tars_dropping;
 
 /// Tar grouping parameters.

@@ -4,7 +4,7 @@
 use timely::dataflow::operators::Exchange;
 use timely::dataflow::Stream;
 
-use crate::ops::stable_hash;
+use crate::hash::stable_hash;
 use crate::record::{EncodedSample, TarId};
 
 /// The routing key of a tar triple: a stable hash of (bin, part, tar), the same in every

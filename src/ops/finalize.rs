@@ -13,8 +13,7 @@ use crate::dataset::index::{wids_index_json, WidsShard};
 use crate::error::ShardError;
 use crate::formats::wdinfo::{wdinfo_list_csv, WdInfo};
 use crate::layout;
-pub use crate::record::BinWritten;
-use crate::record::{TarDone, TarId};
+use crate::record::{BinWritten, TarDone, TarId};
 use crate::storage::{Location, Storage};
 
 /// Writes the dataset summaries.

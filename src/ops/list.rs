@@ -4,7 +4,7 @@
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
-pub use crate::input::Lister;
+use crate::input::Lister;
 use crate::job::JobContext;
 use crate::record::ListedFile;
 

@@ -17,8 +17,6 @@ pub mod read_meta;
 pub mod reload;
 pub mod write_tar;
 
-pub use crate::hash::stable_hash;
-
 /// Records for the operators' unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {

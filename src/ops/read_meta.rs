@@ -131,7 +131,7 @@ impl MetaReader {
     }
 
     fn parse(&self, file: &ListedFile, bytes: &[u8]) -> Stage {
-        let meta_hash = crate::ops::stable_hash(bytes);
+        let meta_hash = crate::hash::stable_hash(bytes);
         let done = |kind, message: String, uuid: Option<String>| {
             Stage::Done(reject(file, kind, message, uuid))
         };

@@ -4,12 +4,12 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
-use super::PlanSummary;
 use crate::error::JobFailure;
 use crate::incremental::plan::{self, Mode, ReshardTarget};
 use crate::incremental::{ChangeComputation, ContentHasher, Grouping, SampleFacts};
 use crate::job::FailureSignal;
 use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
+use crate::record::PlanSummary;
 use crate::record::{PlannedClip, TarDone, TarId, WarningKind};
 
 /// Runs on worker 0 once the plan is made, before any clip is emitted (so before any tar is
