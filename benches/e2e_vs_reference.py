@@ -137,7 +137,7 @@ def main() -> int:
                      r["captions_per_s"], r["mp4_mb_per_s"], speed])
     md = [f"### End to end: reference (HF, padded, batches of 8) vs shardflow shard ({'quick' if a.quick else 'full'})",
           "", f"model `{model_dir}`, dataset `make_dataset.py generate --size random --count {n} --seed {a.seed}` "
-          f"({valid_clips} clips, {windows} captions), {ncores} cores, shardflow --workers {workers}, "
+          f"({valid_clips} clips, {windows} captions), {ncores} cores ({bc.machine()['cpu'] or 'CPU model unknown'}), shardflow --workers {workers}, "
           f"torch threads {ncores}. Wall = whole process, model load included.", "",
           bc.md_table(["run", "clips", "captions", "mp4 MB", "wall s", "clips/s", "captions/s", "MB/s",
                        "speedup"], rows)]

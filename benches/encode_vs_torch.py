@@ -208,7 +208,7 @@ def main() -> int:
                      f"{r['speedup_vs_first']:.2f}x"])
     md = [f"### T5 encoder: HF transformers vs shardflow ({'quick' if a.quick else 'full'})", "",
           f"model `{model_dir}`, {n} captions, {tokens} tokens ({n_trunc} truncated at 512), "
-          f"{ncores} cores, fp32 CPU; torch {torch.__version__}, {torch.get_num_threads()} threads.", "",
+          f"{ncores} cores ({bc.machine()['cpu'] or 'CPU model unknown'}), fp32 CPU; torch {torch.__version__}, {torch.get_num_threads()} threads.", "",
           bc.md_table(["method", "captions", "tokens", "positions", "encode s", "captions/s", "tokens/s",
                        "speedup"], rows), "",
           bc.md_table(["agreement", "max abs Δ fp32", "fp32 out of tol", "fp16 equal", "fp16 >1 ulp",

@@ -9,7 +9,7 @@ use super::ModelError;
 /// A compute device chosen on the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeviceSpec {
-    /// The CPU (Burn's ndarray backend).
+    /// The CPU (Burn's flex backend).
     #[default]
     Cpu,
     /// A CUDA GPU by index (needs the `cuda` feature and an NVIDIA driver).

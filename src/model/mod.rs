@@ -34,8 +34,8 @@ pub use error::ModelError;
 pub use fake::FakeEncoder;
 pub use fingerprint::ModelFingerprint;
 
-/// The CPU backend (pure Rust, fp32).
-pub type CpuBackend = burn::backend::NdArray<f32>;
+/// The CPU backend (pure Rust, fp32): burn-flex, whose matmuls run `gemm`'s AVX-512 / AVX2 kernels.
+pub type CpuBackend = burn::backend::Flex;
 
 /// Rounds fp32 values to fp16 with round-to-nearest-even, like numpy's `astype(np.float16)`
 /// (overflow gives ±inf, NaN stays NaN).
