@@ -105,7 +105,7 @@ fn killed_process_fails_the_job_fast() {
             "--size",
             "random",
             "--count",
-            "400",
+            "1000",
             "--seed",
             "9",
             "--clip-location-relative",
@@ -161,8 +161,17 @@ fn killed_process_fails_the_job_fast() {
     };
     let mut p0 = start(0);
     let mut p1 = start(1);
-    // let them connect and start working, then kill process 1
-    std::thread::sleep(Duration::from_secs(4));
+    // let them connect and start working (process 0 has planned: the job journal exists),
+    // then kill process 1; a fixed sleep raced with a fast job
+    let planned = dir.path().join("out/v0/_shardflow/job.json");
+    let waiting = Instant::now();
+    while !planned.exists() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "process 0 did not plan within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         p0.try_wait().unwrap().is_none(),
         "process 0 finished before the kill; use a bigger dataset"
