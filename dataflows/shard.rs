@@ -35,13 +35,13 @@ use crate::prepare::{drop_below, fingerprint};
 /// report (also when a fatal error stopped the job: then `ok` is false); other processes
 /// return `None` when the dataflow is complete.
 #[allow(clippy::too_many_arguments)]
-pub fn run<E: TextEncoder + Clone + 'static>(
+pub fn run(
     cfg: &ShardConfig,
     storage: &Storage,
     resume: Option<JobFingerprint>,
     incremental: Option<Mode>,
     dedup: Option<Arc<HashSet<String>>>,
-    encoder: E,
+    encoder: Arc<dyn TextEncoder>,
     progress: Arc<Progress>,
     interrupted: Arc<AtomicBool>,
     started: Instant,

@@ -23,11 +23,9 @@ pub struct SampleEncoder {
 }
 
 impl SampleEncoder {
-    /// Wraps a loaded encoder.
-    pub fn new(encoder: impl TextEncoder + 'static) -> Self {
-        SampleEncoder {
-            encoder: Arc::new(encoder),
-        }
+    /// Wraps a loaded encoder (shared: every worker's clone uses the same weights).
+    pub fn new(encoder: Arc<dyn TextEncoder>) -> Self {
+        SampleEncoder { encoder }
     }
 
     /// Encodes every window of the batch in one forward pass and assembles the samples.
@@ -202,7 +200,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let samples = SampleEncoder::new(enc.clone())
+        let samples = SampleEncoder::new(Arc::new(enc.clone()))
             .encode(EncodeBatch {
                 clips,
                 ids: ids.clone(),
@@ -251,7 +249,7 @@ mod tests {
                 };
                 vec![batch]
                     .to_stream(scope)
-                    .encode(SampleEncoder::new(enc), &JobContext::default())
+                    .encode(SampleEncoder::new(Arc::new(enc)), &JobContext::default())
                     .inspect(move |s| seen.lock().unwrap().push(s.key.clone()));
             });
         })
