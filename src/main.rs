@@ -20,6 +20,12 @@ use shardflow::storage::Storage;
 
 mod commands;
 
+/// mimalloc keeps freed pages for reuse: the encoder allocates and frees tensors of several
+/// MiB per layer, which glibc's allocator returns to the kernel (mmap/munmap) and faults in
+/// again each time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "shardflow",

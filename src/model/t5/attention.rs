@@ -3,6 +3,14 @@
 //! Differences from textbook attention, all as in T5: no `1/sqrt(d_kv)` scaling, no biases in
 //! the projections, and a learned per-head bias indexed by a bucketed relative distance,
 //! computed once by the first layer and shared by all layers.
+//!
+//! The q, k and v projections are one `Linear` (their weights side by side), so each layer
+//! reads its activations once for one GEMM instead of three. Heads are strided views of that
+//! projection, never copied: the matrix products take strided operands, the context is
+//! computed transposed (`vᵀ·wᵀ`, `[batch, heads, d_kv, len]`) so that `[batch, len, inner]` is
+//! a plain 2-D transpose view of it, which the output projection reads in place. The position
+//! bias stays a `[1, heads, len, len]` broadcast. (Burn's fused `attention` was measured
+//! slower on the CPU backend: its per-row softmax loop is scalar.)
 
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
@@ -14,12 +22,9 @@ use super::encoder::SequenceRun;
 /// Multi-head self-attention of one T5 layer.
 #[derive(Module, Debug)]
 pub struct T5Attention<B: Backend> {
-    /// Query projection, `d_model → num_heads*d_kv`.
-    pub q: Linear<B>,
-    /// Key projection, `d_model → num_heads*d_kv`.
-    pub k: Linear<B>,
-    /// Value projection, `d_model → num_heads*d_kv`.
-    pub v: Linear<B>,
+    /// Query, key and value projections side by side, `d_model → 3*num_heads*d_kv` (HF
+    /// `q`, `k`, `v` in that order).
+    pub qkv: Linear<B>,
     /// Output projection, `num_heads*d_kv → d_model`.
     pub o: Linear<B>,
     /// `[num_buckets, num_heads]` bias table; only the first layer has one.
@@ -110,10 +115,7 @@ impl<B: Backend> T5Attention<B> {
     /// `bias` is the position bias plus the additive padding mask, broadcastable to
     /// `[batch, num_heads, len, len]`.
     pub fn forward(&self, hidden: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let q = self.q.forward(hidden.clone());
-        let k = self.k.forward(hidden.clone());
-        let v = self.v.forward(hidden);
-        self.o.forward(self.attend(q, k, v, bias))
+        self.o.forward(self.attend(self.qkv.forward(hidden), bias))
     }
 
     /// Attends packed sequences to themselves: `hidden` is `[1, total, d_model]`, the rows of
@@ -128,45 +130,45 @@ impl<B: Backend> T5Attention<B> {
         biases: &[Tensor<B, 4>],
     ) -> Tensor<B, 3> {
         let inner = self.num_heads * self.d_kv;
-        let q = self.q.forward(hidden.clone());
-        let k = self.k.forward(hidden.clone());
-        let v = self.v.forward(hidden);
-        let mut contexts = Vec::with_capacity(runs.len());
+        let qkv = self.qkv.forward(hidden);
+        let mut outputs = Vec::with_capacity(runs.len());
         let mut start = 0;
         for (run, bias) in runs.iter().zip(biases) {
             let end = start + run.len * run.count;
-            let take = |t: &Tensor<B, 3>| {
-                t.clone()
-                    .slice([0..1, start..end, 0..inner])
-                    .reshape([run.count, run.len, inner])
-            };
-            let context = self.attend(take(&q), take(&k), take(&v), bias.clone());
-            contexts.push(context.reshape([1, run.len * run.count, inner]));
+            let rows = qkv
+                .clone()
+                .slice([0..1, start..end, 0..3 * inner])
+                .reshape([run.count, run.len, 3 * inner]);
+            // the output projection per run reads the context view in place; its result is
+            // contiguous, so joining the runs is a plain copy
+            let output = self.o.forward(self.attend(rows, bias.clone()));
+            let d_model = output.dims()[2];
+            outputs.push(output.reshape([1, run.len * run.count, d_model]));
             start = end;
         }
-        let context = if contexts.len() == 1 {
-            contexts.pop().expect("one run")
+        if outputs.len() == 1 {
+            outputs.pop().expect("one run")
         } else {
-            Tensor::cat(contexts, 1)
-        };
-        self.o.forward(context)
+            Tensor::cat(outputs, 1)
+        }
     }
 
-    /// `softmax(q·kᵀ + bias)·v` per head, for `q`, `k`, `v` of shape `[batch, len, inner]`;
-    /// returns `[batch, len, inner]`.
-    fn attend(
-        &self,
-        q: Tensor<B, 3>,
-        k: Tensor<B, 3>,
-        v: Tensor<B, 3>,
-        bias: Tensor<B, 4>,
-    ) -> Tensor<B, 3> {
-        let [batch, len, _] = q.dims();
-        let heads = |t: Tensor<B, 3>| {
-            t.reshape([batch, len, self.num_heads, self.d_kv])
-                .swap_dims(1, 2)
-        };
-        let scores = heads(q).matmul(heads(k).swap_dims(2, 3)) + bias;
+    /// `softmax(q·kᵀ + bias)·v` per head, for the projections `qkv` of shape
+    /// `[batch, len, 3*inner]`; returns `[batch, len, inner]` as a strided view.
+    fn attend(&self, qkv: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [batch, len, _] = qkv.dims();
+        let (heads, d_kv) = (self.num_heads, self.d_kv);
+        // [batch, 3*heads, len, d_kv]: q's heads, then k's, then v's (views, no copy)
+        let all = qkv.reshape([batch, len, 3 * heads, d_kv]).swap_dims(1, 2);
+        let part = |i: usize| all.clone().narrow(1, i * heads, heads);
+        let (q, k, v) = (part(0), part(1), part(2));
+        // bias is [1 or batch, heads, len, len]: flattened past the first dimension, adding
+        // it is one SIMD pass in place (a 4-D broadcast add walks both tensors elementwise)
+        let bias_rows = bias.dims()[0];
+        let flat = heads * len * len;
+        let scores = (q.matmul(k.swap_dims(2, 3)).reshape([batch, flat])
+            + bias.reshape([bias_rows, flat]))
+        .reshape([batch, heads, len, len]);
         // softmax in fp32 under half precision, as Hugging Face does (`scores.float()`)
         let dtype = scores.dtype();
         let weights = if super::encoder::is_half(dtype) {
@@ -174,10 +176,12 @@ impl<B: Backend> T5Attention<B> {
         } else {
             softmax(scores, 3)
         };
-        weights
-            .matmul(heads(v))
+        // (w·v)ᵀ = vᵀ·wᵀ: [batch, heads, d_kv, len], whose [batch, inner, len] view transposes
+        // to the context in two dimensions
+        v.swap_dims(2, 3)
+            .matmul(weights.swap_dims(2, 3))
+            .reshape([batch, heads * d_kv, len])
             .swap_dims(1, 2)
-            .reshape([batch, len, self.num_heads * self.d_kv])
     }
 }
 

@@ -196,9 +196,7 @@ impl T5Config {
                         .init(device)
                 });
                 let attention = T5Attention {
-                    q: linear(self.d_model, inner),
-                    k: linear(self.d_model, inner),
-                    v: linear(self.d_model, inner),
+                    qkv: linear(self.d_model, 3 * inner),
                     o: linear(inner, self.d_model),
                     relative_attention_bias,
                     num_heads: self.num_heads,
@@ -212,8 +210,7 @@ impl T5Config {
                         wo: linear(self.d_ff, self.d_model),
                     }),
                     FeedForwardProj::GatedGelu => T5FeedForward::GatedGelu(T5DenseGatedActDense {
-                        wi_0: linear(self.d_model, self.d_ff),
-                        wi_1: linear(self.d_model, self.d_ff),
+                        wi: linear(self.d_model, 2 * self.d_ff),
                         wo: linear(self.d_ff, self.d_model),
                     }),
                 };

@@ -89,10 +89,9 @@ pub struct T5DenseActDense<B: Backend> {
 /// T5 v1.1 feed-forward (`DenseReluDense` with `wi_0`/`wi_1`): `wo(gelu_new(wi_0(x)) * wi_1(x))`.
 #[derive(Module, Debug)]
 pub struct T5DenseGatedActDense<B: Backend> {
-    /// Gate projection, `d_model → d_ff`, through the activation.
-    pub wi_0: Linear<B>,
-    /// Linear projection, `d_model → d_ff`.
-    pub wi_1: Linear<B>,
+    /// Gate and linear projections side by side, `d_model → 2*d_ff` (HF `wi_0` then `wi_1`):
+    /// one GEMM over the activations instead of two.
+    pub wi: Linear<B>,
     /// `d_ff → d_model`.
     pub wo: Linear<B>,
 }
@@ -114,8 +113,10 @@ impl<B: Backend> T5FeedForward<B> {
         match self {
             Self::Relu(ff) => ff.wo.forward(relu(ff.wi.forward(x))),
             Self::GatedGelu(ff) => {
-                let gate = gelu_approximate(ff.wi_0.forward(x.clone()));
-                ff.wo.forward(gate * ff.wi_1.forward(x))
+                let both = ff.wi.forward(x);
+                let d_ff = both.dims()[2] / 2;
+                let gate = gelu_approximate(both.clone().narrow(2, 0, d_ff));
+                ff.wo.forward(gate * both.narrow(2, d_ff, d_ff))
             }
         }
     }

@@ -13,17 +13,21 @@
 //! |---|---|---|
 //! | `encoder.embed_tokens.weight`, else `shared.weight` | `[vocab_size, d_model]` | `embed_tokens.weight` |
 //! | `encoder.block.{i}.layer.0.layer_norm.weight` | `[d_model]` | `blocks[i].attention_norm.weight` |
-//! | `encoder.block.{i}.layer.0.SelfAttention.q.weight` | `[inner, d_model]` | `blocks[i].attention.q` L(d_model→inner) |
-//! | `encoder.block.{i}.layer.0.SelfAttention.k.weight` | `[inner, d_model]` | `blocks[i].attention.k` L(d_model→inner) |
-//! | `encoder.block.{i}.layer.0.SelfAttention.v.weight` | `[inner, d_model]` | `blocks[i].attention.v` L(d_model→inner) |
+//! | `encoder.block.{i}.layer.0.SelfAttention.q.weight` | `[inner, d_model]` | `blocks[i].attention.qkv` columns `0..inner` |
+//! | `encoder.block.{i}.layer.0.SelfAttention.k.weight` | `[inner, d_model]` | `blocks[i].attention.qkv` columns `inner..2*inner` |
+//! | `encoder.block.{i}.layer.0.SelfAttention.v.weight` | `[inner, d_model]` | `blocks[i].attention.qkv` columns `2*inner..3*inner` (`qkv` is L(d_model→3*inner)) |
 //! | `encoder.block.{i}.layer.0.SelfAttention.o.weight` | `[d_model, inner]` | `blocks[i].attention.o` L(inner→d_model) |
 //! | `encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight` | `[num_buckets, num_heads]` | `blocks[0].attention.relative_attention_bias.weight` (as is) |
 //! | `encoder.block.{i}.layer.1.layer_norm.weight` | `[d_model]` | `blocks[i].feed_forward_norm.weight` |
 //! | `encoder.block.{i}.layer.1.DenseReluDense.wi.weight` (relu) | `[d_ff, d_model]` | `Relu.wi` L(d_model→d_ff) |
-//! | `encoder.block.{i}.layer.1.DenseReluDense.wi_0.weight` (gated-gelu) | `[d_ff, d_model]` | `GatedGelu.wi_0` L(d_model→d_ff) |
-//! | `encoder.block.{i}.layer.1.DenseReluDense.wi_1.weight` (gated-gelu) | `[d_ff, d_model]` | `GatedGelu.wi_1` L(d_model→d_ff) |
+//! | `encoder.block.{i}.layer.1.DenseReluDense.wi_0.weight` (gated-gelu) | `[d_ff, d_model]` | `GatedGelu.wi` columns `0..d_ff` |
+//! | `encoder.block.{i}.layer.1.DenseReluDense.wi_1.weight` (gated-gelu) | `[d_ff, d_model]` | `GatedGelu.wi` columns `d_ff..2*d_ff` (`wi` is L(d_model→2*d_ff)) |
 //! | `encoder.block.{i}.layer.1.DenseReluDense.wo.weight` | `[d_model, d_ff]` | `…wo` L(d_ff→d_model) |
 //! | `encoder.final_layer_norm.weight` | `[d_model]` | `final_layer_norm.weight` |
+//!
+//! Projections that read the same activations are fused (q/k/v, and `wi_0`/`wi_1`): their
+//! transposed weights are written side by side into one `[d_model, n*out]` matrix while
+//! reading, so the fused parameter is never held twice.
 //!
 //! Every tensor is checked (present, shape, element type) before any data is read. A tensor
 //! of the checkpoint that the configured encoder does not use is an error (a `config.json`
@@ -155,21 +159,30 @@ fn read<B: Backend, const D: usize>(
     spec: &Spec,
     device: &B::Device,
 ) -> Result<Tensor<B, D>, ModelError> {
-    let values = weights.read_f32(&spec.name)?;
     let data = match spec.layout {
-        Layout::AsIs => TensorData::new(values, spec.shape.clone()),
-        Layout::Transposed => {
-            let (rows, cols) = (spec.shape[0], spec.shape[1]);
-            let mut out = vec![0f32; values.len()];
-            for (r, row) in values.chunks_exact(cols).enumerate() {
-                for (c, &v) in row.iter().enumerate() {
-                    out[c * rows + r] = v;
-                }
-            }
-            TensorData::new(out, [cols, rows])
-        }
+        Layout::AsIs => TensorData::new(weights.read_f32(&spec.name)?, spec.shape.clone()),
+        Layout::Transposed => read_side_by_side(weights, std::slice::from_ref(spec))?,
     };
     Ok(Tensor::from_data(data, device))
+}
+
+/// Reads `Linear` weights of the same HF shape `[out, in]` into one Burn weight
+/// `[in, n*out]`: each transposed, the `j`-th in columns `j*out..(j+1)*out`.
+fn read_side_by_side(weights: &Weights, specs: &[Spec]) -> Result<TensorData, ModelError> {
+    let (rows, cols) = (specs[0].shape[0], specs[0].shape[1]);
+    let width = rows * specs.len();
+    let mut out = vec![0f32; cols * width];
+    for (j, spec) in specs.iter().enumerate() {
+        debug_assert_eq!(spec.layout, Layout::Transposed);
+        debug_assert_eq!(spec.shape, specs[0].shape);
+        let values = weights.read_f32(&spec.name)?;
+        for (r, row) in values.chunks_exact(cols).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                out[c * width + j * rows + r] = v;
+            }
+        }
+    }
+    Ok(TensorData::new(out, [cols, width]))
 }
 
 /// Consumes the specs in module order while filling the parameters.
@@ -196,6 +209,22 @@ impl<B: Backend> Filler<'_, B> {
 
     fn linear(&mut self, linear: &mut Linear<B>) -> Result<(), ModelError> {
         self.fill(&mut linear.weight)
+    }
+
+    /// Fills a fused `Linear` from the next `n` checkpoint tensors, side by side.
+    fn fused(&mut self, linear: &mut Linear<B>, n: usize) -> Result<(), ModelError> {
+        let specs: Vec<Spec> = self.specs.by_ref().take(n).collect();
+        assert_eq!(specs.len(), n, "one spec per fused part");
+        let data = read_side_by_side(self.weights, &specs)?;
+        let tensor: Tensor<B, 2> = Tensor::from_data(data, self.device);
+        assert_eq!(
+            tensor.dims().to_vec(),
+            linear.weight.lazy_shape().to_vec(),
+            "loader and module disagree on {}",
+            specs[0].name
+        );
+        linear.weight = Param::from_tensor(tensor);
+        Ok(())
     }
 
     fn embedding(&mut self, embedding: &mut Embedding<B>) -> Result<(), ModelError> {
@@ -240,14 +269,8 @@ pub fn load_encoder<B: Backend>(
     for block in &mut encoder.blocks {
         fill.norm(&mut block.attention_norm)?;
         let attention = &mut block.attention;
-        for linear in [
-            &mut attention.q,
-            &mut attention.k,
-            &mut attention.v,
-            &mut attention.o,
-        ] {
-            fill.linear(linear)?;
-        }
+        fill.fused(&mut attention.qkv, 3)?;
+        fill.linear(&mut attention.o)?;
         if let Some(table) = &mut attention.relative_attention_bias {
             fill.embedding(table)?;
         }
@@ -258,8 +281,7 @@ pub fn load_encoder<B: Backend>(
                 fill.linear(&mut ff.wo)?;
             }
             T5FeedForward::GatedGelu(ff) => {
-                fill.linear(&mut ff.wi_0)?;
-                fill.linear(&mut ff.wi_1)?;
+                fill.fused(&mut ff.wi, 2)?;
                 fill.linear(&mut ff.wo)?;
             }
         }
