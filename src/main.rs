@@ -187,7 +187,10 @@ fn run_shard(args: ShardArgs, request: prepare::IncrementalRequest) -> anyhow::R
     let locked = lock.is_some();
     // held where the lost-peer exit can release it
     *held_lock() = lock;
-    let result = run_shard_locked(args, request, &cfg, &storage, locked, started);
+    let result = {
+        let _unwinding = ReleaseOnUnwind;
+        run_shard_locked(args, request, &cfg, &storage, locked, started)
+    };
     let lock = held_lock().take();
     match (result, lock) {
         // a job that could not start leaves no trace, not even its lock file
@@ -496,6 +499,17 @@ fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
 fn held_lock() -> std::sync::MutexGuard<'static, Option<OutputLock>> {
     static HELD: Mutex<Option<OutputLock>> = Mutex::new(None);
     HELD.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Releases the held output lock when a panic unwinds past it, as it would if it were a local.
+struct ReleaseOnUnwind;
+
+impl Drop for ReleaseOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            drop(held_lock().take());
+        }
+    }
 }
 
 /// Releases the output lock (if this process holds one) before a lost-peer exit, so that
