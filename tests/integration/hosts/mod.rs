@@ -223,12 +223,13 @@ fn three_hosts_write_the_dataset_of_one_process() {
     let args = shard_args(&output, &[]);
     let mut job = Job::start(&hosts, &setup.forwarder, setup.dir.path(), "run", &args);
     let ended = job.wait(Instant::now(), Duration::from_secs(300));
-    for (i, (status, _)) in ended.iter().enumerate() {
+    for (i, (status, took)) in ended.iter().enumerate() {
         assert!(
             status.success(),
             "process {i}: {status}\n{}",
             setup.log("run", i)
         );
+        eprintln!("process {i} ended after {:.1} s", took.as_secs_f64());
     }
     setup.assert_same_as_reference(&s3, "hosts");
 }
@@ -241,10 +242,11 @@ fn a_link_down_stops_every_host_and_resume_completes() {
     const PEER_TIMEOUT_S: u64 = 10;
     let Some(s3) = s3() else { return };
     let Some(hosts) = hosts(3) else { return };
-    let setup = setup(&s3, &hosts, "linkdown", 600);
+    let setup = setup(&s3, &hosts, "linkdown", 1000);
     let output = format!("s3://{}/hosts", setup.bucket);
     let timeout = PEER_TIMEOUT_S.to_string();
     let args = shard_args(&output, &["--peer-timeout-s", &timeout]);
+    let started = Instant::now();
     let mut job = Job::start(&hosts, &setup.forwarder, setup.dir.path(), "run", &args);
     // once process 0 has planned (its job journal exists), cut host 2 off
     let journal = format!("s3://{}/hosts/v0/_shardflow", setup.bucket);
@@ -263,6 +265,10 @@ fn a_link_down_stops_every_host_and_resume_completes() {
     );
     hosts.set_link(2, false);
     let down = Instant::now();
+    eprintln!(
+        "link down {:.1} s after the start",
+        (down - started).as_secs_f64()
+    );
     let limit = Duration::from_secs(PEER_TIMEOUT_S + 30);
     let ended = job.wait(down, limit);
     for (i, (status, after)) in ended.iter().enumerate() {
