@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -16,7 +16,7 @@ use shardflow::journal::JOB_DIR;
 use shardflow::model::{t5, DeviceSpec, ModelError, Precision, TextEncoder};
 use shardflow::prepare;
 use shardflow::report::Progress;
-use shardflow::storage::Storage;
+use shardflow::storage::{OutputLock, Storage};
 
 mod commands;
 
@@ -191,7 +191,13 @@ fn run_shard(args: ShardArgs, request: prepare::IncrementalRequest) -> anyhow::R
         .then(|| prepare::lock_output(&cfg, &storage))
         .transpose()?;
     let locked = lock.is_some();
-    let result = run_shard_locked(args, request, &cfg, &storage, locked, started);
+    // held where the lost-peer exit can release it
+    *held_lock() = lock;
+    let result = {
+        let _unwinding = ReleaseOnUnwind;
+        run_shard_locked(args, request, &cfg, &storage, locked, started)
+    };
+    let lock = held_lock().take();
     match (result, lock) {
         // a job that could not start leaves no trace, not even its lock file
         (Err(e), Some(lock)) => {
@@ -495,10 +501,44 @@ fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// When another process of a cluster job dies, timely's network threads panic. Turn that
-/// into one clear message and a prompt exit (code 3) instead of a cascade of panics; no
-/// report is written, so nothing claims to be complete.
+/// The output lock process 0 holds while its job runs.
+fn held_lock() -> std::sync::MutexGuard<'static, Option<OutputLock>> {
+    static HELD: Mutex<Option<OutputLock>> = Mutex::new(None);
+    HELD.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Releases the held output lock when a panic unwinds past it, as it would if it were a local.
+struct ReleaseOnUnwind;
+
+impl Drop for ReleaseOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            drop(held_lock().take());
+        }
+    }
+}
+
+/// Releases the output lock (if this process holds one) before a lost-peer exit, so that
+/// `--resume` can start at once instead of waiting out an object-store lock's lease; given
+/// up after `within` (a store out of reach), as the exit must stay prompt.
+fn release_held_lock(within: Duration) {
+    let Some(lock) = held_lock().take() else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(lock);
+        let _ = tx.send(());
+    });
+    let _ = rx.recv_timeout(within);
+}
+
+/// When another process of a cluster job dies or stops answering, timely's network threads
+/// panic. Turn that into one clear message and a prompt exit (code 3) instead of a cascade of
+/// panics; no report is written, so nothing claims to be complete.
 fn install_peer_failure_hook() {
+    // the first failing thread speaks and exits; the others wait here for the exit
+    static EXITING: Mutex<()> = Mutex::new(());
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current().name().unwrap_or("").to_string();
@@ -509,9 +549,11 @@ fn install_peer_failure_hook() {
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
         if thread.starts_with("timely:") || msg.contains("timely communication error") {
+            let _exiting = EXITING.lock().unwrap_or_else(PoisonError::into_inner);
             eprintln!(
                 "error: lost contact with another process of the job ({msg}); stopping. The output is incomplete: no report was written"
             );
+            release_held_lock(Duration::from_secs(5));
             std::process::exit(3);
         }
         default(info);

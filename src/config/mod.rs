@@ -135,6 +135,8 @@ pub struct Cluster {
     pub addresses: Vec<String>,
     /// Seconds to wait for every process to connect.
     pub connect_timeout_s: u64,
+    /// Seconds without an answer from another process before the job stops.
+    pub peer_timeout_s: u64,
 }
 
 impl Cluster {

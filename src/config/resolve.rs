@@ -315,11 +315,16 @@ fn resolve_cluster(
             ));
         }
     }
+    let peer_timeout_s = c.peer_timeout_s.unwrap_or(30);
+    if peer_timeout_s == 0 {
+        errors.push("cluster.peer_timeout_s (--peer-timeout-s): must be at least 1".into());
+    }
     Cluster {
         processes: processes.max(1),
         process,
         addresses,
         connect_timeout_s: c.connect_timeout_s.unwrap_or(120),
+        peer_timeout_s,
     }
 }
 

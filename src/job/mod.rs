@@ -17,7 +17,7 @@ mod execute;
 mod runner;
 
 pub use context::{FailureSignal, JobContext, StageClock, StageTimer};
-pub use execute::execute;
+pub use execute::{execute, Links};
 pub use runner::{Gathered, Runner};
 
 use std::time::{SystemTime, UNIX_EPOCH};

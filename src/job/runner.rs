@@ -91,11 +91,13 @@ impl Runner {
         let failure = FailureSignal::default();
         let watcher = SignalWatcher::start(self.interrupted.clone(), failure.clone());
         let (progress, worker_failure) = (self.progress.clone(), failure.clone());
-        let connect_timeout =
-            (cfg.cluster.processes > 1).then(|| Duration::from_secs(cfg.cluster.connect_timeout_s));
+        let links = (cfg.cluster.processes > 1).then(|| super::Links {
+            connect_timeout: Duration::from_secs(cfg.cluster.connect_timeout_s),
+            peer_timeout: Duration::from_secs(cfg.cluster.peer_timeout_s),
+        });
         let results = super::execute(
             cfg.cluster.timely_config(cfg.workers),
-            connect_timeout,
+            links,
             move |worker| {
                 let ctx = JobContext::new(progress.clone(), worker_failure.clone());
                 let gathered = Gathered::default();

@@ -4,38 +4,8 @@
 use crate::common::*;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// Every tar member (path of the tar relative to the version dir, member name) → bytes.
-fn members(version_dir: &Path) -> BTreeMap<(String, String), Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![version_dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "tar") {
-                let rel = p
-                    .strip_prefix(version_dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let mut a = tar::Archive::new(std::fs::File::open(&p).unwrap());
-                for entry in a.entries().unwrap() {
-                    let mut entry = entry.unwrap();
-                    let name = entry.path().unwrap().to_string_lossy().into_owned();
-                    let mut data = Vec::new();
-                    entry.read_to_end(&mut data).unwrap();
-                    out.insert((rel.clone(), name), data);
-                }
-            }
-        }
-    }
-    out
-}
 
 /// 1×1, 1×4, 2×2 and 3×1 (processes × workers) write the same dataset, member for member.
 #[test]
@@ -81,7 +51,7 @@ fn same_dataset_for_every_process_layout() {
         assert!(line.ends_with("OK"), "{processes}x{workers}: {line}");
         let version_dir = dir.path().join(&out).join("v0");
         reconciled_counts(&version_dir);
-        let m = members(&version_dir);
+        let m = tar_members(&version_dir);
         assert_eq!(m.len(), 23 * 3);
         match &reference {
             None => reference = Some(m),

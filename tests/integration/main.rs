@@ -9,6 +9,7 @@ mod architecture;
 mod cli;
 mod cluster;
 mod dataset_tools;
+mod hosts;
 mod memory;
 mod options;
 mod oracle;

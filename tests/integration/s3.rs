@@ -13,11 +13,11 @@ use std::process::{Child, Command, Output};
 use crate::common::*;
 
 /// The S3 server under test.
-struct S3 {
-    endpoint: String,
+pub(crate) struct S3 {
+    pub(crate) endpoint: String,
 }
 
-fn s3() -> Option<S3> {
+pub(crate) fn s3() -> Option<S3> {
     let required = std::env::var("SHARDFLOW_REQUIRE_S3").is_ok_and(|v| v == "1");
     let endpoint = std::env::var("SHARDFLOW_TEST_S3_ENDPOINT").ok();
     let reachable = endpoint.as_deref().is_some_and(|e| {
@@ -40,7 +40,7 @@ fn s3() -> Option<S3> {
 
 /// Keys of the test server (moto accepts any); the instance-metadata fallback of the AWS
 /// credential chain points at a closed loopback port, so nothing ever leaves 127.0.0.1.
-const AWS_ENV: [(&str, &str); 4] = [
+pub(crate) const AWS_ENV: [(&str, &str); 4] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_REGION", "us-east-1"),
@@ -49,13 +49,13 @@ const AWS_ENV: [(&str, &str); 4] = [
 
 impl S3 {
     /// A fresh bucket for one test.
-    fn bucket(&self, name: &str) -> String {
+    pub(crate) fn bucket(&self, name: &str) -> String {
         let b = format!("{name}-{}", std::process::id());
         self.util(&["mkbucket", &b]);
         b
     }
 
-    fn util(&self, args: &[&str]) -> String {
+    pub(crate) fn util(&self, args: &[&str]) -> String {
         stdout_of(
             tool("s3util.py")
                 .args(args)
@@ -65,13 +65,13 @@ impl S3 {
         )
     }
 
-    fn download(&self, uri: &str, to: &Path) {
+    pub(crate) fn download(&self, uri: &str, to: &Path) {
         self.util(&["download", uri, to.to_str().unwrap()]);
     }
 
     /// `shardflow` in `cwd`, talking to the test server with its keys only (HOME is `cwd`, so
     /// no user profile leaks in).
-    fn command(&self, cwd: &Path) -> Command {
+    pub(crate) fn command(&self, cwd: &Path) -> Command {
         let mut cmd = shardflow_command(cwd);
         cmd.envs(AWS_ENV)
             .env("AWS_ENDPOINT_URL", &self.endpoint)

@@ -278,6 +278,12 @@ options! {
             /// seconds [default: 120].
             #[arg(long)]
             pub connect_timeout_s: Option<u64>,
+            /// Stop with an error (exit code 3) when another process has not answered for this
+            /// many seconds: a dead host or a network link that went down silently
+            /// (TCP keepalive and TCP_USER_TIMEOUT on the connections between processes)
+            /// [default: 30].
+            #[arg(long)]
+            pub peer_timeout_s: Option<u64>,
             file_only {
                 /// The same as `hostfile`, inline: `host:port` of every process.
                 pub addresses: Option<Vec<String>>,

@@ -7,6 +7,8 @@ mod commands;
 
 pub use commands::*;
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -100,5 +102,35 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out.sort();
+    out
+}
+
+/// Every tar member below `version_dir` (path of the tar relative to it, member name) → bytes:
+/// two outputs with these equal hold the same data, whatever their tars' mtimes.
+pub fn tar_members(version_dir: &Path) -> BTreeMap<(String, String), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![version_dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "tar") {
+                let rel = p
+                    .strip_prefix(version_dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let mut a = tar::Archive::new(std::fs::File::open(&p).unwrap());
+                for entry in a.entries().unwrap() {
+                    let mut entry = entry.unwrap();
+                    let name = entry.path().unwrap().to_string_lossy().into_owned();
+                    let mut data = Vec::new();
+                    entry.read_to_end(&mut data).unwrap();
+                    out.insert((rel.clone(), name), data);
+                }
+            }
+        }
+    }
     out
 }
