@@ -30,30 +30,86 @@ pub fn group_tars_dropping(
     max_tars_per_part: u32,
     drop_below: u32,
 ) -> Vec<TarGroup> {
-    assert!(max_tars_per_part > 0, "max_tars_per_part must be positive");
-    let mut ranges = Vec::new();
-    let mut start = 0;
-    let mut current: u64 = 0;
-    for (i, &size) in sizes.iter().enumerate() {
-        if i > start && current.saturating_add(size) > target_bytes {
-            ranges.push(start..i);
-            start = i;
-            current = 0;
+    let mut grouper = TarGrouper::new(target_bytes, max_tars_per_part, drop_below);
+    let mut groups: Vec<TarGroup> = sizes.iter().filter_map(|&s| grouper.push(s)).collect();
+    groups.extend(grouper.finish());
+    groups
+}
+
+/// [`group_tars_dropping`] one clip at a time, for a planner that sees a bin's clips as they
+/// are listed: a tar is closed, and known for good, as soon as the next clip does not fit;
+/// only the bin's last tar waits for the end of its clips (`--drop-small-shards` may drop it).
+#[derive(Clone, Debug)]
+pub struct TarGrouper {
+    target_bytes: u64,
+    max_tars_per_part: u32,
+    drop_below: u32,
+    /// Clips pushed so far.
+    clips: usize,
+    /// First clip of the open tar.
+    start: usize,
+    /// Bytes in the open tar.
+    current: u64,
+    /// Tars closed so far.
+    closed: usize,
+}
+
+impl TarGrouper {
+    /// A grouper for one bin; see [`group_tars_dropping`] for the parameters.
+    ///
+    /// # Panics
+    /// If `max_tars_per_part` is 0.
+    pub fn new(target_bytes: u64, max_tars_per_part: u32, drop_below: u32) -> Self {
+        assert!(max_tars_per_part > 0, "max_tars_per_part must be positive");
+        Self {
+            target_bytes,
+            max_tars_per_part,
+            drop_below,
+            clips: 0,
+            start: 0,
+            current: 0,
+            closed: 0,
         }
-        current = current.saturating_add(size);
     }
-    if start < sizes.len() && sizes.len() - start >= drop_below as usize {
-        ranges.push(start..sizes.len());
+
+    /// Adds the bin's next clip (its `num_bytes`); returns the tar this closed, if any.
+    pub fn push(&mut self, size: u64) -> Option<TarGroup> {
+        let i = self.clips;
+        self.clips += 1;
+        let closed = (i > self.start && self.current.saturating_add(size) > self.target_bytes)
+            .then(|| {
+                let group = self.group(self.start..i);
+                self.start = i;
+                self.current = 0;
+                group
+            });
+        self.current = self.current.saturating_add(size);
+        closed
     }
-    ranges
-        .into_iter()
-        .enumerate()
-        .map(|(i, members)| TarGroup {
-            part: (i / max_tars_per_part as usize) as u32,
-            tar: (i % max_tars_per_part as usize) as u32,
+
+    /// Ends the bin: its last tar, unless it is empty or dropped for having fewer than
+    /// `drop_below` clips.
+    pub fn finish(mut self) -> Option<TarGroup> {
+        let (start, clips) = (self.start, self.clips);
+        (start < clips && clips - start >= self.drop_below as usize)
+            .then(|| self.group(start..clips))
+    }
+
+    /// Clips pushed so far.
+    pub fn clips(&self) -> usize {
+        self.clips
+    }
+
+    fn group(&mut self, members: Range<usize>) -> TarGroup {
+        let i = self.closed;
+        self.closed += 1;
+        let per_part = self.max_tars_per_part as usize;
+        TarGroup {
+            part: (i / per_part) as u32,
+            tar: (i % per_part) as u32,
             members,
-        })
-        .collect()
+        }
+    }
 }
 
 /// The path of a tar relative to `<bin>/<video|t5_xxl|metas>`: `part_000001/000000.tar`.
@@ -141,6 +197,71 @@ mod tests {
                 .map(|r| r.collect())
                 .collect();
             assert_eq!(got, expect, "seed {seed}: sizes {sizes:?} target {target}");
+        }
+    }
+
+    /// The streaming grouper gives the whole-list grouping (the reference loop, then the
+    /// `--drop-small-shards` rule on the last tar, then parts), and gives each tar but the
+    /// last as soon as the clip after it is pushed.
+    #[test]
+    fn streaming_grouper_matches_whole_list_and_closes_early() {
+        for seed in 0..300u64 {
+            let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = || {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng
+            };
+            let n = (next() % 40) as usize;
+            let target = 1 + next() % 100;
+            let sizes: Vec<u64> = (0..n).map(|_| next() % 120).collect();
+            let drop_below = (next() % 4) as u32;
+            let per_part = 1 + (next() % 3) as u32;
+            let mut tars: Vec<Range<usize>> = Vec::new();
+            let mut cur = 0u64;
+            for (i, &s) in sizes.iter().enumerate() {
+                match tars.last_mut() {
+                    Some(t) if cur + s <= target => {
+                        t.end = i + 1;
+                        cur += s;
+                    }
+                    _ => {
+                        tars.push(i..i + 1);
+                        cur = s;
+                    }
+                }
+            }
+            if tars.last().is_some_and(|t| t.len() < drop_below as usize) {
+                tars.pop();
+            }
+            let expect: Vec<TarGroup> = tars
+                .into_iter()
+                .enumerate()
+                .map(|(i, members)| TarGroup {
+                    part: i as u32 / per_part,
+                    tar: i as u32 % per_part,
+                    members,
+                })
+                .collect();
+            let mut grouper = TarGrouper::new(target, per_part, drop_below);
+            let mut got = Vec::new();
+            for (i, &size) in sizes.iter().enumerate() {
+                if let Some(g) = grouper.push(size) {
+                    assert_eq!(g.members.end, i, "seed {seed}: closed by the next clip");
+                    got.push(g);
+                }
+            }
+            assert_eq!(grouper.clips(), n, "seed {seed}");
+            let streamed = got.len();
+            got.extend(grouper.finish());
+            assert!(got.len() - streamed <= 1, "seed {seed}: only the last tar waits");
+            assert_eq!(got, expect, "seed {seed}: sizes {sizes:?} target {target}");
+            assert_eq!(
+                group_tars_dropping(&sizes, target, per_part, drop_below),
+                expect,
+                "seed {seed}"
+            );
         }
     }
 }
