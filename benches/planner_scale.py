@@ -3,25 +3,28 @@
 first caption and completes its first tar (tiny clips and the tiny T5, so planning and memory dominate).
 
     planner_scale.py [--sizes 10000,100000,1000000] [--bin NAME=PATH ...] [--work DIR] [--model DIR]
-                     [--workers N] [--tar-mb MIB] [--shardflow-arg ARG ...] [--out-dir DIR] [--quick]
+                     [--workers N] [--tar-mb MIB] [--shardflow-arg ARG ...] [--no-warm] [--out-dir DIR] [--quick]
 
 For each size N: `tests/tools/make_dataset.py generate --size tiny --count N --seed S` (every clip a hard link to
 one 48-frame 1280x720 mp4 of about 7 KB, one window of a 10-20 word caption; cached in --work DIR/data), then
 for each binary given with `--bin NAME=PATH` (repeatable, default `today=target/release/shardflow`, so today's
 binary and a later one compare in one run): `shardflow shard --workers <cores> --t5-model tests/data/t5-tiny
---target-tar-size-mb 10` under `/usr/bin/time -v` (peak RSS = "Maximum resident set size"; without GNU time the
-child's getrusage, as in rss.py). From the job's report.json: `milestone_seconds` (planning complete, first
-caption encoded, first tar completed; "-" for a binary whose report lacks them). Between consecutive sizes: the
-marginal peak RSS per clip, (RSS(N2) - RSS(N1)) / (N2 - N1) in KiB/clip. The output is deleted after each run;
-the generated inputs stay in --work for the next run (about 4.5 KB of disk per clip: one metadata file and a
-hard link; the output needs about 11 KB per clip while it exists). --quick: sizes 1000 and 10000.
-Writes <out-dir>/planner_scale.{json,md} (default target/bench-results/) and prints lscpu's model name.
+--target-tar-size-mb 10` under `/usr/bin/time -v` (peak RSS = "Maximum resident set size"; without GNU time
+the child's getrusage, as in rss.py), each run after reading every input file into the page cache (--no-warm:
+not; a cold run on a busy disk can take several times as long). From the job's report.json:
+`milestone_seconds` (planning complete, first caption encoded, first tar completed; "-" for a binary whose
+report lacks them). Between consecutive sizes: the marginal peak RSS per clip, (RSS(N2) - RSS(N1)) / (N2 - N1)
+in KiB/clip. The output is deleted after each run; the generated inputs stay in --work for the next run (about
+4.5 KB of disk per clip: one metadata file and a hard link; the output needs about 11 KB per clip while it
+exists). --quick: sizes 1000 and 10000. Writes <out-dir>/planner_scale.{json,md} (default
+target/bench-results/) and prints lscpu's model name.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -66,6 +69,14 @@ def ensure_tiny_dataset(count: int, seed: int, data_dir: Path) -> tuple[Path, fl
     return d, took
 
 
+def warm(data: Path) -> None:
+    """Reads every input file once, so that each run starts from a warm page cache (otherwise a run right after
+    generating, or after another size's output evicted the inputs, differs by several times on a busy disk)."""
+    t0 = time.perf_counter()
+    subprocess.run(f"find {shlex.quote(str(data))} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+    bc.log(f"read the inputs in {time.perf_counter() - t0:.1f} s")
+
+
 def parse_bins(specs: list[str]) -> list[tuple[str, Path]]:
     if not specs:
         return [("today", bc.shardflow_bin(None))]
@@ -98,6 +109,8 @@ def main() -> int:
     ap.add_argument("--tar-mb", type=int, default=10,
                     help="--target-tar-size-mb (default 10: about 1,500 tiny clips a tar, so first tar < wall)")
     ap.add_argument("--shardflow-arg", action="append", default=[], help="extra shardflow shard argument")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="do not read the inputs into the page cache before each run")
     ap.add_argument("--out-dir", default=str(bc.DEFAULT_OUT))
     a = ap.parse_args()
 
@@ -120,6 +133,8 @@ def main() -> int:
         data, took = ensure_tiny_dataset(n, a.seed, work / "data")
         generated[n] = took
         for name, sf in bins:
+            if not a.no_warm:
+                warm(data)
             run_dir = Path(tempfile.mkdtemp(prefix="run.", dir=work))
             try:
                 wall, kib = measure([sf, "shard", "--input-clip-path", data, "--output-dataset-path", "out",
@@ -153,14 +168,16 @@ def main() -> int:
     md = ["### shardflow shard as the clip count grows (planner_scale.py)", "",
           f"CPU {cpu}, {bc.cores()} cores, --workers {workers}; model `{model.name}`; "
           f"`make_dataset.py generate --size tiny --seed {a.seed}`; --target-tar-size-mb {a.tar_mb}; peak RSS from "
-          f"{'/usr/bin/time -v' if use_gnu else 'getrusage(RUSAGE_CHILDREN)'}; milestones are seconds from the job's "
-          f"start (report.json `milestone_seconds`); marginal = ΔRSS / Δclips from the size before. "
+          f"{'/usr/bin/time -v' if use_gnu else 'getrusage(RUSAGE_CHILDREN)'}; inputs "
+          f"{'not warmed' if a.no_warm else 'read into the page cache before each run'}; milestones are seconds "
+          f"from the job's start (report.json `milestone_seconds`); marginal = ΔRSS / Δclips from the size before. "
           f"Generation: {gen}.", "",
           bc.md_table(["binary", "clips", "written", "tars", "peak RSS MiB", "wall s", "planned s",
                        "first encode s", "first tar s", "marginal KiB/clip"], rows)]
     bc.write_results(Path(a.out_dir), "planner_scale",
                      {"machine": dict(bc.machine(), lscpu_model_name=cpu), "model": str(model), "workers": workers,
-                      "tar_mb": a.tar_mb, "gnu_time": use_gnu, "seed": a.seed, "generation_seconds": generated,
+                      "tar_mb": a.tar_mb, "warm": not a.no_warm, "gnu_time": use_gnu, "seed": a.seed,
+                      "generation_seconds": generated,
                       "bins": {n: str(p) for n, p in bins}, "runs": results},
                      "\n".join(md))
     return 0
