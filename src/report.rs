@@ -107,12 +107,27 @@ pub struct JobReport {
     pub stage_seconds: BTreeMap<String, f64>,
     /// Wall-clock seconds of the whole job, model loading included.
     pub wall_seconds: f64,
+    /// Seconds from the job's start (as for `wall_seconds`) to its milestones.
+    pub milestone_seconds: MilestoneSeconds,
     /// Worker threads per process.
     pub workers: usize,
     /// Processes (stage seconds cover process 0's workers only).
     pub processes: usize,
     /// Bins written, in `wdinfo_list.csv` order.
     pub bins: Vec<BinReport>,
+}
+
+/// Seconds from the job's start to each milestone, on process 0 (planning happens there; with
+/// several processes the first encode and tar are process 0's own); `null` if not reached (no
+/// caption to encode, no tar written, or the job stopped before).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MilestoneSeconds {
+    /// Planning complete: every clip has its tar.
+    pub planned: Option<f64>,
+    /// The first encoder batch with captions to embed encoded.
+    pub first_caption_encoded: Option<f64>,
+    /// The first tar triple completed by a writer (renamed into place or uploaded).
+    pub first_tar_completed: Option<f64>,
 }
 
 /// Everything the report is made from, with the rejects in listing order.

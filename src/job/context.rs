@@ -1,10 +1,10 @@
-//! What every operator of a job shares: its stage timings, the progress counters and the
-//! job's failure.
+//! What every operator of a job shares: its stage timings, the job's milestones, the
+//! progress counters and the job's failure.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::JobFailure;
@@ -15,6 +15,8 @@ use crate::report::Progress;
 pub struct JobContext {
     /// This worker's time per stage.
     pub clock: StageClock,
+    /// When the job first got past each milestone (shared by the process).
+    pub milestones: Arc<Milestones>,
     /// Clips planned and written, for the progress display (shared by the process).
     pub progress: Arc<Progress>,
     /// The job's first failure (shared by the process).
@@ -22,13 +24,70 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// A worker's context: a fresh clock, the process's progress and failure.
+    /// A worker's context: a fresh clock, the process's progress and failure, and
+    /// milestones timed from now.
     pub fn new(progress: Arc<Progress>, failure: FailureSignal) -> Self {
         JobContext {
             clock: StageClock::default(),
+            milestones: Arc::default(),
             progress,
             failure,
         }
+    }
+
+    /// The same context with the process's `milestones` (timed from the job's start).
+    pub fn with_milestones(self, milestones: Arc<Milestones>) -> Self {
+        JobContext { milestones, ..self }
+    }
+}
+
+/// A point the job gets past once: how soon it does is what a streaming job improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Milestone {
+    /// The plan is complete (every clip has its tar).
+    Planned,
+    /// The first encoder batch with captions to embed has been encoded.
+    FirstCaptionEncoded,
+    /// The first tar triple has been completed by a writer (renamed or uploaded).
+    FirstTarCompleted,
+}
+
+/// When a process's workers first got past each [`Milestone`], as time since the job's
+/// start; the first worker to get there sets it.
+#[derive(Debug)]
+pub struct Milestones {
+    started: Instant,
+    reached: [OnceLock<Duration>; 3],
+}
+
+impl Default for Milestones {
+    /// Milestones timed from now.
+    fn default() -> Self {
+        Milestones::new(Instant::now())
+    }
+}
+
+impl Milestones {
+    /// Milestones timed from `started`.
+    pub fn new(started: Instant) -> Self {
+        Milestones {
+            started,
+            reached: Default::default(),
+        }
+    }
+
+    /// Records that `m` is reached now, unless it was before.
+    pub fn reach(&self, m: Milestone) {
+        let slot = &self.reached[m as usize];
+        // the elapsed time is only taken the first time: later calls are cheap
+        if slot.get().is_none() {
+            let _ = slot.set(self.started.elapsed());
+        }
+    }
+
+    /// Seconds from the start to `m`, if it was reached.
+    pub fn seconds(&self, m: Milestone) -> Option<f64> {
+        self.reached[m as usize].get().map(Duration::as_secs_f64)
     }
 }
 
@@ -131,5 +190,19 @@ mod tests {
         assert_eq!(f.take_refusal().as_deref(), Some("no"));
         assert_eq!(f.take(), Some(JobFailure::Interrupted));
         assert!(!f.is_set() && f.take_refusal().is_none());
+    }
+
+    #[test]
+    fn a_milestone_keeps_the_first_time_it_is_reached() {
+        let m = Milestones::new(Instant::now() - Duration::from_secs(2));
+        assert_eq!(m.seconds(Milestone::Planned), None);
+        m.reach(Milestone::Planned);
+        let first = m.seconds(Milestone::Planned).unwrap();
+        assert!(first >= 2.0, "{first}");
+        std::thread::sleep(Duration::from_millis(5));
+        m.reach(Milestone::Planned);
+        assert_eq!(m.seconds(Milestone::Planned), Some(first));
+        assert_eq!(m.seconds(Milestone::FirstCaptionEncoded), None);
+        assert_eq!(m.seconds(Milestone::FirstTarCompleted), None);
     }
 }

@@ -8,15 +8,15 @@
 //! - [`Runner`] runs a shard job: the watcher that turns the interrupt flag (raised by the
 //!   binary's SIGTERM/SIGINT handlers) into the job's failure, the workers with their
 //!   [`JobContext`], the summaries and the report.
-//! - [`JobContext`]: what every operator of a worker shares (stage clock, progress, the job's
-//!   [`FailureSignal`]).
+//! - [`JobContext`]: what every operator of a worker shares (stage clock, the process's
+//!   [`Milestones`], progress, the job's [`FailureSignal`]).
 //! - [`tar_mtime`] and [`job_name`]: what a job's tars and report are stamped with.
 
 mod context;
 mod execute;
 mod runner;
 
-pub use context::{FailureSignal, JobContext, StageClock, StageTimer};
+pub use context::{FailureSignal, JobContext, Milestone, Milestones, StageClock, StageTimer};
 pub use execute::{execute, Links};
 pub use runner::{Gathered, Runner};
 

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use timely::dataflow::Scope;
 
-use super::{FailureSignal, JobContext};
+use super::{FailureSignal, JobContext, Milestone, Milestones};
 use crate::config::ShardConfig;
 use crate::error::{JobError, JobFailure, ShardError};
 use crate::journal::JOB_DIR;
 use crate::layout::TarId;
 use crate::record::{BinWritten, PlanSummary, TarDone};
-use crate::report::{bin_reports, build_counts, write_report, JobReport, Progress};
+use crate::report::{
+    bin_reports, build_counts, write_report, JobReport, MilestoneSeconds, Progress,
+};
 use crate::storage::{Location, Storage};
 
 /// Where worker 0 gathers what the summaries and the report are made of.
@@ -95,11 +97,14 @@ impl Runner {
             connect_timeout: Duration::from_secs(cfg.cluster.connect_timeout_s),
             peer_timeout: Duration::from_secs(cfg.cluster.peer_timeout_s),
         });
+        let milestones = Arc::new(Milestones::new(self.started));
+        let worker_milestones = milestones.clone();
         let results = super::execute(
             cfg.cluster.timely_config(cfg.workers),
             links,
             move |worker| {
-                let ctx = JobContext::new(progress.clone(), worker_failure.clone());
+                let ctx = JobContext::new(progress.clone(), worker_failure.clone())
+                    .with_milestones(worker_milestones.clone());
                 let gathered = Gathered::default();
                 worker.dataflow::<u64, _, _>(|scope| build(scope, &ctx, &gathered));
                 while worker.step_or_park(None) {}
@@ -154,6 +159,11 @@ impl Runner {
             counts,
             stage_seconds,
             wall_seconds: self.started.elapsed().as_secs_f64(),
+            milestone_seconds: MilestoneSeconds {
+                planned: milestones.seconds(Milestone::Planned),
+                first_caption_encoded: milestones.seconds(Milestone::FirstCaptionEncoded),
+                first_tar_completed: milestones.seconds(Milestone::FirstTarCompleted),
+            },
             workers: cfg.workers,
             processes: cfg.cluster.processes,
             bins: bin_reports(&bins),

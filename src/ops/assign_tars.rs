@@ -14,7 +14,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use crate::job::JobContext;
+use crate::job::{JobContext, Milestone};
 use crate::record::{ClipMeta, MetaOutcome, PlanSummary, PlannedClip, Reject, RejectKind, TarId};
 use crate::spec::group_tars_dropping;
 
@@ -172,6 +172,7 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
     ) -> Stream<'scope, u64, Vec<PlannedClip>> {
         let JobContext {
             clock,
+            milestones,
             progress,
             failure,
         } = ctx.clone();
@@ -200,6 +201,7 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
                         progress
                             .planned
                             .store(planned.len() as u64, Ordering::Relaxed);
+                        milestones.reach(Milestone::Planned);
                         *summary.borrow_mut() = Some(s);
                         if let Some(cap) = cap.take() {
                             output.session(&cap).give_iterator(planned.into_iter());

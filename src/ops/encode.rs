@@ -11,7 +11,7 @@ use timely::dataflow::Stream;
 use crate::error::JobFailure;
 use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
-use crate::job::JobContext;
+use crate::job::{JobContext, Milestone};
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::record::{EmbeddingRef, EncodedSample};
@@ -142,7 +142,13 @@ impl<'scope> Encode<'scope> for Stream<'scope, u64, Vec<EncodeBatch>> {
                             encoder.encode(batch)
                         };
                         match samples {
-                            Ok(s) => output.session(&cap).give_iterator(s.into_iter()),
+                            Ok(s) => {
+                                // a batch whose windows were all reused encoded nothing
+                                if s.iter().any(|s| s.windows_embedded > 0) {
+                                    ctx.milestones.reach(Milestone::FirstCaptionEncoded);
+                                }
+                                output.session(&cap).give_iterator(s.into_iter())
+                            }
                             Err(e) => {
                                 tracing::error!("{e}");
                                 ctx.failure.fail(JobFailure::Encode(e));

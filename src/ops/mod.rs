@@ -4,8 +4,9 @@
 //! `list → read_meta → assign_tars → batch → encode → exchange_by_bin → write_tar → finalize`
 //!
 //! Each operator gets its worker's [`JobContext`](crate::job::JobContext): the stage clock,
-//! the progress counters and the job's [`FailureSignal`](crate::job::FailureSignal) (once it
-//! is set, the encoder and writers stop).
+//! the process's [`Milestones`](crate::job::Milestones) (planned, first caption encoded, first
+//! tar completed, for the report), the progress counters and the job's
+//! [`FailureSignal`](crate::job::FailureSignal) (once it is set, the encoder and writers stop).
 
 pub mod assign_tars;
 pub mod batch;

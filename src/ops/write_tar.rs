@@ -16,7 +16,7 @@ use crate::error::{JobFailure, ShardError};
 use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
-use crate::job::JobContext;
+use crate::job::{JobContext, Milestone};
 use crate::layout::{self, PerStream};
 use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
 use crate::storage::{Fetch, Location, ObjectWriter, Storage};
@@ -432,6 +432,7 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
     ) -> Stream<'scope, u64, Vec<TarDone>> {
         let JobContext {
             clock,
+            milestones,
             progress,
             failure,
         } = ctx.clone();
@@ -453,7 +454,10 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let tar = sample.tar.clone();
                         match writers.push(sample) {
-                            Ok(Some(done)) => output.session(&cap).give(done),
+                            Ok(Some(done)) => {
+                                milestones.reach(Milestone::FirstTarCompleted);
+                                output.session(&cap).give(done)
+                            }
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::error!("{e}");

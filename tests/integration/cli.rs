@@ -52,6 +52,34 @@ fn sample_dataset_matches_reference_output() {
     }
 }
 
+/// The report times the job's milestones from its start: planning complete, the first caption
+/// encoded, the first tar completed. Today planning precedes batching, so they come in that
+/// order; each is within the wall time.
+#[test]
+fn report_times_planning_the_first_encode_and_the_first_tar() {
+    for workers in ["1", "3"] {
+        let dir = sample_copy();
+        let input = dir.path().join("sample-dataset");
+        assert_ok(&shard(dir.path(), &input, "out", &["--workers", workers]));
+        let r = report(&dir.path().join("out/v0"));
+        let m = &r["milestone_seconds"];
+        let at = |k: &str| {
+            m[k].as_f64()
+                .unwrap_or_else(|| panic!("workers {workers}: no milestone_seconds.{k}: {r}"))
+        };
+        let (planned, encoded, tar) = (
+            at("planned"),
+            at("first_caption_encoded"),
+            at("first_tar_completed"),
+        );
+        let wall = r["wall_seconds"].as_f64().unwrap();
+        assert!(
+            0.0 < planned && planned <= encoded && encoded <= tar && tar <= wall,
+            "workers {workers}: {m}, wall {wall}"
+        );
+    }
+}
+
 /// Python's tarfile, pickle + numpy and webdataset read every sample back.
 #[test]
 fn python_readers_open_every_sample() {
