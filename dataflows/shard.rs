@@ -79,8 +79,12 @@ pub fn run(
     let journal = Journal::new(output.clone(), version_dir.clone());
     let job = fingerprint(cfg, mtime)?;
     let finalizer = finalizer(cfg, &output);
-    let (dali_index, batch_size, max_batch_tokens) =
-        (cfg.index.dali, cfg.batch_size, cfg.max_batch_tokens);
+    let (dali_index, batch_size, max_batch_tokens, layout) = (
+        cfg.index.dali,
+        cfg.batch_size,
+        cfg.max_batch_tokens,
+        cfg.layout,
+    );
     let require_captions =
         (!cfg.allow_no_captions).then(|| format!("{}_caption", cfg.captioning_algorithm));
     let incremental = incremental.map(|m| (m, grouping));
@@ -102,6 +106,7 @@ pub fn run(
         let writers = TarWriters::new(output.clone(), input.clone(), version_dir.clone())
             .with_journal(journal.clone())
             .with_dali_index(dali_index)
+            .with_layout(layout)
             .with_reuse(EmbeddingSource::new(output.clone()));
         list_metas(scope, lister.clone(), ctx)
             .read_meta(reader.clone(), ctx)
@@ -113,7 +118,7 @@ pub fn run(
                 Some(reloader.clone()),
                 ctx,
             )
-            .encode(SampleEncoder::new(encoder), ctx)
+            .encode(SampleEncoder::new(encoder).with_layout(layout), ctx)
             .exchange_by_bin()
             .write_tar(writers, ctx)
             .collect_done(gathered.done.clone());
@@ -138,6 +143,7 @@ fn meta_reader(cfg: &ShardConfig, input: &Storage) -> MetaReader {
         remaps: cfg.remaps.clone(),
         caption_field: format!("{}_caption", cfg.captioning_algorithm),
         bins: cfg.bins.clone(),
+        layout: cfg.layout,
         allowed_roots: cfg.allowed_clip_roots.clone(),
         slim: true,
         check_clips: true,

@@ -95,6 +95,63 @@ impl std::fmt::Display for Stream {
     }
 }
 
+/// What the members of a dataset hold: which trainer reads it unchanged. The tars, their
+/// paths and the summaries are the same in every layout; the `.json` and `.pickle` members
+/// differ.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum OutputLayout {
+    /// The reference's (cosmos-curate v1.0.0): the input metadata as is, and a pickled list
+    /// with one float16 array per captioned window.
+    #[default]
+    Reference,
+    /// What NVIDIA's cosmos-predict2.5 trainer reads: the metadata with `nb_frames` and
+    /// `t2w_windows` added, and a pickled list with one dict per window
+    /// (`{"t2w_qwen2p5_7b": array}`, `{}` for a window without a caption).
+    CosmosPredict25,
+}
+
+impl OutputLayout {
+    /// Every layout, by name.
+    pub const ALL: [OutputLayout; 2] = [OutputLayout::Reference, OutputLayout::CosmosPredict25];
+
+    /// Its name on the command line and in the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputLayout::Reference => "reference",
+            OutputLayout::CosmosPredict25 => "cosmos-predict2.5",
+        }
+    }
+
+    /// The layout called `name`; the error lists the names.
+    pub fn parse(name: &str) -> Result<OutputLayout, String> {
+        OutputLayout::ALL
+            .into_iter()
+            .find(|l| l.name() == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown layout {name:?}: expected {}",
+                    OutputLayout::ALL.map(OutputLayout::name).join(" or ")
+                )
+            })
+    }
+
+    /// The directory (and the trainer's `embedding_type`) of the embedding stream. Today's
+    /// encoders are T5, so it is always `t5_xxl`; an umT5 encoder's stream is `umt5_xxl`
+    /// (cosmos-predict2.5 accepts both), and this is the one place that choice goes: add the
+    /// encoder family as an argument and give [`Stream::T5Xxl`] a second name.
+    pub fn embedding_stream(self) -> &'static str {
+        Stream::T5Xxl.name()
+    }
+}
+
+impl std::fmt::Display for OutputLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// `wdinfo.json`'s `data_keys`: the stream names in order.
 pub fn data_keys() -> [&'static str; STREAM_COUNT] {
     Stream::ALL.map(Stream::name)
@@ -266,6 +323,18 @@ mod tests {
         assert_eq!(p.map(|x| x * 2).0, [2, 4, 6]);
         let pairs: Vec<(Stream, u64)> = p.iter().map(|(s, v)| (s, *v)).collect();
         assert_eq!(pairs[2], (Stream::Metas, 3));
+    }
+
+    #[test]
+    fn layouts_by_name() {
+        for l in OutputLayout::ALL {
+            assert_eq!(OutputLayout::parse(l.name()), Ok(l));
+            assert_eq!(l.to_string(), l.name());
+        }
+        assert_eq!(OutputLayout::default(), OutputLayout::Reference);
+        let e = OutputLayout::parse("predict2").unwrap_err();
+        assert!(e.contains("reference or cosmos-predict2.5"), "{e}");
+        assert_eq!(OutputLayout::CosmosPredict25.embedding_stream(), "t5_xxl");
     }
 
     #[test]

@@ -277,6 +277,11 @@ pub struct EncodedSample {
     /// Member tars of the triple copied from an earlier version (not written).
     #[serde(default)]
     pub copied: Copied,
+    /// Per window, whether it has a caption: the cosmos-predict2.5 layout's `.pickle` holds
+    /// one dict per window, so the writer completing it ([`EncodedSample::reuse`]) must know
+    /// where the uncaptioned ones go. Empty in the reference layout.
+    #[serde(default)]
+    pub captioned: Vec<bool>,
 }
 
 /// What a writer reports when it has finished a tar triple.

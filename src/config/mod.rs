@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub use options::{ClusterSection, Merge, ShardArgs, ShardOptions, StorageSection};
 pub use resolve::{check_version, parse_remap};
 
+use crate::layout::OutputLayout;
 use crate::model::{DeviceSpec, Precision};
 use crate::spec::BinSpec;
 use crate::storage::{Location, StorageOptions};
@@ -71,6 +72,8 @@ pub struct ShardConfig {
     pub allow_no_captions: bool,
     /// Indexes written with the tars.
     pub index: Indexes,
+    /// What the members hold (which trainer reads the dataset).
+    pub layout: OutputLayout,
 }
 
 /// Which random-access indexes are written with the tars.

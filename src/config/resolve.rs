@@ -4,6 +4,7 @@ use super::{
     Cluster, ClusterSection, Indexes, Listing, SemanticDedup, ShardConfig, ShardOptions,
     StorageSection,
 };
+use crate::layout::OutputLayout;
 use crate::model::{DeviceSpec, Precision};
 use crate::spec::BinSpec;
 use crate::storage::StorageOptions;
@@ -124,6 +125,16 @@ impl ShardConfig {
                 Indexes::default()
             }
         };
+        let layout = match OutputLayout::parse(f.layout.as_deref().unwrap_or("reference")) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!(
+                    "layout (--layout): {}",
+                    unechoed(&e, f.layout.as_deref().unwrap_or_default())
+                ));
+                OutputLayout::Reference
+            }
+        };
         let cfg = ShardConfig {
             input: f.input_clip_path.unwrap_or_default(),
             output: f.output_dataset_path.unwrap_or_default(),
@@ -153,6 +164,7 @@ impl ShardConfig {
             drop_small_shards: f.drop_small_shards.unwrap_or(false),
             allow_no_captions: f.allow_no_captions.unwrap_or(false),
             index,
+            layout,
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);

@@ -10,7 +10,7 @@ use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::dataset::read::visit_tar;
 use crate::error::ShardError;
-use crate::formats::npy_pickle::read_array_list;
+use crate::formats::npy_pickle::read_window_arrays;
 use crate::formats::pyjson;
 use crate::layout::Stream;
 use crate::storage::{Location, Storage};
@@ -74,7 +74,7 @@ pub fn inspect(
                 &Layout::tar(root, bin, Stream::T5Xxl, tar),
                 &mut |_: &str| true,
                 &mut |_: &str, d: Vec<u8>| {
-                    if let Ok(arrays) = read_array_list(&d) {
+                    if let Ok(arrays) = read_window_arrays(&d) {
                         windows += arrays.len() as u64;
                         tokens += arrays.iter().map(|a| a.shape.0 as u64).sum::<u64>();
                     }

@@ -6,9 +6,11 @@
 //!   [`dumps_indent4`]), for the metadata members and summaries.
 //! - [`npy_pickle`]: `pickle.dumps(list_of_float16_arrays, protocol=4)` as numpy 1.x writes
 //!   it, for the `t5_xxl` members ([`write_array_list`], [`read_array_list`]).
+//! - [`predict25`]: the `.json` and `.pickle` members of the cosmos-predict2.5 layout.
 //! - [`wdinfo`]: the per-bin `wdinfo.json` and the `wdinfo_list.csv` summary.
 
 pub mod npy_pickle;
+pub mod predict25;
 #[cfg(test)]
 mod proptests;
 pub mod pyjson;

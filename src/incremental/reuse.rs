@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::rc::Rc;
 
-use crate::formats::npy_pickle::{read_array_list, F16Array};
+use crate::formats::npy_pickle::{read_window_arrays, F16Array};
 use crate::layout::Stream;
 use crate::record::EmbeddingRef;
 use crate::storage::{Location, Storage};
@@ -50,7 +50,7 @@ impl EmbeddingSource {
             )
         })?;
         let mut arrays =
-            read_array_list(pickle).map_err(|e| format!("{}: {}.pickle: {e}", r.tar, r.key))?;
+            read_window_arrays(pickle).map_err(|e| format!("{}: {}.pickle: {e}", r.tar, r.key))?;
         if (r.window as usize) >= arrays.len() {
             return Err(format!(
                 "{}: {}.pickle has {} arrays, not {}",

@@ -100,6 +100,11 @@ pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
             json!({"dali": cfg.index.dali, "wids": cfg.index.wids}),
         );
     }
+    if cfg.layout != crate::layout::OutputLayout::Reference {
+        // a dataset is written in one layout: resuming, appending to or re-sharding from one
+        // written in another is refused as any other option change
+        options.insert("layout".into(), json!(cfg.layout.name()));
+    }
     if cfg.drop_small_shards {
         options.insert("drop_small_shards".into(), json!(true));
         options.insert("min_clips_per_tar".into(), json!(cfg.min_clips_per_tar));

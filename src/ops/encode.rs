@@ -9,9 +9,10 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::error::JobFailure;
-use crate::formats::npy_pickle::F16ArrayRef;
 use crate::formats::npy_pickle::{self, F16Array};
+use crate::formats::predict25;
 use crate::job::{JobContext, Milestone};
+use crate::layout::OutputLayout;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::record::{EmbeddingRef, EncodedSample};
@@ -20,12 +21,23 @@ use crate::record::{EmbeddingRef, EncodedSample};
 #[derive(Clone)]
 pub struct SampleEncoder {
     encoder: Arc<dyn TextEncoder>,
+    layout: OutputLayout,
 }
 
 impl SampleEncoder {
-    /// Wraps a loaded encoder (shared: every worker's clone uses the same weights).
+    /// Wraps a loaded encoder (shared: every worker's clone uses the same weights); the
+    /// samples are in the reference layout.
     pub fn new(encoder: Arc<dyn TextEncoder>) -> Self {
-        SampleEncoder { encoder }
+        SampleEncoder {
+            encoder,
+            layout: OutputLayout::Reference,
+        }
+    }
+
+    /// Builds the `.pickle` members in `layout`.
+    pub fn with_layout(mut self, layout: OutputLayout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Encodes every window of the batch in one forward pass and assembles the samples.
@@ -75,15 +87,18 @@ impl SampleEncoder {
                 // the pickle is complete
                 reuse.clear();
             }
-            let pickle = if clip.needs_embeddings() {
-                npy_pickle::write_array_list(
-                    &arrays
-                        .iter()
-                        .map(F16Array::view)
-                        .collect::<Vec<F16ArrayRef>>(),
-                )
-            } else {
+            let captioned: Vec<bool> = match self.layout {
+                OutputLayout::Reference => Vec::new(),
+                _ => clip.meta.captions.iter().map(Option::is_some).collect(),
+            };
+            let pickle = if !clip.needs_embeddings() {
                 Vec::new()
+            } else if reuse.is_empty() {
+                predict25::embedding_member(self.layout, &arrays, &captioned)
+                    .map_err(|e| format!("{}: {e}", clip.meta.span_uuid))?
+            } else {
+                // the arrays encoded now; the writer adds the reused ones and lays them out
+                npy_pickle::write_array_list(&arrays)
             };
             samples.push(EncodedSample {
                 index: clip.index,
@@ -105,6 +120,7 @@ impl SampleEncoder {
                 windows_reused: reused,
                 copied: clip.copied,
                 tar: clip.tar,
+                captioned,
             });
         }
         Ok(samples)

@@ -6,8 +6,10 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
+use crate::formats::predict25;
 use crate::formats::pyjson::{self, PyValue};
 use crate::job::JobContext;
+use crate::layout::OutputLayout;
 use crate::record::{ClipMeta, ListedFile, MetaOutcome, Reject, RejectKind, WarningKind};
 use crate::spec::{check_key, BinSpec, ClipDims};
 use crate::storage::{FileStat, Location, Storage, StorageError};
@@ -27,6 +29,9 @@ pub struct MetaReader {
     pub caption_field: String,
     /// Binning rules.
     pub bins: BinSpec,
+    /// What the `.json` member holds: the metadata as is, or with the keys a trainer reads
+    /// added ([`OutputLayout::CosmosPredict25`]).
+    pub layout: OutputLayout,
     /// When not empty, a clip must lie under one of these prefixes (local paths, lexically
     /// normalised, or URIs); others are rejected.
     pub allowed_roots: Vec<String>,
@@ -238,6 +243,11 @@ impl MetaReader {
             // SPEC §5: the reference marks such a clip invalid and still writes it
             json.set("valid", PyValue::Bool(false));
             warnings.push(WarningKind::MissingCaption);
+        }
+        if self.layout == OutputLayout::CosmosPredict25 {
+            // while planning too, so a clip the trainer could not read is rejected up front
+            predict25::add_trainer_keys(&mut json, &self.caption_field)
+                .map_err(|e| (RejectKind::WrongType, e))?;
         }
         let bin = self.bins.bin_of(&ClipDims {
             width,

@@ -78,6 +78,7 @@ mod tests {
             remaps: vec![],
             caption_field: "qwen_caption".into(),
             bins: BinSpec::Frames,
+            layout: crate::layout::OutputLayout::Reference,
             allowed_roots: vec![],
             slim,
             check_clips: slim,

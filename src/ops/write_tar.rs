@@ -13,7 +13,8 @@ use timely::dataflow::Stream;
 
 use crate::dataset::index::{Counting, DaliIndex};
 use crate::error::{JobFailure, ShardError};
-use crate::formats::npy_pickle::{read_array_list, write_array_list, F16Array};
+use crate::formats::npy_pickle::{read_array_list, F16Array};
+use crate::formats::predict25;
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
 use crate::job::{JobContext, Milestone};
@@ -28,6 +29,8 @@ pub struct TarWriters {
     version_dir: Location,
     journal: Option<crate::journal::Journal>,
     dali_index: bool,
+    /// How completed `.pickle` members are laid out.
+    layout: crate::layout::OutputLayout,
     reuse: Option<EmbeddingSource>,
     open: HashMap<TarId, OpenTar>,
     failed: std::collections::HashSet<TarId>,
@@ -62,6 +65,7 @@ impl TarWriters {
             version_dir,
             journal: None,
             dali_index: false,
+            layout: Default::default(),
             reuse: None,
             open: HashMap::new(),
             failed: Default::default(),
@@ -71,6 +75,12 @@ impl TarWriters {
     /// Writes a DALI index beside every tar, computed while writing (`--index dali`).
     pub fn with_dali_index(mut self, on: bool) -> Self {
         self.dali_index = on;
+        self
+    }
+
+    /// Lays out completed `.pickle` members as `layout` has them.
+    pub fn with_layout(mut self, layout: crate::layout::OutputLayout) -> Self {
+        self.layout = layout;
         self
     }
 
@@ -146,7 +156,7 @@ impl TarWriters {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
             };
-            write_sample(open, s, fetch, self.reuse.as_ref())?;
+            write_sample(open, s, fetch, self.reuse.as_ref(), self.layout)?;
             open.next += 1;
         }
         if open.next < tar_len {
@@ -274,7 +284,11 @@ fn create_files(
 /// The whole `.pickle` of a sample: the arrays encoded now, in `s.pickle`, merged in window
 /// order with the earlier ones `s.reuse` points at. An earlier array that cannot be read
 /// fails the job: the earlier version changed under it.
-fn complete_pickle(s: &EncodedSample, source: Option<&EmbeddingSource>) -> Result<Vec<u8>, String> {
+fn complete_pickle(
+    s: &EncodedSample,
+    source: Option<&EmbeddingSource>,
+    layout: crate::layout::OutputLayout,
+) -> Result<Vec<u8>, String> {
     let source = source.ok_or("no earlier version to reuse embeddings from")?;
     let mut new = read_array_list(&s.pickle)
         .map_err(|e| format!("{}: encoded arrays: {e}", s.key))?
@@ -291,9 +305,8 @@ fn complete_pickle(s: &EncodedSample, source: Option<&EmbeddingSource>) -> Resul
     if new.next().is_some() {
         return Err(format!("{}: more encoded arrays than windows", s.key));
     }
-    Ok(write_array_list(
-        &arrays.iter().map(F16Array::view).collect::<Vec<_>>(),
-    ))
+    predict25::embedding_member(layout, &arrays, &s.captioned)
+        .map_err(|e| format!("{}: {e}", s.key))
 }
 
 fn write_sample(
@@ -301,9 +314,10 @@ fn write_sample(
     mut s: EncodedSample,
     fetch: Option<Fetch>,
     reuse: Option<&EmbeddingSource>,
+    out_layout: crate::layout::OutputLayout,
 ) -> Result<(), ShardError> {
     if !s.reuse.is_empty() && open.copied[layout::Stream::T5Xxl].is_none() && s.gone.is_none() {
-        s.pickle = complete_pickle(&s, reuse).map_err(ShardError::Inconsistent)?;
+        s.pickle = complete_pickle(&s, reuse, out_layout).map_err(ShardError::Inconsistent)?;
     }
     let partial = open.copied.values().any(Option::is_some);
     if let Some(reject) = s.gone {

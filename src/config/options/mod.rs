@@ -162,6 +162,11 @@ options! {
             /// `<output>/<version>/`.
             #[arg(long)]
             pub output_dataset_path: Option<String>,
+            /// What the members hold, i.e. which trainer reads the dataset unchanged: reference
+            /// (cosmos-curate's) or cosmos-predict2.5 (NVIDIA's trainer: `nb_frames` and
+            /// `t2w_windows` in each .json, one embedding dict per window) [default: reference].
+            #[arg(long)]
+            pub layout: Option<String>,
         }
         "Encoder" {
             /// Hugging Face T5 model directory (config.json, weights, tokenizer.json).

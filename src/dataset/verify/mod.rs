@@ -66,6 +66,10 @@ pub struct VerifyReport {
     /// Windows sampled for re-embedding ([`VerifyOptions::sample_windows`]).
     #[serde(skip)]
     pub windows: Vec<StoredWindow>,
+    /// The samples' layout when it is not the reference's (e.g. `cosmos-predict2.5`): left
+    /// out of reports of reference datasets, which read as they always have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 /// Options of a verification.
@@ -88,6 +92,8 @@ pub(crate) struct TripleResult {
     pub(crate) bytes: u64,
     pub(crate) d_model: BTreeSet<usize>,
     pub(crate) windows: Vec<StoredWindow>,
+    /// The layouts of its samples (see [`predict25`]).
+    pub(crate) layouts: BTreeSet<crate::layout::OutputLayout>,
 }
 
 /// Verifies the dataset at `root`.
@@ -162,7 +168,9 @@ pub fn verify(
     let mut samples_per_bin: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut seen_windows, mut rng) = (0u64, opts.seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     let mut d_models = BTreeSet::new();
+    let mut layouts = BTreeSet::new();
     for ((bin, _, _), r) in jobs.iter().zip(results) {
+        layouts.extend(r.layouts);
         *samples_per_bin.entry(bin.as_str()).or_default() += r.samples;
         report.samples += r.samples;
         report.bytes += r.bytes;
@@ -185,6 +193,22 @@ pub fn verify(
             }
         }
     }
+    if layouts.len() > 1 {
+        let names: Vec<&str> = layouts.iter().map(|l| l.name()).collect();
+        problems.push(Problem {
+            path: ".".into(),
+            message: format!(
+                "samples of different layouts in one dataset ({}): a trainer reads one",
+                names.join(", ")
+            ),
+        });
+    }
+    report.layout = match layouts.first() {
+        Some(l) if layouts.len() == 1 && *l != crate::layout::OutputLayout::Reference => {
+            Some(l.name().to_string())
+        }
+        _ => None,
+    };
     if d_models.len() > 1 {
         problems.push(Problem {
             path: ".".into(),
@@ -253,6 +277,7 @@ pub fn verify(
     Ok(report)
 }
 
+mod predict25;
 mod reembed;
 mod triple;
 

@@ -6,7 +6,7 @@ use super::{Problem, StoredWindow};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
 use crate::dataset::read::visit_tar;
-use crate::formats::npy_pickle::read_array_list;
+use crate::formats::npy_pickle::read_window_arrays;
 use crate::layout::{self, Stream};
 use crate::model::TextEncoder;
 use crate::storage::{Location, Storage};
@@ -62,7 +62,7 @@ pub fn reembed_sample(
         let kept = &read.as_ref().expect("just read").2;
         let stored = kept
             .get(&w.key)
-            .and_then(|d| read_array_list(d).ok())
+            .and_then(|d| read_window_arrays(d).ok())
             .and_then(|mut a| (w.window < a.len()).then(|| a.swap_remove(w.window)));
         let Some(stored) = stored else {
             problems.push(Problem {

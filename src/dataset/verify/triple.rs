@@ -2,20 +2,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::predict25::{check_dicts, trainer_meta, TrainerMeta};
 use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
 use crate::dataset::read::{visit_tar, TarRead};
-use crate::formats::npy_pickle::read_array_list;
+use crate::formats::npy_pickle::{read_array_list, read_window_dicts, F16Array};
 use crate::formats::pyjson::{self, PyValue};
-use crate::layout::{PerStream, Stream};
+use crate::layout::{OutputLayout, PerStream, Stream};
 use crate::storage::{Location, Storage};
 use crate::text::shown;
 
 /// What verification keeps of one `.pickle` member (never its bytes).
 struct PickleFacts {
-    /// Per array: rows, columns, all values finite; or why it does not decode.
+    /// Per embedded window's array: rows, columns, all values finite; or why it does not
+    /// decode.
     arrays: Result<Vec<(usize, usize, bool)>, String>,
+    /// A list of per-window dicts (the cosmos-predict2.5 layout): each dict's keys.
+    dicts: Option<Vec<Vec<String>>>,
 }
 
 /// What verification keeps of one `.json` member.
@@ -26,19 +30,33 @@ enum MetaFacts {
     Parsed {
         span_uuid: Option<String>,
         captions: Vec<String>,
+        /// The cosmos-predict2.5 layout's keys, checked.
+        trainer: Option<TrainerMeta>,
     },
 }
 
 fn pickle_facts(data: &[u8]) -> PickleFacts {
-    PickleFacts {
-        arrays: read_array_list(data)
-            .map(|arrays| {
-                arrays
-                    .iter()
-                    .map(|a| (a.shape.0, a.shape.1, a.data.iter().all(|x| x.is_finite())))
-                    .collect()
-            })
-            .map_err(|e| e.to_string()),
+    let facts = |a: &F16Array| (a.shape.0, a.shape.1, a.data.iter().all(|x| x.is_finite()));
+    match read_array_list(data) {
+        Ok(arrays) => PickleFacts {
+            arrays: Ok(arrays.iter().map(facts).collect()),
+            dicts: None,
+        },
+        Err(e) => match read_window_dicts(data) {
+            Ok(dicts) => PickleFacts {
+                arrays: Ok(dicts.iter().flatten().map(|(_, a)| facts(a)).collect()),
+                dicts: Some(
+                    dicts
+                        .iter()
+                        .map(|d| d.iter().map(|(k, _)| k.clone()).collect())
+                        .collect(),
+                ),
+            },
+            Err(_) => PickleFacts {
+                arrays: Err(e.to_string()),
+                dicts: None,
+            },
+        },
     }
 }
 
@@ -65,6 +83,7 @@ fn meta_facts(data: &[u8], field: &str) -> MetaFacts {
             .and_then(|u| u.as_str())
             .map(str::to_string),
         captions,
+        trainer: trainer_meta(&json, field),
     }
 }
 
@@ -83,6 +102,7 @@ pub(crate) fn check_triple(
         bytes: 0,
         d_model: BTreeSet::new(),
         windows: vec![],
+        layouts: BTreeSet::new(),
     };
     let rel = |s: Stream| crate::layout::tar_rel(bin, s, tar);
     let field = format!("{}_caption", opts.captioning_algorithm);
@@ -188,6 +208,7 @@ pub(crate) fn check_triple(
             MetaFacts::Parsed {
                 span_uuid,
                 captions,
+                trainer,
             } => {
                 if span_uuid.as_deref() != Some(key) {
                     out.problems.push(Problem {
@@ -195,9 +216,20 @@ pub(crate) fn check_triple(
                         message: format!("span_uuid is not the key {}", shown(key)),
                     });
                 }
-                captions
+                for p in trainer.iter().flat_map(|t| &t.problems) {
+                    out.problems.push(Problem {
+                        path: path.clone(),
+                        message: p.clone(),
+                    });
+                }
+                (captions, trainer)
             }
         };
+        let (captions, trainer) = captions;
+        out.layouts.insert(match trainer {
+            Some(_) => OutputLayout::CosmosPredict25,
+            None => OutputLayout::Reference,
+        });
         let Some(pickle) = pickles.get(key) else {
             continue;
         };
@@ -206,6 +238,23 @@ pub(crate) fn check_triple(
             rel(Stream::T5Xxl),
             crate::layout::member_name(&shown(key), Stream::T5Xxl)
         );
+        let layout_problems = match (&trainer, &pickle.dicts) {
+            (Some(t), Some(dicts)) => check_dicts(dicts, &t.captioned),
+            (Some(_), None) if pickle.arrays.is_ok() => vec![
+                "a list of arrays, but its .json has t2w_windows: one dict per window expected"
+                    .into(),
+            ],
+            (None, Some(_)) => vec![
+                "a list of dicts, but its .json has no t2w_windows: the layouts are mixed".into(),
+            ],
+            _ => vec![],
+        };
+        for message in layout_problems {
+            out.problems.push(Problem {
+                path: ppath.clone(),
+                message,
+            });
+        }
         match &pickle.arrays {
             Err(e) => out.problems.push(Problem {
                 path: ppath,

@@ -7,6 +7,10 @@
 //! (the second and later arrays refer back to the memoized `_reconstruct`, `ndarray`,
 //! `b'b'` and dtype) and protocol 4 framing (payloads of 64 KiB or more are written outside
 //! frames). [`read_array_list`] reads such pickles back.
+//!
+//! The cosmos-predict2.5 layout stores one dict per window instead
+//! (`[{"t2w_qwen2p5_7b": array}, {}, ...]`): [`write_window_dicts`], [`read_window_dicts`];
+//! [`read_window_arrays`] reads the embedded arrays of either.
 
 mod read;
 #[cfg(test)]
@@ -15,8 +19,8 @@ mod tests;
 mod tests_python;
 mod write;
 
-pub use read::read_array_list;
-pub use write::write_array_list;
+pub use read::{read_array_list, read_window_arrays, read_window_dicts};
+pub use write::{write_array_list, write_window_dicts};
 
 use half::f16;
 

@@ -31,6 +31,8 @@ const MEMOIZE: u8 = 0x94;
 const BINGET: u8 = b'h';
 const LONG_BINGET: u8 = b'j';
 const EMPTY_LIST: u8 = b']';
+const EMPTY_DICT: u8 = b'}';
+const SETITEM: u8 = b's';
 const APPEND: u8 = b'a';
 const APPENDS: u8 = b'e';
 const MARK: u8 = b'(';
@@ -68,13 +70,7 @@ pub fn write_array_list<A: AsF16Array>(arrays: &[A]) -> Vec<u8> {
         }
     }
     let payload: usize = arrays.iter().map(|a| 2 * a.data.len() + 128).sum();
-    let mut p = Pickler {
-        out: Vec::with_capacity(payload + 512),
-        framing: false,
-        frame_start: None,
-        memo_len: 0,
-        shared: Shared::default(),
-    };
+    let mut p = Pickler::new(payload);
     p.write(&[PROTO, 4]);
     p.framing = true;
     // save(list)
@@ -89,6 +85,51 @@ pub fn write_array_list<A: AsF16Array>(arrays: &[A]) -> Vec<u8> {
             p.write(&[MARK]);
             for a in batch {
                 p.save_array(a);
+            }
+            p.write(&[APPENDS]);
+        }
+    }
+    p.write(&[STOP]);
+    p.commit_frame();
+    p.out
+}
+
+/// `pickle.dumps([{key: array}, {}, ...], protocol=4)` as CPython 3.x with numpy 1.x writes
+/// it: one dict per window, `{key: array}` for a window with an embedding and `{}` for one
+/// without (the cosmos-predict2.5 layout's `.pickle` member). The key string is memoized
+/// once and referred back to, as Python does for the one interned string.
+///
+/// # Panics
+/// As [`write_array_list`].
+pub fn write_window_dicts<A: AsF16Array>(key: &str, windows: &[Option<A>]) -> Vec<u8> {
+    let windows: Vec<Option<F16ArrayRef<'_>>> = windows
+        .iter()
+        .map(|w| w.as_ref().map(AsF16Array::view))
+        .collect();
+    for a in windows.iter().flatten() {
+        if let Err(e) = check_len(a.shape, a.data.len()) {
+            panic!("write_window_dicts: {e}");
+        }
+    }
+    let payload: usize = windows
+        .iter()
+        .map(|w| w.map_or(8, |a| 2 * a.data.len() + 160))
+        .sum();
+    let mut p = Pickler::new(payload);
+    p.write(&[PROTO, 4]);
+    p.framing = true;
+    p.boundary();
+    p.write(&[EMPTY_LIST]);
+    p.memoize();
+    let mut key_id = None;
+    if let [only] = &windows[..] {
+        p.save_window_dict(key, &mut key_id, only.as_ref());
+        p.write(&[APPEND]);
+    } else {
+        for batch in windows.chunks(BATCHSIZE) {
+            p.write(&[MARK]);
+            for w in batch {
+                p.save_window_dict(key, &mut key_id, w.as_ref());
             }
             p.write(&[APPENDS]);
         }
@@ -118,6 +159,35 @@ struct Pickler {
 }
 
 impl Pickler {
+    fn new(payload: usize) -> Self {
+        Pickler {
+            out: Vec::with_capacity(payload + 512),
+            framing: false,
+            frame_start: None,
+            memo_len: 0,
+            shared: Shared::default(),
+        }
+    }
+
+    /// `save(dict)` of `{key: array}` or `{}`: `EMPTY_DICT`, memoize, then the one item and
+    /// `SETITEM` (`batch_dict_exact` for a dict of one item).
+    fn save_window_dict(&mut self, key: &str, key_id: &mut Option<u32>, a: Option<&F16ArrayRef>) {
+        self.boundary();
+        self.write(&[EMPTY_DICT]);
+        self.memoize();
+        if let Some(a) = a {
+            match *key_id {
+                Some(id) => {
+                    self.boundary();
+                    self.get(id);
+                }
+                None => *key_id = Some(self.save_str(key)),
+            }
+            self.save_array(a);
+            self.write(&[SETITEM]);
+        }
+    }
+
     /// `_Pickler_Write`: opens a frame on the first write while framing.
     fn write(&mut self, bytes: &[u8]) {
         if self.framing && self.frame_start.is_none() {

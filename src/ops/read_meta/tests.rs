@@ -21,6 +21,7 @@ impl Fixture {
             remaps: vec![],
             caption_field: "qwen_caption".into(),
             bins: BinSpec::Frames,
+            layout: crate::layout::OutputLayout::Reference,
             allowed_roots: vec![],
             slim: false,
             check_clips: true,

@@ -14,18 +14,56 @@ mod numpy;
 /// are converted to C order. Anything else (other globals, other dtypes, other shapes)
 /// is an error naming the byte offset.
 pub fn read_array_list(bytes: &[u8]) -> Result<Vec<F16Array>, PickleError> {
-    let mut vm = Vm {
-        b: bytes,
-        pos: 0,
-        op_at: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        lists: Vec::new(),
-        arrays: Vec::new(),
-        dtypes: Vec::new(),
-    };
-    vm.run()
+    let mut vm = Vm::new(bytes);
+    let items = vm.run()?;
+    items
+        .iter()
+        .map(|item| match vm.item(item)? {
+            Item::Array(a) => Ok(a),
+            Item::Dict(_) => vm.err("list item is a dict, not an array"),
+        })
+        .collect()
+}
+
+/// Reads a pickle of a list of dicts from str to 2-D float16 numpy arrays, as
+/// [`super::write_window_dicts`] and Python write it: each dict's entries in order.
+pub fn read_window_dicts(bytes: &[u8]) -> Result<Vec<Vec<(String, F16Array)>>, PickleError> {
+    let mut vm = Vm::new(bytes);
+    let items = vm.run()?;
+    items
+        .iter()
+        .map(|item| match vm.item(item)? {
+            Item::Dict(d) => Ok(d),
+            Item::Array(_) => vm.err("list item is an array, not a dict"),
+        })
+        .collect()
+}
+
+/// The embedded windows' arrays, in window order, from a pickle in either layout: a list of
+/// arrays ([`read_array_list`]) or a list of one-entry dicts, where an empty dict (a window
+/// without a caption) contributes nothing ([`read_window_dicts`]). So the `i`-th array is
+/// the `i`-th captioned window's in both.
+pub fn read_window_arrays(bytes: &[u8]) -> Result<Vec<F16Array>, PickleError> {
+    let mut vm = Vm::new(bytes);
+    let items = vm.run()?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in &items {
+        match vm.item(item)? {
+            Item::Array(a) => out.push(a),
+            Item::Dict(d) if d.is_empty() => {}
+            Item::Dict(mut d) if d.len() == 1 => out.push(d.remove(0).1),
+            Item::Dict(d) => {
+                return vm.err(format!("a window's dict has {} entries, not one", d.len()))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A list item: an array or a dict of arrays.
+enum Item {
+    Array(F16Array),
+    Dict(Vec<(String, F16Array)>),
 }
 
 #[derive(Clone, Debug)]
@@ -38,6 +76,8 @@ enum Obj {
     Tuple(Rc<[Obj]>),
     /// Index into `Vm::lists`.
     List(usize),
+    /// Index into `Vm::dicts`.
+    Dict(usize),
     Global(Global),
     /// Index into `Vm::arrays`.
     Array(usize),
@@ -60,12 +100,54 @@ struct Vm<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Obj>,
     lists: Vec<Vec<Obj>>,
+    dicts: Vec<Vec<(Obj, Obj)>>,
     arrays: Vec<Option<F16Array>>,
     /// Byte order of each float16 dtype: `true` for big-endian.
     dtypes: Vec<Option<bool>>,
 }
 
 impl<'a> Vm<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Vm {
+            b,
+            pos: 0,
+            op_at: 0,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            lists: Vec::new(),
+            dicts: Vec::new(),
+            arrays: Vec::new(),
+            dtypes: Vec::new(),
+        }
+    }
+
+    fn array(&self, obj: &Obj) -> Result<F16Array, PickleError> {
+        match obj {
+            Obj::Array(i) => match &self.arrays[*i] {
+                Some(a) => Ok(a.clone()),
+                None => self.err("array without state"),
+            },
+            other => self.err(format!("list item {other:?} is not an array")),
+        }
+    }
+
+    fn item(&self, obj: &Obj) -> Result<Item, PickleError> {
+        match obj {
+            Obj::Dict(i) => {
+                let mut entries = Vec::with_capacity(self.dicts[*i].len());
+                for (k, v) in &self.dicts[*i] {
+                    let Obj::Str(k) = k else {
+                        return self.err(format!("dict key {k:?} is not a str"));
+                    };
+                    entries.push((k.to_string(), self.array(v)?));
+                }
+                Ok(Item::Dict(entries))
+            }
+            other => self.array(other).map(Item::Array),
+        }
+    }
+
     fn err<T>(&self, message: impl Into<String>) -> Result<T, PickleError> {
         Err(PickleError::Malformed {
             offset: self.op_at,
@@ -146,7 +228,7 @@ impl<'a> Vm<'a> {
         Ok(())
     }
 
-    fn run(&mut self) -> Result<Vec<F16Array>, PickleError> {
+    fn run(&mut self) -> Result<Vec<Obj>, PickleError> {
         loop {
             self.op_at = self.pos;
             let op = self.take(1)?[0];
@@ -167,6 +249,19 @@ impl<'a> Vm<'a> {
                 b']' => {
                     self.lists.push(Vec::new());
                     self.stack.push(Obj::List(self.lists.len() - 1));
+                }
+                b'}' => {
+                    self.dicts.push(Vec::new());
+                    self.stack.push(Obj::Dict(self.dicts.len() - 1));
+                }
+                b's' => {
+                    let value = self.pop()?;
+                    let key = self.pop()?;
+                    self.set_items(vec![key, value])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.set_items(items)?;
                 }
                 b')' => self.stack.push(Obj::Tuple(Rc::new([]))),
                 0x94 => self.memo_put(self.memo.len() as u32)?,
@@ -294,6 +389,23 @@ impl<'a> Vm<'a> {
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
+    }
+
+    fn set_items(&mut self, items: Vec<Obj>) -> Result<(), PickleError> {
+        if items.len() % 2 != 0 {
+            return self.err("SETITEMS with an odd number of items");
+        }
+        match self.top()? {
+            Obj::Dict(i) => {
+                let i = *i;
+                let mut items = items.into_iter();
+                while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                    self.dicts[i].push((k, v));
+                }
+                Ok(())
+            }
+            other => self.err(format!("SETITEM on {other:?}, not a dict")),
+        }
     }
 
     fn append(&mut self, items: Vec<Obj>) -> Result<(), PickleError> {

@@ -106,8 +106,8 @@ impl Vm<'_> {
         }
     }
 
-    /// `STOP`: the list of arrays left on the stack.
-    pub(super) fn finish(&mut self) -> Result<Vec<F16Array>, PickleError> {
+    /// `STOP`: the items of the list left on the stack.
+    pub(super) fn finish(&mut self) -> Result<Vec<Obj>, PickleError> {
         let top = self.pop()?;
         if !self.stack.is_empty() || !self.marks.is_empty() {
             return self.err("items left on the stack at STOP");
@@ -115,16 +115,6 @@ impl Vm<'_> {
         let Obj::List(list) = top else {
             return self.err(format!("the pickle holds {top:?}, not a list"));
         };
-        let mut out = Vec::with_capacity(self.lists[list].len());
-        for item in &self.lists[list] {
-            match item {
-                Obj::Array(i) => match &self.arrays[*i] {
-                    Some(a) => out.push(a.clone()),
-                    None => return self.err("array without state"),
-                },
-                other => return self.err(format!("list item {other:?} is not an array")),
-            }
-        }
-        Ok(out)
+        Ok(std::mem::take(&mut self.lists[list]))
     }
 }
