@@ -312,3 +312,43 @@ fn relative_remap_targets_and_clip_roots_become_absolute() {
         ]
     );
 }
+
+#[test]
+fn layout_defaults_to_the_reference_and_only_another_one_enters_the_fingerprint() {
+    let f = ShardOptions {
+        input_clip_path: Some(".".into()),
+        output_dataset_path: Some("o".into()),
+        t5_model: Some(".".into()),
+        ..ShardOptions::default()
+    };
+    let c = ShardConfig::resolve(f.clone(), &no_env).unwrap();
+    assert_eq!(c.layout, crate::layout::OutputLayout::Reference);
+    // journals written before the option still match
+    assert!(!crate::journal::options_of(&c).contains_key("layout"));
+    let p = ShardConfig::resolve(
+        ShardOptions {
+            layout: Some("cosmos-predict2.5".into()),
+            ..f.clone()
+        },
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(p.layout, crate::layout::OutputLayout::CosmosPredict25);
+    assert_eq!(
+        crate::journal::options_of(&p)["layout"],
+        serde_json::json!("cosmos-predict2.5")
+    );
+    let errs = ShardConfig::resolve(
+        ShardOptions {
+            layout: Some("predict".into()),
+            ..f
+        },
+        &no_env,
+    )
+    .unwrap_err();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("layout (--layout): unknown layout"),
+        "{errs:?}"
+    );
+}

@@ -172,8 +172,13 @@ pub fn differences(old: &JobFingerprint, new: &JobFingerprint) -> Vec<String> {
     for k in keys {
         let (a, b) = (old.options.get(k), new.options.get(k));
         if a != b {
-            let show = |v: Option<&serde_json::Value>| {
-                v.map(|v| v.to_string()).unwrap_or_else(|| "unset".into())
+            let show = |v: Option<&serde_json::Value>| match v {
+                Some(v) => v.to_string(),
+                // left out of the journal when it is the default (see `options_of`)
+                None if k == "layout" => {
+                    format!("{:?}", crate::layout::OutputLayout::Reference.name())
+                }
+                None => "unset".into(),
             };
             out.push(format!("{k}: {} before, {} now", show(a), show(b)));
         }

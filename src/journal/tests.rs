@@ -61,6 +61,22 @@ fn differences_name_each_option_and_the_model() {
 }
 
 #[test]
+fn a_layout_change_is_a_difference_named_both_ways() {
+    let a = job();
+    let mut b = job();
+    b.options
+        .insert("layout".into(), serde_json::json!("cosmos-predict2.5"));
+    assert_eq!(
+        differences(&a, &b),
+        ["layout: \"reference\" before, \"cosmos-predict2.5\" now"]
+    );
+    assert_eq!(
+        differences(&b, &a),
+        ["layout: \"cosmos-predict2.5\" before, \"reference\" now"]
+    );
+}
+
+#[test]
 fn job_and_done_records_round_trip_and_stale_records_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::new(StorageOptions::default());

@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod dataset_tools;
 mod hosts;
+mod layout;
 mod memory;
 mod options;
 mod oracle;
