@@ -204,3 +204,29 @@ fn model_fingerprint_hashes_small_files_and_sizes_weights() {
     assert_ne!(a, model_fingerprint(dir.path()).unwrap());
     assert!(model_fingerprint(&dir.path().join("none")).is_err());
 }
+
+#[test]
+fn only_a_layout_other_than_the_reference_enters_the_fingerprint() {
+    use crate::config::{ShardConfig, ShardOptions};
+    let f = ShardOptions {
+        input_clip_path: Some(".".into()),
+        output_dataset_path: Some("o".into()),
+        t5_model: Some(".".into()),
+        ..ShardOptions::default()
+    };
+    let c = ShardConfig::resolve(f.clone(), &|_| None).unwrap();
+    // journals written before the option still match
+    assert!(!options_of(&c).contains_key("layout"));
+    let p = ShardConfig::resolve(
+        ShardOptions {
+            layout: Some("cosmos-predict2.5".into()),
+            ..f
+        },
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(
+        options_of(&p)["layout"],
+        serde_json::json!("cosmos-predict2.5")
+    );
+}
