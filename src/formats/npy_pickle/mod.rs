@@ -17,6 +17,8 @@ mod read;
 mod tests;
 #[cfg(test)]
 mod tests_python;
+#[cfg(test)]
+mod tests_python_dicts;
 mod write;
 
 pub use read::{read_array_list, read_window_arrays, read_window_dicts};
