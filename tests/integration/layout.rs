@@ -116,6 +116,21 @@ fn the_sample_dataset_in_the_predict25_layout_reads_as_the_trainer_reads_it() {
         "{}",
         stdout(&o)
     );
+
+    // the journal records the layout; verify holds the samples to it
+    let relabelled = dir.path().join("relabelled");
+    copy_tree(&dir.path().join("out"), &relabelled);
+    let job = relabelled.join("v0/_shardflow/job.json");
+    let text = std::fs::read_to_string(&job).unwrap();
+    assert!(text.contains("\"layout\": \"cosmos-predict2.5\""), "{text}");
+    std::fs::write(&job, text.replace("\"layout\": \"cosmos-predict2.5\",", "")).unwrap();
+    let o = shardflow(dir.path(), &["verify", "relabelled/v0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("the job wrote the reference layout, but the samples are in the cosmos-predict2.5 layout"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// Every file of a version's dataset (the job folder aside), by relative path.

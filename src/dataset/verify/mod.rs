@@ -203,6 +203,23 @@ pub fn verify(
             ),
         });
     }
+    // the layout the job recorded in its journal (none in a dataset the reference wrote)
+    let job = crate::journal::Journal::new(storage.clone(), root.clone()).read_job();
+    if let (Ok(Some(job)), [found]) = (job, &layouts.iter().collect::<Vec<_>>()[..]) {
+        let recorded = job
+            .options
+            .get("layout")
+            .and_then(|v| v.as_str())
+            .unwrap_or(crate::layout::OutputLayout::Reference.name());
+        if recorded != found.name() {
+            problems.push(Problem {
+                path: format!("{}/job.json", crate::journal::JOB_DIR),
+                message: format!(
+                    "the job wrote the {recorded} layout, but the samples are in the {found} layout"
+                ),
+            });
+        }
+    }
     report.layout = match layouts.first() {
         Some(l) if layouts.len() == 1 && *l != crate::layout::OutputLayout::Reference => {
             Some(l.name().to_string())
