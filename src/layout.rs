@@ -45,7 +45,9 @@ pub const STREAM_COUNT: usize = 3;
 pub enum Stream {
     /// The clip's mp4.
     Video,
-    /// The caption embeddings (a pickled list of float16 arrays).
+    /// The caption embeddings (a pickled list of float16 arrays, or of one dict per window in
+    /// the cosmos-predict2.5 layout). Its name is the trainer's `embedding_type`; an umT5
+    /// encoder's stream would be `umt5_xxl` (see [`OutputLayout::embedding_stream`]).
     T5Xxl,
     /// The clip's metadata (`json.dumps`).
     Metas,
