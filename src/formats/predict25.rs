@@ -40,7 +40,7 @@ pub const NB_FRAMES_KEY: &str = "nb_frames";
 /// `start_frame`, its `end_frame` plus one (the input's is inclusive, the trainer's
 /// exclusive) and, when the window has a string under `caption_field`
 /// (`<algorithm>_caption`), that caption as [`CAPTION_KEY`]. The error names what is missing
-/// or mistyped.
+/// or mistyped, or the window whose frames are not within the clip's `num_frames`.
 pub fn add_trainer_keys(json: &mut PyValue, caption_field: &str) -> Result<(), String> {
     let num_frames = json
         .get("num_frames")
@@ -58,9 +58,16 @@ pub fn add_trainer_keys(json: &mut PyValue, caption_field: &str) -> Result<(), S
                 .ok_or_else(|| format!("windows[{i}]: key \"{key}\" is missing or not an integer"))
         };
         let (start, end) = (frame("start_frame")?, frame("end_frame")?);
-        if end < start {
+        if end < start || start < 0 {
             return Err(format!(
-                "windows[{i}]: end_frame {end} is before start_frame {start}"
+                "windows[{i}]: frames {start}..={end} are not a range of frames"
+            ));
+        }
+        // the trainer decodes every frame of a window it draws: one past the clip fails it
+        if end >= num_frames {
+            return Err(format!(
+                "windows[{i}]: end_frame {end} is past the clip's last frame ({})",
+                num_frames - 1
             ));
         }
         let mut entry = vec![
@@ -150,8 +157,16 @@ mod tests {
                 "windows[0]: key \"end_frame\"",
             ),
             (
-                br#"{"num_frames": 1, "windows": [{"start_frame": 3, "end_frame": 1}]}"#,
-                "before",
+                br#"{"num_frames": 9, "windows": [{"start_frame": 3, "end_frame": 1}]}"#,
+                "not a range",
+            ),
+            (
+                br#"{"num_frames": 9, "windows": [{"start_frame": -1, "end_frame": 1}]}"#,
+                "not a range",
+            ),
+            (
+                br#"{"num_frames": 9, "windows": [{"start_frame": 0, "end_frame": 9}]}"#,
+                "past the clip's last frame (8)",
             ),
         ] {
             let mut json = parse(text).unwrap();

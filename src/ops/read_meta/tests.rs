@@ -416,3 +416,41 @@ fn a_clip_the_storage_cannot_reach_fails_the_job_instead_of_a_reject() {
     let o = f.read_text(&meta(&[("clip_location", "\"clips/none.mp4\"")]));
     assert_eq!(reject_kind(&o), Some(RejectKind::ClipMissing));
 }
+
+#[test]
+fn the_predict25_layout_adds_the_trainer_keys_or_rejects_a_window_past_the_clip() {
+    let f = Fixture::new();
+    let reader = MetaReader {
+        layout: crate::layout::OutputLayout::CosmosPredict25,
+        ..f.reader()
+    };
+    std::fs::write(f.dir.path().join("metas/v0/m.json"), meta(&[])).unwrap();
+    let file = ListedFile {
+        size: 0,
+        seq: 3,
+        rel_path: "m.json".into(),
+        error: None,
+    };
+    let MetaOutcome::Clip(c) = reader.read(&file) else {
+        panic!("not a clip")
+    };
+    let json = String::from_utf8(c.json.clone()).unwrap();
+    assert!(json.ends_with(", \"valid\": true, \"nb_frames\": 48, \"t2w_windows\": [{\"start_frame\": 0, \"end_frame\": 48, \"qwen2p5_7b_caption\": \" a cat \"}]}"), "{json}");
+    let past = "[{\"start_frame\": 0, \"end_frame\": 48, \"qwen_caption\": \"a\"}]";
+    std::fs::write(
+        f.dir.path().join("metas/v0/m.json"),
+        meta(&[("windows", past)]),
+    )
+    .unwrap();
+    let MetaOutcome::Reject(r) = reader.read(&file) else {
+        panic!("not rejected")
+    };
+    assert_eq!(r.kind, RejectKind::WrongType);
+    assert!(
+        r.message.contains("windows[0]: end_frame 48 is past"),
+        "{}",
+        r.message
+    );
+    // the reference layout writes it as it is
+    assert!(matches!(f.reader().read(&file), MetaOutcome::Clip(_)));
+}
