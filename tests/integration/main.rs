@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod azure;
 mod cli;
 mod cluster;
 mod dataset_tools;
