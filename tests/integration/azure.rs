@@ -55,7 +55,8 @@ fn command(endpoint: &str, cwd: &Path) -> Command {
 }
 
 /// The sample dataset sharded to `az://`: the blobs read back equal the reference's output
-/// byte for byte, and `inspect` and `verify` read the dataset from the store.
+/// byte for byte, and `inspect` and `verify` read the dataset from the store (given the output
+/// path or the version directory).
 #[test]
 fn sample_dataset_on_azure_equals_the_reference() {
     let Some(endpoint) = azurite() else { return };
@@ -93,12 +94,22 @@ fn sample_dataset_on_azure_equals_the_reference() {
     assert!(line.ends_with("OK"), "{line}");
     // no lock or partial object is left behind
     assert!(!local.join("v0/_shardflow/lock").exists());
+    // the tools read it from the store, named by the output path or the version directory
     let version = format!("{out_uri}/v0");
-    for tool in ["inspect", "verify"] {
+    for (tool, path) in [
+        ("inspect", &out_uri),
+        ("verify", &version),
+        ("verify", &out_uri),
+    ] {
         let out = command(&endpoint, dir.path())
-            .args([tool, &version])
+            .args([tool, path])
             .output()
             .unwrap();
         assert_ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("reading {version}")),
+            "{tool} {path}: {err}"
+        );
     }
 }
