@@ -54,13 +54,13 @@ fn captions() -> Vec<(String, Vec<u32>)> {
 
 /// A tensor as stored: name, dtype, shape, little-endian bytes.
 #[derive(Clone)]
-struct Stored {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
+pub(crate) struct Stored {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
 }
 
-fn read_safetensors(path: &Path) -> Vec<(String, Stored)> {
+pub(crate) fn read_safetensors(path: &Path) -> Vec<(String, Stored)> {
     let bytes = std::fs::read(path).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
     let mut out: Vec<(String, Stored)> = file
@@ -79,7 +79,7 @@ fn read_safetensors(path: &Path) -> Vec<(String, Stored)> {
     out
 }
 
-fn write_safetensors(path: &Path, tensors: &[(String, Stored)]) {
+pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Stored)]) {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -142,7 +142,7 @@ fn fixture_config() -> String {
 }
 
 /// Max of `|a - b|`, asserting `|a - b| ≤ 1e-4 + 1e-4·|b|` everywhere.
-fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
+pub(crate) fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let mut max = 0f64;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -157,7 +157,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
 }
 
 /// Distance in units in the last place between two f16 values.
-fn ulps(a: f16, b: f16) -> i32 {
+pub(crate) fn ulps(a: f16, b: f16) -> i32 {
     let ordered = |x: f16| {
         let bits = x.to_bits() as i32;
         if bits & 0x8000 != 0 {
@@ -170,7 +170,7 @@ fn ulps(a: f16, b: f16) -> i32 {
 }
 
 /// The spacing of f16 values at `x`'s magnitude.
-fn f16_ulp(x: f16) -> f32 {
+pub(crate) fn f16_ulp(x: f16) -> f32 {
     let magnitude = x.to_bits() & 0x7fff;
     f16::from_bits(magnitude + 1).to_f32() - f16::from_bits(magnitude).to_f32()
 }
