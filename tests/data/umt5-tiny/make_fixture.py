@@ -42,7 +42,6 @@ CONFIG = dict(
     relative_attention_max_distance=128,
     layer_norm_epsilon=1e-06,
     feed_forward_proj="gated-gelu",
-    tie_word_embeddings=False,
     pad_token_id=0,
     eos_token_id=1,
     decoder_start_token_id=0,
