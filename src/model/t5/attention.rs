@@ -128,6 +128,43 @@ impl<B: Backend> T5Attention<B> {
             .collect()
     }
 
+    /// The bucket of every `(query, key)` pair of a `len`-token sequence, row-major
+    /// (`[len * len]`), on `device`: the indices [`T5Attention::gather_bias`] reads.
+    pub fn bucket_indices(&self, len: usize, device: &B::Device) -> Tensor<B, 1, Int> {
+        let by_distance = buckets_by_distance(len, self.num_buckets, self.max_distance);
+        let mut indices = Vec::with_capacity(len * len);
+        for query in 0..len {
+            // key - query + len - 1 runs from len-1-query to 2*len-2-query.
+            indices.extend(
+                by_distance[len - 1 - query..][..len]
+                    .iter()
+                    .map(|&b| b as i64),
+            );
+        }
+        Tensor::from_data(TensorData::new(indices, [len * len]), device)
+    }
+
+    /// [`T5Attention::compute_bias`] gathered on the device from `buckets`
+    /// ([`T5Attention::bucket_indices`] of `len`). The padded path uses it: with a table in
+    /// every layer (UMT5), uploading a host-built `[heads, len, len]` bias per layer would
+    /// cost far more than uploading the indices once and gathering per layer.
+    ///
+    /// # Panics
+    /// If this layer has no bias table.
+    pub fn gather_bias(&self, buckets: Tensor<B, 1, Int>, len: usize) -> Tensor<B, 4> {
+        let table = self
+            .relative_attention_bias
+            .as_ref()
+            .expect("gather_bias is called on layers that have a bias table");
+        // [len*len, heads] → [heads, len*len] → [1, heads, len, len]
+        table
+            .weight
+            .val()
+            .select(0, buckets)
+            .swap_dims(0, 1)
+            .reshape([1, self.num_heads, len, len])
+    }
+
     /// Attends each sequence of a padded batch `hidden` (`[batch, len, d_model]`) to itself.
     ///
     /// `bias` is the position bias plus the additive padding mask, broadcastable to
@@ -318,6 +355,11 @@ mod tests {
         let len = 9;
         let bias = attention.compute_bias(len, &device);
         assert_eq!(bias.dims(), [1, 2, len, len]);
+        let gathered = attention.gather_bias(attention.bucket_indices(len, &device), len);
+        assert_eq!(
+            gathered.into_data().to_vec::<f32>().unwrap(),
+            bias.clone().into_data().to_vec::<f32>().unwrap()
+        );
         let bias = bias.into_data().to_vec::<f32>().unwrap();
         for head in 0..2 {
             for q in 0..len {

@@ -213,11 +213,12 @@ impl<B: Backend> T5Encoder<B> {
                 .mask_fill(padding, f32::MIN)
                 .reshape([batch, 1, 1, len])
         });
+        let buckets = self.blocks[0].attention.bucket_indices(len, &device);
         let mut bias: Option<Tensor<B, 4>> = None;
         let mut x = self.embed_tokens.forward(input_ids);
         for block in &self.blocks {
             if block.attention.relative_attention_bias.is_some() {
-                let own = block.attention.compute_bias(len, &device);
+                let own = block.attention.gather_bias(buckets.clone(), len);
                 bias = Some(match &mask {
                     Some(mask) => own + mask.clone(),
                     None => own,
