@@ -101,7 +101,7 @@ fn f32_stored(shape: Vec<usize>, values: &[f32]) -> Stored {
     }
 }
 
-fn stored_as_f32(t: &Stored) -> Vec<f32> {
+pub(crate) fn stored_as_f32(t: &Stored) -> Vec<f32> {
     match t.dtype {
         Dtype::F32 => t
             .bytes
@@ -712,14 +712,15 @@ fn load_errors_name_the_path_or_tensor() {
     );
 }
 
-/// A plain f64 T5 encoder (HF `T5EncoderModel` semantics), for cross-checks.
-struct Reference {
+/// A plain f64 T5 encoder (HF `T5EncoderModel` semantics; `UMT5EncoderModel`'s when every
+/// layer has a bias table), for cross-checks.
+pub(crate) struct Reference {
     config: Value,
     tensors: HashMap<String, Vec<f64>>,
 }
 
 impl Reference {
-    fn from_files(config: &Path, tensors: &[(String, Stored)]) -> Self {
+    pub(crate) fn from_files(config: &Path, tensors: &[(String, Stored)]) -> Self {
         let tensors = tensors
             .iter()
             .map(|(name, t)| {
@@ -793,7 +794,7 @@ impl Reference {
 
     /// Hidden states `len × d_model` of `ids`, encoded alone.
     #[allow(clippy::needless_range_loop)] // plain index loops, on purpose
-    fn forward(&self, ids: &[u32]) -> Vec<f64> {
+    pub(crate) fn forward(&self, ids: &[u32]) -> Vec<f64> {
         let (d, kv, heads, len) = (
             self.usize("d_model"),
             self.usize("d_kv"),
@@ -810,17 +811,21 @@ impl Reference {
             .iter()
             .flat_map(|&id| self.w(embedding)[id as usize * d..][..d].to_vec())
             .collect();
-        let table = self.w("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
-        // bias[head][key - query + len - 1]
-        let bias: Vec<Vec<f64>> = (0..heads)
-            .map(|head| {
-                (0..2 * len - 1)
-                    .map(|i| table[self.bucket(i as i64 - (len as i64 - 1)) * heads + head])
-                    .collect()
-            })
-            .collect();
+        // bias[head][key - query + len - 1], from the table of the last layer that has one
+        // (T5: layer 0's for all; UMT5: each layer its own)
+        let mut bias: Vec<Vec<f64>> = Vec::new();
         for layer in 0..self.usize("num_layers") {
             let a = format!("encoder.block.{layer}.layer.0");
+            let table_name = format!("{a}.SelfAttention.relative_attention_bias.weight");
+            if let Some(table) = self.tensors.get(&table_name) {
+                bias = (0..heads)
+                    .map(|head| {
+                        (0..2 * len - 1)
+                            .map(|i| table[self.bucket(i as i64 - (len as i64 - 1)) * heads + head])
+                            .collect()
+                    })
+                    .collect();
+            }
             let h = self.rms_norm(&x, &format!("{a}.layer_norm.weight"));
             let [q, k, v] = ["q", "k", "v"]
                 .map(|p| Self::linear(&h, self.w(&format!("{a}.SelfAttention.{p}.weight")), d));

@@ -6,14 +6,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use half::f16;
+use half::{bf16, f16};
+use safetensors::Dtype;
 use safetensors::SafeTensors;
 use serde_json::Value;
 use shardflow::model::t5::{BatchLayout, ModelType, T5TextEncoder};
 use shardflow::model::{to_f16, CpuBackend, ModelError, TextEncoder};
 
 use crate::common::*;
-use crate::t5_parity::{assert_close, f16_ulp, read_safetensors, ulps, write_safetensors, Stored};
+use crate::t5_parity::{
+    assert_close, f16_ulp, read_safetensors, stored_as_f32, ulps, write_safetensors, Reference,
+    Stored,
+};
 
 type Encoder = T5TextEncoder<CpuBackend>;
 
@@ -236,6 +240,57 @@ fn full_and_sharded_checkpoints_give_the_same_outputs() {
     )
     .unwrap();
     assert_eq!(encode_each(&load(dir.path()).unwrap()), want);
+}
+
+/// The f64 reference encoder (each layer with its own table) agrees with Hugging Face; a
+/// BF16 checkpoint (how umt5-xxl is often shipped) loads and matches it on the rounded weights.
+#[test]
+fn f64_reference_and_a_bf16_checkpoint() {
+    let tensors = fixture_tensors();
+    let reference = Reference::from_files(&fixture().join("config.json"), &tensors);
+    let rows: Vec<Vec<f32>> = captions()
+        .iter()
+        .map(|(_, ids)| {
+            reference
+                .forward(ids)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        })
+        .collect();
+    assert_matches_hf("f64 reference", &rows);
+
+    let rounded: Vec<(String, Stored)> = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let bytes = stored_as_f32(&t)
+                .into_iter()
+                .flat_map(|v| bf16::from_f32(v).to_le_bytes())
+                .collect();
+            let shape = t.shape;
+            (
+                name,
+                Stored {
+                    dtype: Dtype::BF16,
+                    shape,
+                    bytes,
+                },
+            )
+        })
+        .collect();
+    let dir = model_dir(&fixture_config(), &[("model.safetensors", &rounded)]);
+    let enc = load(dir.path()).unwrap();
+    let reference = Reference::from_files(&dir.path().join("config.json"), &rounded);
+    let mut max = 0f64;
+    for (i, (_, ids)) in captions().iter().enumerate() {
+        let got = enc.encode_batch(&[ids]).pop().unwrap();
+        max = max.max(assert_close(
+            &format!("BF16 caption {i}"),
+            &got,
+            &reference.forward(ids),
+        ));
+    }
+    eprintln!("UMT5 BF16 checkpoint vs f64 reference: max |Δ| = {max:.3e}");
 }
 
 fn load_error(dir: &Path) -> (ModelError, String) {
