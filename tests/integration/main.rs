@@ -18,3 +18,4 @@ mod reshard;
 mod resume;
 mod s3;
 mod t5_parity;
+mod umt5;
