@@ -1,5 +1,6 @@
 //! The `shardflow` command: parse options, load the model, run a dataflow, report.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -69,6 +70,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,object_store=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_target(false)
         .init();
     cmd::peer::install_peer_failure_hook();
@@ -108,6 +113,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether log lines are coloured: only on a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>); a file or pipe gets plain text.
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// The error and its causes, `: `-separated, leaving out a cause the message already shows
 /// (library errors such as `ShardError::Io` name their cause in their own message).
 fn chain_message(e: &anyhow::Error) -> String {
@@ -134,4 +145,19 @@ pub(crate) fn load_model(
         ModelError::Unsupported(_) => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("loading the T5 model from {}", dir.display())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new(""))));
+    }
 }

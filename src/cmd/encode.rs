@@ -10,7 +10,7 @@ use crate::load_model;
 
 #[derive(clap::Args)]
 pub(crate) struct EncodeArgs {
-    /// Hugging Face T5 model directory.
+    /// Hugging Face T5 or UMT5 model directory.
     #[arg(long)]
     t5_model: PathBuf,
     /// A JSON file holding a list of caption strings.

@@ -84,7 +84,7 @@ fn run_shard_locked(
     let dedup = prepare::load_dedup(cfg, storage)?;
     let encoder = load_model(&cfg.model_dir, cfg.device, cfg.precision)?;
     tracing::info!(
-        "loaded T5 model from {} (d_model {}) on {} in {:?}",
+        "loaded the text encoder from {} (d_model {}) on {} in {:?}",
         cfg.model_dir.display(),
         encoder.d_model(),
         cfg.device,

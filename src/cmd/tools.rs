@@ -9,8 +9,12 @@ use shardflow::storage::Storage;
 
 #[derive(clap::Args)]
 pub struct DatasetArgs {
-    /// The dataset: an <output>/<version> directory or s3:// prefix.
+    /// The dataset: a shard job's output path (every annotation version below it) or one
+    /// version directory (`<output>/<version>`), local or an object-store URI.
     dataset: String,
+    /// Read only this annotation version of the output path.
+    #[arg(long)]
+    annotation_version: Option<String>,
     /// AWS profile for reading it (and writing indexes) [default: $AWS_PROFILE or default].
     #[arg(long)]
     s3_profile_name: Option<String>,
@@ -20,7 +24,8 @@ pub struct DatasetArgs {
 }
 
 impl DatasetArgs {
-    fn open(&self) -> anyhow::Result<(Storage, shardflow::storage::Location, usize)> {
+    /// The storage, the version directories to read (each said on stderr) and the threads.
+    fn open(&self) -> anyhow::Result<(Storage, Vec<shardflow::storage::Location>, usize)> {
         let opts = shardflow::storage::StorageOptions {
             input_profile: self.s3_profile_name.clone(),
             output_profile: self.s3_profile_name.clone(),
@@ -34,7 +39,15 @@ impl DatasetArgs {
                 .map(|n| n.get())
                 .unwrap_or(1)
         });
-        Ok((storage, root, threads))
+        let versions = shardflow::dataset::versions::resolve(
+            &storage,
+            &root,
+            self.annotation_version.as_deref(),
+        )?;
+        for v in &versions {
+            eprintln!("reading {v}");
+        }
+        Ok((storage, versions, threads))
     }
 }
 
@@ -102,18 +115,66 @@ pub struct IndexArgs {
     index: Vec<String>,
 }
 
-pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    use shardflow::dataset::verify::{reembed_sample, verify, VerifyOptions};
-    let started = Instant::now();
-    let (storage, root, threads) = args.dataset.open()?;
-    // an unfinished dataset is verified all the same, and is one of the problems
-    if let Err(code) = check_dataset(&storage, &root, false)? {
-        return Ok(code);
+/// Runs `each` on every version directory, printing JSON results as one document (an object
+/// keyed by directory when there are several); the exit code is the worst one.
+fn for_each_version<T: serde::Serialize>(
+    roots: &[shardflow::storage::Location],
+    json: bool,
+    mut each: impl FnMut(&shardflow::storage::Location) -> anyhow::Result<(ExitCode, Option<T>)>,
+) -> anyhow::Result<ExitCode> {
+    let mut worst = (0u8, ExitCode::SUCCESS);
+    let mut docs = serde_json::Map::new();
+    for root in roots {
+        let (code, doc) = each(root)?;
+        let rank = if code == ExitCode::SUCCESS {
+            0
+        } else if code == ExitCode::from(1) {
+            1
+        } else {
+            2
+        };
+        if rank > worst.0 {
+            worst = (rank, code);
+        }
+        if let Some(doc) = doc {
+            docs.insert(root.to_string(), serde_json::to_value(doc)?);
+        }
     }
+    if json {
+        let out = match (roots.len(), docs.len()) {
+            (1, 1) => docs.into_iter().next().map(|(_, v)| v).expect("one"),
+            _ => serde_json::Value::Object(docs),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(worst.1)
+}
+
+pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let (storage, roots, threads) = args.dataset.open()?;
     let encoder = match &args.t5_model {
         Some(m) => Some(crate::load_model(m, DeviceSpec::Cpu, Precision::Fp32)?),
         None => None,
     };
+    for_each_version(&roots, args.json, |root| {
+        verify_one(&args, &storage, root, threads, encoder.as_deref())
+    })
+}
+
+fn verify_one(
+    args: &VerifyArgs,
+    storage: &Storage,
+    root: &shardflow::storage::Location,
+    threads: usize,
+    encoder: Option<&dyn shardflow::model::TextEncoder>,
+) -> anyhow::Result<(ExitCode, Option<shardflow::dataset::verify::VerifyReport>)> {
+    use shardflow::dataset::verify::{reembed_sample, verify, VerifyOptions};
+    let started = Instant::now();
+    let (storage, root) = (storage.clone(), root.clone());
+    // an unfinished dataset is verified all the same, and is one of the problems
+    if let Err(code) = check_dataset(&storage, &root, false)? {
+        return Ok((code, None));
+    }
     let opts = VerifyOptions {
         captioning_algorithm: args.captioning_algorithm.clone(),
         threads,
@@ -121,20 +182,12 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let mut report = verify(&storage, &root, &opts)?;
-    if let Some(enc) = &encoder {
-        let mut more = reembed_sample(
-            &storage,
-            &root,
-            &report.windows,
-            args.tolerance,
-            enc.as_ref(),
-        );
+    if let Some(enc) = encoder {
+        let mut more = reembed_sample(&storage, &root, &report.windows, args.tolerance, enc);
         report.problems.append(&mut more);
     }
     let secs = started.elapsed().as_secs_f64();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
+    if !args.json {
         for p in &report.problems {
             println!("{}: {}", p.path, p.message);
         }
@@ -153,37 +206,55 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    Ok(if report.problems.is_empty() {
+    let code = if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    };
+    Ok((code, Some(report)))
 }
 
 pub fn run_inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let (storage, root, threads) = args.dataset.open()?;
-    // an unfinished dataset is shown as far as it goes, with the warning, and exit code 1
-    let warning = match check_dataset(&storage, &root, false)? {
-        Ok(w) => w,
-        Err(code) => return Ok(code),
-    };
-    let bins = shardflow::dataset::inspect::inspect(&storage, &root, threads)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&bins)?);
-    } else {
-        print!("{}", shardflow::dataset::inspect::table(&bins));
-    }
-    if warning.is_some() {
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
+    let (storage, roots, threads) = args.dataset.open()?;
+    for_each_version(&roots, args.json, |root| {
+        // an unfinished dataset is shown as far as it goes, with the warning, and exit code 1
+        let warning = match check_dataset(&storage, root, false)? {
+            Ok(w) => w,
+            Err(code) => return Ok((code, None)),
+        };
+        let bins = shardflow::dataset::inspect::inspect(&storage, root, threads)?;
+        if !args.json {
+            if roots.len() > 1 {
+                println!("{root}:");
+            }
+            print!("{}", shardflow::dataset::inspect::table(&bins));
+        }
+        let code = if warning.is_some() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+        Ok((code, Some(bins)))
+    })
 }
 
 pub fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let (storage, root, threads) = args.dataset.open()?;
+    let (storage, roots, threads) = args.dataset.open()?;
     let which = shardflow::config::Indexes::parse(&args.index)
         .map_err(|e| anyhow::anyhow!("--index: {e}"))?;
+    for_each_version::<()>(&roots, false, |root| {
+        Ok((index_one(&storage, root, which, threads)?, None))
+    })
+}
+
+fn index_one(
+    storage: &Storage,
+    root: &shardflow::storage::Location,
+    which: shardflow::config::Indexes,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let (storage, root) = (storage.clone(), root.clone());
     // indexes of a dataset still being written would describe a part of it
     if let Err(code) = check_dataset(&storage, &root, true)? {
         return Ok(code);

@@ -30,7 +30,7 @@ pub struct ShardConfig {
     pub output: String,
     /// Annotation version, e.g. `v0`.
     pub version: String,
-    /// Hugging Face T5 model directory.
+    /// Hugging Face T5 or UMT5 model directory.
     pub model_dir: PathBuf,
     /// Worker threads.
     pub workers: usize,

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod read;
 pub mod reindex;
 pub mod verify;
+pub mod versions;
 
 /// Runs `f` over `items` on `threads` threads; results in input order.
 pub fn par_map<T: Sync, R: Send>(

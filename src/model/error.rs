@@ -60,6 +60,19 @@ pub enum ModelError {
         message: String,
     },
 
+    /// `model_type` names an architecture this crate does not implement.
+    #[error(
+        "unsupported model_type {value:?} in {path}: expected \"t5\" (T5EncoderModel, \
+         T5ForConditionalGeneration) or \"umt5\" (UMT5EncoderModel, \
+         UMT5ForConditionalGeneration); a config.json without model_type is read as \"t5\""
+    )]
+    UnknownModelType {
+        /// The config file.
+        path: PathBuf,
+        /// The value found.
+        value: String,
+    },
+
     /// `feed_forward_proj` names an activation this encoder does not implement.
     #[error(
         "unsupported feed_forward_proj {value:?} in {path}: expected \"relu\" (original T5) \

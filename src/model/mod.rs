@@ -6,19 +6,21 @@
 //!   journal records the [`ModelFingerprint`] of the model directory before the model is
 //!   loaded (so that a refused `--resume` costs no load), which is what an encoder's
 //!   `fingerprint` reports (tested).
-//! - [`t5`] is the one real implementation: [`t5::T5TextEncoder<B>`] runs the T5 encoder on
-//!   the Burn backend `B`; [`dispatch`] turns `--device` / `--t5-dtype` into a backend type,
-//!   and [`t5::load`] hides it behind `Arc<dyn TextEncoder>`.
+//! - [`t5`] is the one real implementation: [`t5::T5TextEncoder<B>`] runs the T5 encoder
+//!   (or UMT5's, by `model_type`: [`t5::ModelType`]) on the Burn backend `B`; [`dispatch`]
+//!   turns `--device` / `--t5-dtype` into a backend type, and [`t5::load`] hides it behind
+//!   `Arc<dyn TextEncoder>`.
 //! - [`weights`] reads Hugging Face checkpoints (safetensors, sharded, PyTorch) by tensor
 //!   name, for any architecture; each architecture maps the names to its modules itself
 //!   (T5: [`t5::loader`]).
 //! - [`FakeEncoder`] ([`fake`]) is a deterministic stand-in for tests without model files.
 //!
-//! A second encoder (UMT5, a CLIP text tower) goes in its own folder beside `t5/`: its
-//! config, Burn modules, key mapping (reading tensors through [`weights::Weights`]) and
-//! tokenizer, and a type implementing [`TextEncoder`] with a `load` like [`t5::load`]; the
-//! binary's `load_model` (`src/main.rs`, the one place it loads a model) then picks it, and
-//! nothing downstream changes.
+//! A T5 variant whose math differs only in details (UMT5: a bias table per layer) is a
+//! [`t5::ModelType`]. A different encoder (a CLIP text tower) goes in its own folder beside
+//! `t5/`: its config, Burn modules, key mapping (reading tensors through
+//! [`weights::Weights`]) and tokenizer, and a type implementing [`TextEncoder`] with a `load`
+//! like [`t5::load`]; the binary's `load_model` (`src/main.rs`, the one place it loads a
+//! model) then picks it, and nothing downstream changes.
 
 pub mod device;
 pub mod encoder;

@@ -416,6 +416,42 @@ impl Storage {
         }
     }
 
+    /// The names of the directories (object-store: common prefixes) directly below `dir`,
+    /// sorted; one level only, so an output with millions of tars is not walked.
+    pub fn subdirs(&self, dir: &Location) -> Result<Vec<String>, StorageError> {
+        let mut names = match dir {
+            Location::Local(p) => {
+                let entries =
+                    std::fs::read_dir(p).map_err(|e| StorageError::io("list", &p.display(), &e))?;
+                let mut names = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| StorageError::io("list", &p.display(), &e))?;
+                    // follow symlinks, as reading the files does
+                    if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+                        if let Some(name) = entry.file_name().to_str() {
+                            names.push(name.to_owned());
+                        }
+                    }
+                }
+                names
+            }
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("list", dir)?;
+                let prefix = (!path.as_ref().is_empty()).then_some(&path);
+                let listed = rt
+                    .block_on(store.list_with_delimiter(prefix))
+                    .map_err(|e| StorageError::obj("list", dir, &e))?;
+                listed
+                    .common_prefixes
+                    .iter()
+                    .filter_map(|p| p.filename().map(str::to_owned))
+                    .collect()
+            }
+        };
+        names.sort_unstable();
+        Ok(names)
+    }
+
     /// Reads a whole file or object.
     pub fn read(&self, loc: &Location) -> Result<bytes::Bytes, StorageError> {
         match loc {

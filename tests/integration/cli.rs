@@ -55,6 +55,23 @@ fn sample_dataset_matches_reference_output() {
 /// The report times the job's milestones from its start: planning complete, the first caption
 /// encoded, the first tar completed. Today planning precedes batching, so they come in that
 /// order; each is within the wall time.
+/// Log lines written to a pipe carry no colour escapes (`NO_COLOR` or not): they end up in
+/// files and log collectors.
+#[test]
+fn log_lines_to_a_pipe_are_plain_text() {
+    let dir = sample_copy();
+    let input = dir.path().join("sample-dataset");
+    let out = shard(dir.path(), &input, "out", &[]);
+    assert_ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // the sample dataset's broken metadata file is logged
+    assert!(err.contains("WARN") || err.contains("ERROR"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "colour escapes in piped logs: {err:?}"
+    );
+}
+
 #[test]
 fn report_times_planning_the_first_encode_and_the_first_tar() {
     for workers in ["1", "3"] {

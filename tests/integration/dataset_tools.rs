@@ -383,3 +383,52 @@ fn the_tools_tell_an_unfinished_dataset_from_a_finished_one() {
         assert_ok(&run(dir.path(), &[tool, reference.to_str().unwrap()]));
     }
 }
+
+/// Every tool takes a shard job's output path (all its versions, or `--annotation-version`)
+/// as well as a version directory, and says on stderr which directories it read.
+#[test]
+fn the_tools_take_the_output_path_or_a_version_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let v0 = sample_output(dir.path(), "out", &[]);
+    let out = v0.parent().unwrap().to_path_buf();
+    let (out_s, v0_s) = (out.to_str().unwrap(), v0.to_str().unwrap());
+    // one version: the output path reads it, as does the version directory
+    for args in [
+        vec!["verify", out_s],
+        vec!["verify", v0_s],
+        vec!["verify", out_s, "--annotation-version", "v0"],
+        vec!["inspect", out_s],
+        vec!["index", out_s],
+    ] {
+        let o = run(dir.path(), &args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("reading {v0_s}")),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = run(dir.path(), &["verify", out_s]);
+    assert!(stdout(&o).ends_with("OK\n"), "{}", stdout(&o));
+    // a second version: both are read, JSON keyed by directory, in name order
+    copy_tree(&v0, &out.join("v1"));
+    let o = run(dir.path(), &["inspect", out_s, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    let v1_s = out.join("v1").to_str().unwrap().to_owned();
+    assert_eq!(keys, [&v0_s.to_owned(), &v1_s]);
+    let o = run(dir.path(), &["verify", out_s, "--annotation-version", "v1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains(&format!("reading {v0_s}")),
+        "{}",
+        stderr(&o)
+    );
+    // neither a dataset nor a directory of them: a clear error naming it, exit 2
+    std::fs::create_dir_all(dir.path().join("empty/logs")).unwrap();
+    let empty = dir.path().join("empty");
+    let o = run(dir.path(), &["verify", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a dataset"), "{}", stderr(&o));
+}

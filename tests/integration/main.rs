@@ -6,6 +6,7 @@
 mod common;
 
 mod architecture;
+mod azure;
 mod cli;
 mod cluster;
 mod dataset_tools;
@@ -18,3 +19,4 @@ mod reshard;
 mod resume;
 mod s3;
 mod t5_parity;
+mod umt5;

@@ -54,13 +54,13 @@ fn captions() -> Vec<(String, Vec<u32>)> {
 
 /// A tensor as stored: name, dtype, shape, little-endian bytes.
 #[derive(Clone)]
-struct Stored {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
+pub(crate) struct Stored {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
 }
 
-fn read_safetensors(path: &Path) -> Vec<(String, Stored)> {
+pub(crate) fn read_safetensors(path: &Path) -> Vec<(String, Stored)> {
     let bytes = std::fs::read(path).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
     let mut out: Vec<(String, Stored)> = file
@@ -79,7 +79,7 @@ fn read_safetensors(path: &Path) -> Vec<(String, Stored)> {
     out
 }
 
-fn write_safetensors(path: &Path, tensors: &[(String, Stored)]) {
+pub(crate) fn write_safetensors(path: &Path, tensors: &[(String, Stored)]) {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -101,7 +101,7 @@ fn f32_stored(shape: Vec<usize>, values: &[f32]) -> Stored {
     }
 }
 
-fn stored_as_f32(t: &Stored) -> Vec<f32> {
+pub(crate) fn stored_as_f32(t: &Stored) -> Vec<f32> {
     match t.dtype {
         Dtype::F32 => t
             .bytes
@@ -142,7 +142,7 @@ fn fixture_config() -> String {
 }
 
 /// Max of `|a - b|`, asserting `|a - b| ≤ 1e-4 + 1e-4·|b|` everywhere.
-fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
+pub(crate) fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let mut max = 0f64;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -157,7 +157,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f64]) -> f64 {
 }
 
 /// Distance in units in the last place between two f16 values.
-fn ulps(a: f16, b: f16) -> i32 {
+pub(crate) fn ulps(a: f16, b: f16) -> i32 {
     let ordered = |x: f16| {
         let bits = x.to_bits() as i32;
         if bits & 0x8000 != 0 {
@@ -170,7 +170,7 @@ fn ulps(a: f16, b: f16) -> i32 {
 }
 
 /// The spacing of f16 values at `x`'s magnitude.
-fn f16_ulp(x: f16) -> f32 {
+pub(crate) fn f16_ulp(x: f16) -> f32 {
     let magnitude = x.to_bits() & 0x7fff;
     f16::from_bits(magnitude + 1).to_f32() - f16::from_bits(magnitude).to_f32()
 }
@@ -712,14 +712,15 @@ fn load_errors_name_the_path_or_tensor() {
     );
 }
 
-/// A plain f64 T5 encoder (HF `T5EncoderModel` semantics), for cross-checks.
-struct Reference {
+/// A plain f64 T5 encoder (HF `T5EncoderModel` semantics; `UMT5EncoderModel`'s when every
+/// layer has a bias table), for cross-checks.
+pub(crate) struct Reference {
     config: Value,
     tensors: HashMap<String, Vec<f64>>,
 }
 
 impl Reference {
-    fn from_files(config: &Path, tensors: &[(String, Stored)]) -> Self {
+    pub(crate) fn from_files(config: &Path, tensors: &[(String, Stored)]) -> Self {
         let tensors = tensors
             .iter()
             .map(|(name, t)| {
@@ -793,7 +794,7 @@ impl Reference {
 
     /// Hidden states `len × d_model` of `ids`, encoded alone.
     #[allow(clippy::needless_range_loop)] // plain index loops, on purpose
-    fn forward(&self, ids: &[u32]) -> Vec<f64> {
+    pub(crate) fn forward(&self, ids: &[u32]) -> Vec<f64> {
         let (d, kv, heads, len) = (
             self.usize("d_model"),
             self.usize("d_kv"),
@@ -810,17 +811,21 @@ impl Reference {
             .iter()
             .flat_map(|&id| self.w(embedding)[id as usize * d..][..d].to_vec())
             .collect();
-        let table = self.w("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
-        // bias[head][key - query + len - 1]
-        let bias: Vec<Vec<f64>> = (0..heads)
-            .map(|head| {
-                (0..2 * len - 1)
-                    .map(|i| table[self.bucket(i as i64 - (len as i64 - 1)) * heads + head])
-                    .collect()
-            })
-            .collect();
+        // bias[head][key - query + len - 1], from the table of the last layer that has one
+        // (T5: layer 0's for all; UMT5: each layer its own)
+        let mut bias: Vec<Vec<f64>> = Vec::new();
         for layer in 0..self.usize("num_layers") {
             let a = format!("encoder.block.{layer}.layer.0");
+            let table_name = format!("{a}.SelfAttention.relative_attention_bias.weight");
+            if let Some(table) = self.tensors.get(&table_name) {
+                bias = (0..heads)
+                    .map(|head| {
+                        (0..2 * len - 1)
+                            .map(|i| table[self.bucket(i as i64 - (len as i64 - 1)) * heads + head])
+                            .collect()
+                    })
+                    .collect();
+            }
             let h = self.rms_norm(&x, &format!("{a}.layer_norm.weight"));
             let [q, k, v] = ["q", "k", "v"]
                 .map(|p| Self::linear(&h, self.w(&format!("{a}.SelfAttention.{p}.weight")), d));

@@ -169,7 +169,7 @@ options! {
             pub layout: Option<String>,
         }
         "Encoder" {
-            /// Hugging Face T5 model directory (config.json, weights, tokenizer.json).
+            /// Hugging Face T5 or UMT5 model directory (config.json, weights, tokenizer.json).
             #[arg(long)]
             pub t5_model: Option<PathBuf>,
             /// Where the encoder runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`) [default: cpu].

@@ -1,8 +1,10 @@
-//! T5 self-attention with relative position bias (Hugging Face `T5Attention`, encoder side).
+//! T5 self-attention with relative position bias (Hugging Face `T5Attention` and
+//! `UMT5Attention`, encoder side).
 //!
 //! Differences from textbook attention, all as in T5: no `1/sqrt(d_kv)` scaling, no biases in
-//! the projections, and a learned per-head bias indexed by a bucketed relative distance,
-//! computed once by the first layer and shared by all layers.
+//! the projections, and a learned per-head bias indexed by a bucketed relative distance. In T5
+//! the bias is computed once by the first layer and shared by all layers; in UMT5 every layer
+//! has its own table and computes its own bias (same bucketing, same math otherwise).
 //!
 //! The q, k and v projections are one `Linear` (their weights side by side), so each layer
 //! reads its activations once for one GEMM instead of three. Heads are strided views of that
@@ -27,7 +29,8 @@ pub struct T5Attention<B: Backend> {
     pub qkv: Linear<B>,
     /// Output projection, `num_heads*d_kv → d_model`.
     pub o: Linear<B>,
-    /// `[num_buckets, num_heads]` bias table; only the first layer has one.
+    /// `[num_buckets, num_heads]` bias table: T5's first layer and every UMT5 layer have one;
+    /// a layer without one uses the bias of the last layer before it that has one.
     pub relative_attention_bias: Option<Embedding<B>>,
     /// Number of heads.
     pub num_heads: usize,
@@ -84,12 +87,22 @@ impl<B: Backend> T5Attention<B> {
     /// the `2*len - 1` distances, which is much cheaper than a gather of `len²` indices.
     ///
     /// # Panics
-    /// If this layer has no bias table (only the first layer of a T5 stack has one).
+    /// If this layer has no bias table (in a T5 stack only the first layer has one).
     pub fn compute_bias(&self, len: usize, device: &B::Device) -> Tensor<B, 4> {
+        self.compute_biases(&[len], device)
+            .pop()
+            .expect("one length, one bias")
+    }
+
+    /// [`T5Attention::compute_bias`] for each of `lens`, reading the table once.
+    ///
+    /// # Panics
+    /// If this layer has no bias table.
+    pub fn compute_biases(&self, lens: &[usize], device: &B::Device) -> Vec<Tensor<B, 4>> {
         let table = self
             .relative_attention_bias
             .as_ref()
-            .expect("compute_bias is called on the first layer, which has the bias table");
+            .expect("compute_bias is called on layers that have a bias table");
         let table = table
             .weight
             .val()
@@ -98,16 +111,58 @@ impl<B: Backend> T5Attention<B> {
             .into_vec::<f32>()
             .expect("converted to f32");
         let heads = self.num_heads;
-        let buckets = buckets_by_distance(len, self.num_buckets, self.max_distance);
-        let mut bias = Vec::with_capacity(heads * len * len);
-        for head in 0..heads {
-            let by_distance: Vec<f32> = buckets.iter().map(|&b| table[b * heads + head]).collect();
-            for query in 0..len {
-                // key - query + len - 1 runs from len-1-query to 2*len-2-query.
-                bias.extend_from_slice(&by_distance[len - 1 - query..][..len]);
-            }
+        lens.iter()
+            .map(|&len| {
+                let buckets = buckets_by_distance(len, self.num_buckets, self.max_distance);
+                let mut bias = Vec::with_capacity(heads * len * len);
+                for head in 0..heads {
+                    let by_distance: Vec<f32> =
+                        buckets.iter().map(|&b| table[b * heads + head]).collect();
+                    for query in 0..len {
+                        // key - query + len - 1 runs from len-1-query to 2*len-2-query.
+                        bias.extend_from_slice(&by_distance[len - 1 - query..][..len]);
+                    }
+                }
+                Tensor::from_data(TensorData::new(bias, [1, heads, len, len]), device)
+            })
+            .collect()
+    }
+
+    /// The bucket of every `(query, key)` pair of a `len`-token sequence, row-major
+    /// (`[len * len]`), on `device`: the indices [`T5Attention::gather_bias`] reads.
+    pub fn bucket_indices(&self, len: usize, device: &B::Device) -> Tensor<B, 1, Int> {
+        let by_distance = buckets_by_distance(len, self.num_buckets, self.max_distance);
+        let mut indices = Vec::with_capacity(len * len);
+        for query in 0..len {
+            // key - query + len - 1 runs from len-1-query to 2*len-2-query.
+            indices.extend(
+                by_distance[len - 1 - query..][..len]
+                    .iter()
+                    .map(|&b| b as i64),
+            );
         }
-        Tensor::from_data(TensorData::new(bias, [1, heads, len, len]), device)
+        Tensor::from_data(TensorData::new(indices, [len * len]), device)
+    }
+
+    /// [`T5Attention::compute_bias`] gathered on the device from `buckets`
+    /// ([`T5Attention::bucket_indices`] of `len`). The padded path uses it: with a table in
+    /// every layer (UMT5), uploading a host-built `[heads, len, len]` bias per layer would
+    /// cost far more than uploading the indices once and gathering per layer.
+    ///
+    /// # Panics
+    /// If this layer has no bias table.
+    pub fn gather_bias(&self, buckets: Tensor<B, 1, Int>, len: usize) -> Tensor<B, 4> {
+        let table = self
+            .relative_attention_bias
+            .as_ref()
+            .expect("gather_bias is called on layers that have a bias table");
+        // [len*len, heads] → [heads, len*len] → [1, heads, len, len]
+        table
+            .weight
+            .val()
+            .select(0, buckets)
+            .swap_dims(0, 1)
+            .reshape([1, self.num_heads, len, len])
     }
 
     /// Attends each sequence of a padded batch `hidden` (`[batch, len, d_model]`) to itself.
@@ -275,6 +330,7 @@ mod tests {
         use crate::model::t5::{FeedForwardProj, T5Config};
         use crate::model::CpuBackend;
         let config = T5Config {
+            model_type: crate::model::t5::ModelType::T5,
             d_model: 4,
             d_kv: 2,
             d_ff: 4,
@@ -299,6 +355,11 @@ mod tests {
         let len = 9;
         let bias = attention.compute_bias(len, &device);
         assert_eq!(bias.dims(), [1, 2, len, len]);
+        let gathered = attention.gather_bias(attention.bucket_indices(len, &device), len);
+        assert_eq!(
+            gathered.into_data().to_vec::<f32>().unwrap(),
+            bias.clone().into_data().to_vec::<f32>().unwrap()
+        );
         let bias = bias.into_data().to_vec::<f32>().unwrap();
         for head in 0..2 {
             for q in 0..len {

@@ -1,4 +1,5 @@
-//! [`T5Config`]: the encoder hyper-parameters read from a Hugging Face `config.json`.
+//! [`T5Config`]: the encoder hyper-parameters read from a Hugging Face `config.json`, for
+//! T5 and UMT5 ([`ModelType`]).
 
 use std::path::Path;
 
@@ -31,9 +32,59 @@ impl FeedForwardProj {
     }
 }
 
-/// Hyper-parameters of a T5 encoder, as Hugging Face's `T5Config` names them.
+/// The architecture named by `model_type` in `config.json`.
+///
+/// Both run the same modules; they differ only in where the relative position bias tables
+/// are (see [`ModelType::bias_in_every_layer`]) and in the default of `feed_forward_proj`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelType {
+    /// `"t5"` (Hugging Face `T5EncoderModel` / `T5ForConditionalGeneration`). Also what a
+    /// `config.json` without `model_type` is read as, as it always was here:
+    /// `save_pretrained` always writes the key, so only hand-written configs lack it.
+    T5,
+    /// `"umt5"` (Hugging Face `UMT5EncoderModel` / `UMT5ForConditionalGeneration`, e.g.
+    /// google/umt5-xxl, the text encoder of Wan and of cosmos-predict2.5).
+    Umt5,
+}
+
+impl ModelType {
+    /// Parses the `config.json` value; `None` for anything but `t5` and `umt5`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "t5" => Some(Self::T5),
+            "umt5" => Some(Self::Umt5),
+            _ => None,
+        }
+    }
+
+    /// The `config.json` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::T5 => "t5",
+            Self::Umt5 => "umt5",
+        }
+    }
+
+    /// Whether every layer has its own relative position bias table (UMT5), rather than the
+    /// first layer computing one bias that all layers share (T5).
+    pub fn bias_in_every_layer(self) -> bool {
+        self == Self::Umt5
+    }
+
+    /// `feed_forward_proj` when `config.json` omits it (the Hugging Face config defaults).
+    fn default_feed_forward_proj(self) -> &'static str {
+        match self {
+            Self::T5 => "relu",
+            Self::Umt5 => "gated-gelu",
+        }
+    }
+}
+
+/// Hyper-parameters of a T5 or UMT5 encoder, as Hugging Face's `T5Config` names them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct T5Config {
+    /// The architecture (`model_type`).
+    pub model_type: ModelType,
     /// Width of the residual stream.
     pub d_model: usize,
     /// Width of one attention head (`num_heads * d_kv` need not equal `d_model`).
@@ -59,6 +110,8 @@ pub struct T5Config {
 /// `config.json` as written by `save_pretrained`; unknown keys are ignored.
 #[derive(Debug, Deserialize)]
 struct RawConfig {
+    #[serde(default)]
+    model_type: Option<String>,
     d_model: usize,
     d_kv: usize,
     d_ff: usize,
@@ -70,8 +123,8 @@ struct RawConfig {
     relative_attention_max_distance: usize,
     #[serde(default = "default_epsilon")]
     layer_norm_epsilon: f64,
-    #[serde(default = "default_feed_forward_proj")]
-    feed_forward_proj: String,
+    #[serde(default)]
+    feed_forward_proj: Option<String>,
     vocab_size: usize,
 }
 
@@ -83,9 +136,6 @@ fn default_max_distance() -> usize {
 }
 fn default_epsilon() -> f64 {
     1e-6
-}
-fn default_feed_forward_proj() -> String {
-    "relu".to_owned()
 }
 
 impl T5Config {
@@ -110,14 +160,25 @@ impl T5Config {
             path: path.to_owned(),
             source,
         })?;
-        let feed_forward_proj =
-            FeedForwardProj::parse(&raw.feed_forward_proj).ok_or_else(|| {
-                ModelError::UnknownFeedForwardProj {
-                    path: path.to_owned(),
-                    value: raw.feed_forward_proj.clone(),
-                }
-            })?;
+        let model_type = match &raw.model_type {
+            None => ModelType::T5,
+            Some(value) => ModelType::parse(value).ok_or_else(|| ModelError::UnknownModelType {
+                path: path.to_owned(),
+                value: value.clone(),
+            })?,
+        };
+        let feed_forward_proj = raw
+            .feed_forward_proj
+            .as_deref()
+            .unwrap_or(model_type.default_feed_forward_proj());
+        let feed_forward_proj = FeedForwardProj::parse(feed_forward_proj).ok_or_else(|| {
+            ModelError::UnknownFeedForwardProj {
+                path: path.to_owned(),
+                value: feed_forward_proj.to_owned(),
+            }
+        })?;
         let config = Self {
+            model_type,
             d_model: raw.d_model,
             d_kv: raw.d_kv,
             d_ff: raw.d_ff,
@@ -191,7 +252,8 @@ impl T5Config {
         let inner = self.inner_dim();
         let blocks = (0..self.num_layers)
             .map(|i| {
-                let relative_attention_bias = (i == 0).then(|| {
+                let own_table = i == 0 || self.model_type.bias_in_every_layer();
+                let relative_attention_bias = own_table.then(|| {
                     EmbeddingConfig::new(self.relative_attention_num_buckets, self.num_heads)
                         .init(device)
                 });
@@ -232,5 +294,50 @@ impl T5Config {
             blocks,
             final_layer_norm: norm(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIZES: &str = r#""d_model": 8, "d_kv": 2, "d_ff": 16, "num_heads": 4, "num_layers": 2,
+        "vocab_size": 100"#;
+
+    fn parse(extra: &str) -> Result<T5Config, ModelError> {
+        let text = format!("{{{SIZES}{extra}}}");
+        T5Config::from_json(&text, Path::new("/models/x/config.json"))
+    }
+
+    #[test]
+    fn model_type_selects_the_architecture_and_its_defaults() {
+        let t5 = parse(r#", "model_type": "t5""#).unwrap();
+        assert_eq!(t5.model_type, ModelType::T5);
+        assert_eq!(t5.feed_forward_proj, FeedForwardProj::Relu);
+        let umt5 = parse(r#", "model_type": "umt5""#).unwrap();
+        assert_eq!(umt5.model_type, ModelType::Umt5);
+        assert!(umt5.model_type.bias_in_every_layer() && !t5.model_type.bias_in_every_layer());
+        // HF UMT5Config defaults to gated-gelu, T5Config to relu
+        assert_eq!(umt5.feed_forward_proj, FeedForwardProj::GatedGelu);
+        let relu = parse(r#", "model_type": "umt5", "feed_forward_proj": "relu""#).unwrap();
+        assert_eq!(relu.feed_forward_proj, FeedForwardProj::Relu);
+        // no model_type: T5, as before model types were read
+        assert_eq!(parse("").unwrap(), t5);
+    }
+
+    #[test]
+    fn an_unknown_model_type_is_an_error_naming_the_file() {
+        let err = parse(r#", "model_type": "bert""#).unwrap_err();
+        assert!(matches!(err, ModelError::UnknownModelType { .. }), "{err}");
+        let msg = err.to_string();
+        for part in ["\"bert\"", "/models/x/config.json", "\"t5\"", "\"umt5\""] {
+            assert!(msg.contains(part), "{part} not in {msg}");
+        }
+        let config = parse(r#", "model_type": "umt5""#).unwrap();
+        let encoder = config.init::<crate::model::CpuBackend>(&Default::default());
+        assert!(encoder
+            .blocks
+            .iter()
+            .all(|b| b.attention.relative_attention_bias.is_some()));
     }
 }

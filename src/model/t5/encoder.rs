@@ -1,5 +1,6 @@
 //! The T5 encoder stack: embedding, N pre-norm blocks (self-attention, feed-forward), final
-//! RMS norm. Mirrors Hugging Face `T5EncoderModel` in inference mode (dropout is identity).
+//! RMS norm. Mirrors Hugging Face `T5EncoderModel` and `UMT5EncoderModel` in inference mode
+//! (dropout is identity); the two differ only in which blocks own a position bias table.
 
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
@@ -187,7 +188,8 @@ impl SequenceRun {
 pub struct T5Encoder<B: Backend> {
     /// Token embedding, `[vocab_size, d_model]` (HF `shared` / `encoder.embed_tokens`).
     pub embed_tokens: Embedding<B>,
-    /// The blocks; the first one owns the relative position bias table.
+    /// The blocks. The first one owns a relative position bias table; in UMT5 every one does.
+    /// A block without a table uses the bias of the last block before it that has one.
     pub blocks: Vec<T5Block<B>>,
     /// Norm after the last block.
     pub final_layer_norm: T5LayerNorm<B>,
@@ -206,16 +208,24 @@ impl<B: Backend> T5Encoder<B> {
     ) -> Tensor<B, 3> {
         let [batch, len] = input_ids.dims();
         let device = input_ids.device();
-        let mut bias = self.blocks[0].attention.compute_bias(len, &device);
-        if let Some(padding) = padding {
-            let mask = Tensor::<B, 2>::zeros([batch, len], &device)
+        let mask = padding.map(|padding| {
+            Tensor::<B, 2>::zeros([batch, len], &device)
                 .mask_fill(padding, f32::MIN)
-                .reshape([batch, 1, 1, len]);
-            bias = bias + mask;
-        }
+                .reshape([batch, 1, 1, len])
+        });
+        let buckets = self.blocks[0].attention.bucket_indices(len, &device);
+        let mut bias: Option<Tensor<B, 4>> = None;
         let mut x = self.embed_tokens.forward(input_ids);
         for block in &self.blocks {
-            x = block.forward(x, bias.clone());
+            if block.attention.relative_attention_bias.is_some() {
+                let own = block.attention.gather_bias(buckets.clone(), len);
+                bias = Some(match &mask {
+                    Some(mask) => own + mask.clone(),
+                    None => own,
+                });
+            }
+            let bias = bias.clone().expect("the first block has a bias table");
+            x = block.forward(x, bias);
         }
         self.final_layer_norm.forward(x)
     }
@@ -243,13 +253,14 @@ impl<B: Backend> T5Encoder<B> {
         );
         assert!(total > 0, "nothing to encode");
         let device = input_ids.device();
-        let attention = &self.blocks[0].attention;
-        let biases: Vec<Tensor<B, 4>> = runs
-            .iter()
-            .map(|run| attention.compute_bias(run.len, &device))
-            .collect();
+        let lens: Vec<usize> = runs.iter().map(|run| run.len).collect();
+        let mut biases: Vec<Tensor<B, 4>> = Vec::new();
         let mut x = self.embed_tokens.forward(input_ids);
         for block in &self.blocks {
+            if block.attention.relative_attention_bias.is_some() {
+                biases = block.attention.compute_biases(&lens, &device);
+            }
+            assert!(!biases.is_empty(), "the first block has a bias table");
             x = block.forward_packed(x, runs, &biases);
         }
         self.final_layer_norm.forward(x)

@@ -1,9 +1,10 @@
-//! Loads a Hugging Face T5 checkpoint into a [`T5Encoder`].
+//! Loads a Hugging Face T5 or UMT5 checkpoint into a [`T5Encoder`].
 //!
-//! Accepted: `T5ForConditionalGeneration` checkpoints (the `decoder.*` and `lm_head.*` tensors
-//! are ignored; with tied embeddings the encoder embedding is stored only as `shared.weight`)
-//! and `T5EncoderModel` checkpoints, including cosmos-curate's encoder-only
-//! `pytorch_model.bin.reduced`. Files: see [`crate::model::weights::WEIGHT_FILES`]. Tensors may be
+//! Accepted: `T5ForConditionalGeneration` and `UMT5ForConditionalGeneration` checkpoints (the
+//! `decoder.*` and `lm_head.*` tensors are ignored; with tied embeddings the encoder embedding
+//! is stored only as `shared.weight`) and `T5EncoderModel` and `UMT5EncoderModel` checkpoints,
+//! including cosmos-curate's encoder-only `pytorch_model.bin.reduced`. UMT5 names its tensors
+//! exactly as T5 does; the one difference is that every layer has a bias table. Files: see [`crate::model::weights::WEIGHT_FILES`]. Tensors may be
 //! F32, F16, BF16 or F64 and are converted to `f32`.
 //!
 //! Key mapping (`i` = layer; `L(a→b)` = Burn `Linear` weight `[a, b]`, the transpose of the
@@ -17,7 +18,8 @@
 //! | `encoder.block.{i}.layer.0.SelfAttention.k.weight` | `[inner, d_model]` | `blocks[i].attention.qkv` columns `inner..2*inner` |
 //! | `encoder.block.{i}.layer.0.SelfAttention.v.weight` | `[inner, d_model]` | `blocks[i].attention.qkv` columns `2*inner..3*inner` (`qkv` is L(d_model→3*inner)) |
 //! | `encoder.block.{i}.layer.0.SelfAttention.o.weight` | `[d_model, inner]` | `blocks[i].attention.o` L(inner→d_model) |
-//! | `encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight` | `[num_buckets, num_heads]` | `blocks[0].attention.relative_attention_bias.weight` (as is) |
+//! | `encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight` (T5: layer 0 only) | `[num_buckets, num_heads]` | `blocks[0].attention.relative_attention_bias.weight` (as is) |
+//! | `encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight` (UMT5: every layer) | `[num_buckets, num_heads]` | `blocks[i].attention.relative_attention_bias.weight` (as is) |
 //! | `encoder.block.{i}.layer.1.layer_norm.weight` | `[d_model]` | `blocks[i].feed_forward_norm.weight` |
 //! | `encoder.block.{i}.layer.1.DenseReluDense.wi.weight` (relu) | `[d_ff, d_model]` | `Relu.wi` L(d_model→d_ff) |
 //! | `encoder.block.{i}.layer.1.DenseReluDense.wi_0.weight` (gated-gelu) | `[d_ff, d_model]` | `GatedGelu.wi` columns `0..d_ff` |
@@ -58,7 +60,7 @@ fn expected_extra(name: &str) -> bool {
     name.starts_with("decoder.") || name.starts_with("lm_head.") || EMBEDDING_NAMES.contains(&name)
 }
 
-/// Fails when `weights` holds a tensor outside `specs` that a T5 checkpoint does not
+/// Fails when `weights` holds a tensor outside `specs` that a (U)T5 checkpoint does not
 /// normally hold, naming the first few in name order and the count.
 fn check_all_used(weights: &Weights, specs: &[Spec]) -> Result<(), ModelError> {
     let used: HashSet<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -123,7 +125,7 @@ fn required_tensors(config: &T5Config, embedding: &str) -> Vec<Spec> {
             specs.push(spec(format!("{attn}.{proj}.weight"), &[inner, d], t));
         }
         specs.push(spec(format!("{attn}.o.weight"), &[d, inner], t));
-        if i == 0 {
+        if i == 0 || config.model_type.bias_in_every_layer() {
             let shape = [config.relative_attention_num_buckets, config.num_heads];
             specs.push(spec(
                 format!("{attn}.relative_attention_bias.weight"),
@@ -294,10 +296,11 @@ pub fn load_encoder<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::t5::config::FeedForwardProj;
+    use crate::model::t5::config::{FeedForwardProj, ModelType};
 
     fn config(ff: FeedForwardProj, layers: usize) -> T5Config {
         T5Config {
+            model_type: ModelType::T5,
             d_model: 4,
             d_kv: 3,
             d_ff: 8,
@@ -420,6 +423,25 @@ mod tests {
         );
         assert_eq!(specs[6].shape, vec![32, 2]);
         assert!(!specs.iter().skip(7).any(|s| s.name.contains("relative")));
+
+        // UMT5: a bias table after each layer's o, in every layer
+        let mut umt5 = config(FeedForwardProj::GatedGelu, 3);
+        umt5.model_type = ModelType::Umt5;
+        let specs = required_tensors(&umt5, "shared.weight");
+        let tables: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.name.contains("relative_attention_bias"))
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(
+            tables,
+            (0..3)
+                .map(|i| format!(
+                    "encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight"
+                ))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(specs.len(), 1 + 3 * (9 + 1) + 1);
 
         let gated = required_tensors(&config(FeedForwardProj::GatedGelu, 1), "shared.weight");
         let names: Vec<&str> = gated.iter().map(|s| s.name.as_str()).collect();

@@ -1,4 +1,5 @@
-//! [`T5TextEncoder`]: the T5 encoder and its tokenizer behind the [`TextEncoder`] trait.
+//! [`T5TextEncoder`]: the T5 (or UMT5) encoder and its tokenizer behind the [`TextEncoder`]
+//! trait.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +26,8 @@ struct Loaded<B: Backend> {
     device: B::Device,
 }
 
-/// A T5 text encoder with its tokenizer, loaded from a Hugging Face model directory.
+/// A T5 text encoder with its tokenizer, loaded from a Hugging Face model directory; UMT5
+/// when its `config.json` says `"model_type": "umt5"` (see [`super::ModelType`]).
 ///
 /// Cloning is cheap (the weights are shared), and the encoder is `Send + Sync`, so each
 /// worker thread can hold a clone.
@@ -74,6 +76,7 @@ impl<B: Backend> T5TextEncoder<B> {
         tracing::debug!(
             dir = %model_dir.display(),
             weights = %weights.origin().display(),
+            model_type = config.model_type.as_str(),
             layers = config.num_layers,
             d_model = config.d_model,
             "loaded T5 encoder"
@@ -255,7 +258,7 @@ impl<B: Backend> TextEncoder for T5TextEncoder<B> {
     }
 }
 
-/// Loads the T5 encoder of `model_dir` on the backend that `device` and `precision` select
+/// Loads the T5 or UMT5 encoder of `model_dir` (by its `model_type`) on the backend that `device` and `precision` select
 /// (see [`dispatch`]), with the backend type hidden behind the trait.
 pub fn load(
     model_dir: &Path,

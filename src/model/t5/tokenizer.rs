@@ -1,5 +1,18 @@
 //! The T5 caption tokenizer, as the reference pipeline calls Hugging Face `T5TokenizerFast`:
 //! `caption.strip()`, special tokens added (`</s>` appended), truncated to 512 ids.
+//!
+//! UMT5 uses the same rules: its tokenizer is also Hugging Face `T5Tokenizer(Fast)` over a
+//! SentencePiece Unigram model (256k multilingual pieces instead of 32k), with `</s>` = 1
+//! appended by the `tokenizer.json` template, and umt5-xxl's users (Wan, cosmos-predict2.5)
+//! truncate to 512 as well. Normalization (NFKC, whitespace) is whatever `tokenizer.json`
+//! says, so nothing here is vocabulary-specific. Pipelines that clean captions before
+//! tokenizing (Wan's `clean="whitespace"`: ftfy, HTML unescaping, runs of whitespace collapsed)
+//! do so outside the tokenizer; like the reference shard stage, this tokenizer does not.
+//!
+//! Only `tokenizer.json` is read. A checkpoint that ships only `spiece.model` (some UMT5 and
+//! T5 repositories) needs one written first, with transformers and sentencepiece installed:
+//! `python -c "from transformers import AutoTokenizer as T; T.from_pretrained('DIR').save_pretrained('DIR')"`
+//! (the conversion `T5TokenizerFast` does itself); loading such a directory says so.
 
 use std::path::Path;
 
@@ -79,6 +92,19 @@ impl T5Tokenizer {
     /// Loads `tokenizer.json`; it must know the `</s>` token.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         if !path.is_file() {
+            let spiece = path.with_file_name("spiece.model");
+            if spiece.is_file() {
+                return Err(ModelError::Tokenizer {
+                    path: path.to_owned(),
+                    message: format!(
+                        "missing; {} is there, but only tokenizer.json is read: write it with \
+                         `python -c \"from transformers import AutoTokenizer as T; \
+                         T.from_pretrained('DIR').save_pretrained('DIR')\"` (needs \
+                         transformers and sentencepiece)",
+                        spiece.display()
+                    ),
+                });
+            }
             return Err(ModelError::MissingFile {
                 what: "tokenizer file",
                 path: path.to_owned(),
@@ -231,6 +257,24 @@ mod tests {
         whole.truncate(MAX_TOKENS - 1);
         whole.push(tokenizer.eos_id());
         assert_eq!(ids, whole);
+    }
+
+    #[test]
+    fn a_missing_tokenizer_json_beside_spiece_model_says_how_to_make_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let err = T5Tokenizer::load(&path).unwrap_err();
+        assert!(matches!(err, ModelError::MissingFile { .. }), "{err}");
+        std::fs::write(dir.path().join("spiece.model"), b"x").unwrap();
+        let msg = T5Tokenizer::load(&path).unwrap_err().to_string();
+        for part in [
+            "tokenizer.json",
+            "spiece.model",
+            "save_pretrained",
+            "sentencepiece",
+        ] {
+            assert!(msg.contains(part), "{part} not in {msg}");
+        }
     }
 
     #[test]

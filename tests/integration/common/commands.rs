@@ -28,7 +28,17 @@ pub fn shardflow(cwd: &Path, args: &[&str]) -> Output {
 
 /// Runs `shardflow shard` on `input` into `output` (relative to `cwd`) with the tiny model.
 pub fn shard(cwd: &Path, input: &Path, output: &str, extra: &[&str]) -> Output {
-    let model = data("t5-tiny");
+    shard_with_model(cwd, input, output, &data("t5-tiny"), extra)
+}
+
+/// [`shard`] with the encoder model directory `model`.
+pub fn shard_with_model(
+    cwd: &Path,
+    input: &Path,
+    output: &str,
+    model: &Path,
+    extra: &[&str],
+) -> Output {
     let remap = format!("{SAMPLE_ROOT}={}", input.display());
     let mut args = vec![
         "shard",
