@@ -77,7 +77,9 @@ fn run_shard_locked(
         args.resume,
         request == prepare::IncrementalRequest::Append,
     )?;
-    if locked && (args.resume || request == prepare::IncrementalRequest::Append) {
+    // a killed run's temporary files go, also before a fresh job into an output that held
+    // nothing else (it was killed while writing its journal)
+    if locked {
         prepare::clear_leftovers(cfg, storage)?;
     }
     let incremental = prepare::prepare_incremental(cfg, storage, &request)?;

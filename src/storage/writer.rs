@@ -55,6 +55,12 @@ pub fn temporary_name(name: &str) -> String {
 /// The extension of every temporary file.
 pub const PARTIAL: &str = "partial";
 
+/// Whether a file name is one of [`temporary_name`]'s: the debris of a writer that was
+/// killed, never part of a dataset.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(&format!(".{PARTIAL}"))
+}
+
 fn io_err(e: object_store::Error) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }

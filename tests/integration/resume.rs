@@ -398,3 +398,30 @@ fn a_failed_write_stops_the_job_naming_the_file_and_resume_completes() {
     assert_ok(&run(tmp.path(), &input, "out", &["--resume"], true));
     assert!(dataset_files(&tmp.path().join("out")) == before);
 }
+
+/// A job killed while it wrote its journal leaves the lock and a temporary `job.json`:
+/// `--resume` starts the job afresh (nothing was written yet) instead of refusing, a plain
+/// run may use the output too, and neither leaves the temporary file behind.
+#[test]
+fn killed_while_writing_the_journal_resumes_from_scratch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = dataset(tmp.path(), 0);
+    let expected = {
+        assert_ok(&run(tmp.path(), &input, "base", &[], true));
+        dataset_files(&tmp.path().join("base"))
+    };
+    for (out, extra) in [("resumed", &["--resume"][..]), ("fresh", &[][..])] {
+        let job_dir = tmp.path().join(out).join("v0/_shardflow");
+        std::fs::create_dir_all(&job_dir).unwrap();
+        std::fs::write(job_dir.join("lock"), b"").unwrap();
+        std::fs::write(job_dir.join(".job.json.4242-0.partial"), b"{\"format\":").unwrap();
+        let o = run(tmp.path(), &input, out, extra, true);
+        assert_ok(&o);
+        assert_eq!(dataset_files(&tmp.path().join(out)), expected, "{out}");
+        assert_eq!(
+            partial_files(&tmp.path().join(out)),
+            Vec::<String>::new(),
+            "{out}"
+        );
+    }
+}

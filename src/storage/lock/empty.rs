@@ -4,7 +4,8 @@ use crate::storage::{Location, Storage, StorageError};
 
 impl Storage {
     /// True when `dir` holds no file or object other than `keep` (a `/`-separated path
-    /// relative to it); empty folders do not count. Stops at the first other entry.
+    /// relative to it); empty folders and a killed writer's temporary files (a job killed
+    /// while it wrote `job.json`) do not count. Stops at the first other entry.
     pub fn is_empty_dir_except(&self, dir: &Location, keep: &str) -> Result<bool, StorageError> {
         match dir {
             Location::Local(root) => {
@@ -23,9 +24,15 @@ impl Storage {
                         let p = entry.path();
                         // not followed: a link is an entry like any other
                         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                        let temporary = entry
+                            .file_name()
+                            .to_str()
+                            .is_some_and(crate::storage::writer::is_temporary);
                         if is_dir {
                             stack.push(p);
-                        } else if p.strip_prefix(root).ok() != Some(std::path::Path::new(keep)) {
+                        } else if !temporary
+                            && p.strip_prefix(root).ok() != Some(std::path::Path::new(keep))
+                        {
                             return Ok(false);
                         }
                     }

@@ -29,6 +29,17 @@ fn empty_except_ignores_the_kept_file_and_empty_folders() {
     std::fs::create_dir_all(dir.path().join("v0/_shardflow/done")).unwrap();
     std::fs::write(dir.path().join("v0/_shardflow/lock"), b"x").unwrap();
     assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+    // a job killed while writing its journal leaves only a temporary file
+    std::fs::write(
+        dir.path().join("v0/_shardflow/.job.json.77-0.partial"),
+        b"{",
+    )
+    .unwrap();
+    assert!(st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+    // a file that merely ends like one counts
+    std::fs::write(dir.path().join("v0/notes.partial"), b"").unwrap();
+    assert!(!st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
+    std::fs::remove_file(dir.path().join("v0/notes.partial")).unwrap();
     std::fs::write(dir.path().join("v0/_shardflow/job.json"), b"{}").unwrap();
     assert!(!st.is_empty_dir_except(&v, "_shardflow/lock").unwrap());
 }
