@@ -1,33 +1,80 @@
 //! `list`: emits the input's listing ([`Lister`]: every file under `metas/<version>/` in
-//! listing order, or the clips of `summary.json`) from worker 0.
+//! listing order, or the clips of `summary.json`) from worker 0, one page per activation at
+//! timestamp = page number, so that metadata is read while the listing goes on.
+//!
+//! The listing must be whole: a storage failure after some pages would otherwise leave the
+//! job planning part of the input. It goes out as one last entry marked `failed`, which
+//! `read_meta` turns into [`crate::record::MetaOutcome::Failed`]: the planner then fails the
+//! job without recording a plan, as for a metadata file that could not be read.
 
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
-use crate::input::Lister;
+use crate::error::ShardError;
+use crate::input::{Lister, PAGE_SIZE};
 use crate::job::JobContext;
 use crate::record::ListedFile;
 
-/// Builds the `list` source: worker 0 emits the listing, the other workers nothing.
+/// Builds the `list` source: worker 0 emits the listing in pages of [`PAGE_SIZE`] files, page
+/// `n` at time `n`; the other workers nothing.
 pub fn list_metas<'scope>(
     scope: Scope<'scope, u64>,
     lister: Lister,
     ctx: &JobContext,
 ) -> Stream<'scope, u64, Vec<ListedFile>> {
+    list_pages(scope, lister, PAGE_SIZE, ctx)
+}
+
+/// [`list_metas`] with pages of `page_size` files.
+pub fn list_pages<'scope>(
+    scope: Scope<'scope, u64>,
+    lister: Lister,
+    page_size: usize,
+    ctx: &JobContext,
+) -> Stream<'scope, u64, Vec<ListedFile>> {
     let clock = ctx.clock.clone();
     let leader = scope.index() == 0;
-    source(scope, "List", move |cap, _info| {
-        let mut cap = Some(cap);
+    source(scope, "List", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = leader.then_some(cap);
+        let mut pages = lister.pages(page_size);
+        let mut page_no = 0u64;
         move |output| {
-            if let Some(cap) = cap.take() {
-                if leader {
-                    let _t = clock.time("list");
-                    match lister.list() {
-                        Ok(files) => output.session(&cap).give_iterator(files.into_iter()),
-                        // the root was checked before the dataflow started; it vanished since
-                        Err(e) => tracing::error!("{e}"),
-                    }
+            let Some(c) = cap.as_mut() else {
+                return;
+            };
+            let _t = clock.time("list");
+            match pages.next() {
+                Some(Ok(files)) => {
+                    output.session(&*c).give_iterator(files.into_iter());
+                    page_no += 1;
+                    c.downgrade(&page_no);
+                    activator.activate();
                 }
+                Some(Err(ShardError::Storage(e))) => {
+                    let message = format!(
+                        "the listing of {} stopped after {} files: {e} (the storage failed, not the input: the job stops instead of planning part of the input; once the storage is reachable, continue it with --resume, or an --append by appending again)",
+                        pages.root(),
+                        pages.listed()
+                    );
+                    tracing::error!("{message}");
+                    let failed = ListedFile {
+                        seq: pages.listed(),
+                        rel_path: String::new(),
+                        size: 0,
+                        error: Some(message),
+                        failed: true,
+                    };
+                    output.session(&*c).give(failed);
+                    cap = None;
+                }
+                // the root (or summary.json) was checked before the dataflow started; it
+                // vanished or changed since
+                Some(Err(e)) => {
+                    tracing::error!("{e}");
+                    cap = None;
+                }
+                None => cap = None,
             }
         }
     })

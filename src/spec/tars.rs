@@ -255,7 +255,10 @@ mod tests {
             assert_eq!(grouper.clips(), n, "seed {seed}");
             let streamed = got.len();
             got.extend(grouper.finish());
-            assert!(got.len() - streamed <= 1, "seed {seed}: only the last tar waits");
+            assert!(
+                got.len() - streamed <= 1,
+                "seed {seed}: only the last tar waits"
+            );
             assert_eq!(got, expect, "seed {seed}: sizes {sizes:?} target {target}");
             assert_eq!(
                 group_tars_dropping(&sizes, target, per_part, drop_below),
