@@ -307,6 +307,55 @@ mod tests {
     }
 
     #[test]
+    fn pages_are_the_listing_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("ab/x")).unwrap();
+        for f in [
+            "ab/c.json",
+            "ab-c.json",
+            "b.txt",
+            "a.json",
+            "ab/x/y",
+            "ab.json",
+            "ab0",
+        ] {
+            std::fs::write(root.join(f), f.as_bytes()).unwrap();
+        }
+        let lister = local(root);
+        let all = lister.list().unwrap();
+        assert_eq!(all.len(), 7);
+        assert!(all.iter().enumerate().all(|(i, f)| f.seq == i as u64));
+        for n in [1, 2, 3, 7, 1000] {
+            let pages: Vec<Vec<ListedFile>> = lister.pages(n).map(Result::unwrap).collect();
+            assert!(pages.iter().all(|p| !p.is_empty() && p.len() <= n), "{n}");
+            assert_eq!(pages.len(), all.len().div_ceil(n), "{n}");
+            assert_eq!(pages.concat(), all, "pages of {n}");
+        }
+        // an empty directory: no page
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(local(empty.path()).pages(2).count(), 0);
+    }
+
+    #[test]
+    fn a_listing_failing_midway_ends_the_pages_with_an_error() {
+        let storage = Storage::new(StorageOptions::default());
+        storage.serve_listing_that_fails("flaky", &["m/a.json", "m/b.json"]);
+        let lister = Lister::new(storage, Location::parse("s3://flaky/m").unwrap());
+        let mut pages = lister.pages(2);
+        let first = pages.next().unwrap().unwrap();
+        assert_eq!(first.len(), 2);
+        let err = pages.next().unwrap().unwrap_err();
+        assert!(
+            matches!(&err, ShardError::Storage(e) if e.is_transient()),
+            "{err}"
+        );
+        assert_eq!(pages.listed(), 2);
+        assert!(pages.next().is_none());
+        assert!(lister.list().is_err());
+    }
+
+    #[test]
     fn missing_root_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = local(dir.path().join("nope")).list().unwrap_err();

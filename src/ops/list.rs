@@ -84,6 +84,7 @@ pub fn list_pages<'scope>(
 mod tests {
     use super::*;
     use crate::storage::{Location, Storage, StorageOptions};
+    use timely::dataflow::operators::Inspect;
 
     fn local(p: impl Into<std::path::PathBuf>) -> Lister {
         Lister::new(
@@ -95,7 +96,6 @@ mod tests {
     #[test]
     fn dataflow_emits_listing_once() {
         use std::sync::{Arc, Mutex};
-        use timely::dataflow::operators::Inspect;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let dir = tempfile::tempdir().unwrap();
@@ -115,5 +115,77 @@ mod tests {
         let mut v = seen.lock().unwrap().clone();
         v.sort();
         assert_eq!(v, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn pages_go_out_at_increasing_times() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..7 {
+            std::fs::write(dir.path().join(format!("{i}.json")), b"{}").unwrap();
+        }
+        let lister = local(dir.path());
+        timely::execute(timely::Config::process(2), move |worker| {
+            let seen = seen2.clone();
+            let lister = lister.clone();
+            let me = worker.index();
+            worker.dataflow::<u64, _, _>(|scope| {
+                list_pages(scope, lister, 3, &JobContext::default()).inspect_core(move |event| {
+                    if let Ok((stamp, files)) = event {
+                        let t = *stamp.expect_singleton();
+                        let mut seen = seen.lock().unwrap();
+                        seen.extend(files.iter().map(|f| (me, t, f.seq)));
+                    }
+                });
+            });
+        })
+        .unwrap();
+        let v = seen.lock().unwrap().clone();
+        // in emission order on worker 0: page n at time n
+        let want: Vec<(usize, u64, u64)> = (0..7).map(|i| (0, i / 3, i)).collect();
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn a_listing_failing_midway_fails_the_job() {
+        use crate::ops::assign_tars::{AssignTars, Planner};
+        use crate::ops::read_meta::{MetaReader, ReadMeta};
+        use crate::record::PlanSummary;
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let storage = Storage::new(StorageOptions::default());
+        storage.serve_listing_that_fails("flaky", &["m/a.json", "m/b.json", "m/c.json"]);
+        let meta_dir = Location::parse("s3://flaky/m").unwrap();
+        let lister = Lister::new(storage.clone(), meta_dir.clone());
+        let reader = MetaReader {
+            storage,
+            meta_dir: meta_dir.clone(),
+            input_root: Location::parse("s3://flaky").unwrap(),
+            remaps: vec![],
+            caption_field: "qwen_caption".into(),
+            bins: crate::spec::BinSpec::Frames,
+            allowed_roots: vec![],
+            slim: true,
+            check_clips: false,
+        };
+        let s = timely::execute_directly(move |worker| {
+            let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
+            worker.dataflow::<u64, _, _>(|scope| {
+                let ctx = JobContext::default();
+                list_pages(scope, lister, 3, &ctx)
+                    .read_meta(reader, &ctx)
+                    .assign_tars(Planner::default(), None, summary.clone(), &ctx);
+            });
+            while worker.step_or_park(None) {}
+            summary.take().expect("planned")
+        });
+        let failed = s.failed.expect("the job fails");
+        assert!(
+            failed.contains("the listing of s3://flaky/m stopped after 3 files"),
+            "{failed}"
+        );
+        assert!(failed.contains("--resume"), "{failed}");
     }
 }

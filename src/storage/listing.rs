@@ -161,3 +161,8 @@ pub(super) fn empty(dir: &Location) -> StorageError {
         ErrorKind::NotFound,
     )
 }
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
