@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use object_store::memory::InMemory;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::*;
 use crate::storage::{Role, StorageOptions};
@@ -72,4 +72,95 @@ fn s3_listing_failing_midway_is_an_error() {
     assert!(err.to_string().contains("s3://flaky/p/m"), "{err}");
     // the listing ends there
     assert!(listing.next_page(2).unwrap().is_empty());
+}
+
+/// The S3 server of the integration tests (`SHARDFLOW_TEST_S3_ENDPOINT`, moto), if any.
+fn s3_endpoint() -> Option<String> {
+    let endpoint = std::env::var("SHARDFLOW_TEST_S3_ENDPOINT").ok();
+    let addr = endpoint.as_deref().map(|e| {
+        e.trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string()
+    });
+    if addr.is_some_and(|a| std::net::TcpStream::connect(a).is_ok()) {
+        return endpoint;
+    }
+    let msg = format!("S3 TEST SKIPPED: no S3 server at SHARDFLOW_TEST_S3_ENDPOINT={endpoint:?}");
+    let required = std::env::var("SHARDFLOW_REQUIRE_S3").is_ok_and(|v| v == "1");
+    assert!(!required, "{msg} (SHARDFLOW_REQUIRE_S3=1)");
+    eprintln!("\n*** {msg} ***\n");
+    None
+}
+
+/// Creates `bucket` on the test server (an unsigned `PUT /<bucket>`, which moto accepts).
+fn make_bucket(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn s3_server_listing_in_small_pages_equals_the_collected_listing() {
+    let Some(endpoint) = s3_endpoint() else {
+        return;
+    };
+    let bucket = format!("pages-unit-{}", std::process::id());
+    make_bucket(&endpoint, &bucket);
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .with_endpoint(&endpoint)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .unwrap(),
+    );
+    let s = Storage::new(StorageOptions::default());
+    s.serve_bucket(&bucket, store.clone());
+    // more than S3's page of 1,000 keys, with names around `/` in byte order
+    let keys: Vec<String> = (0..1100)
+        .map(|i| {
+            let head = ["ab", "ab-", "ab.", "ab/", "a", "b/", "é", "ab!"][i % 8];
+            let tail = [".json", "-x", "/y", "0"][i % 4];
+            format!("in/metas/v0/{head}{:x}{tail}", i / 8)
+        })
+        .chain(["in/metas/v00/x.json".to_string()])
+        .collect();
+    let rt = s.runtime().unwrap();
+    rt.block_on(
+        futures::stream::iter(keys.iter().map(|k| {
+            let store = store.clone();
+            let path = object_store::path::Path::parse(k).unwrap();
+            async move { store.put(&path, k.clone().into_bytes().into()).await }
+        }))
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let dir = loc(&format!("s3://{bucket}/in/metas/v0"));
+    let mut all = s.list(&dir).unwrap();
+    assert_eq!(all.len(), 1100);
+    all.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    assert_eq!(pages(&s, &dir, 7).concat(), all);
+    // and through the lister, with its sequence numbers
+    let lister = crate::input::Lister::new(s.clone(), dir);
+    let listed = lister.list().unwrap();
+    let paged: Vec<_> = lister.pages(7).map(Result::unwrap).collect();
+    assert_eq!(paged.len(), 1100usize.div_ceil(7));
+    assert_eq!(paged.concat(), listed);
+    let names: Vec<&str> = listed.iter().map(|f| f.rel_path.as_str()).collect();
+    let want: Vec<&str> = all.iter().map(|l| l.rel.as_str()).collect();
+    assert_eq!(names, want);
+    assert!(listed.iter().enumerate().all(|(i, f)| f.seq == i as u64));
 }
