@@ -36,8 +36,14 @@ struct Entry {
 }
 
 enum Kind {
-    File { size: u64, special: bool },
-    Dir { id: (u64, u64), state: DirState },
+    /// Its size and whether it is not a regular file; `None`: not stat'ed yet.
+    File {
+        stat: Option<(u64, bool)>,
+    },
+    Dir {
+        id: (u64, u64),
+        state: DirState,
+    },
 }
 
 enum DirState {
@@ -138,8 +144,17 @@ impl OrderedWalk {
                 }
             };
             let name = entry.file_name();
-            // follow symlinks, as Python's reading of files does
-            let meta = std::fs::metadata(entry.path()).ok();
+            // a file is stat'ed when it goes out, so that the first page does not wait for
+            // every file of a large directory; a directory or a link (which may lead to one)
+            // now, to place it. Links are followed, as Python's reading of files does
+            let later = entry
+                .file_type()
+                .is_ok_and(|t| !t.is_dir() && !t.is_symlink());
+            let meta = if later {
+                None
+            } else {
+                std::fs::metadata(entry.path()).ok()
+            };
             let mut key = name.to_string_lossy().into_owned();
             let kind = match meta.as_ref().filter(|m| m.is_dir()) {
                 Some(m) => {
@@ -150,8 +165,7 @@ impl OrderedWalk {
                     }
                 }
                 None => Kind::File {
-                    size: meta.as_ref().map_or(0, |m| m.len()),
-                    special: meta.as_ref().is_some_and(|m| !m.is_file()),
+                    stat: (!later).then(|| file_stat(meta.as_ref())),
                 },
             };
             entries.push(Entry { key, name, kind });
@@ -191,6 +205,14 @@ impl OrderedWalk {
     }
 }
 
+/// Size (0 when unknown) and whether the file is not a regular one, from its metadata.
+fn file_stat(meta: Option<&std::fs::Metadata>) -> (u64, bool) {
+    (
+        meta.map_or(0, |m| m.len()),
+        meta.is_some_and(|m| !m.is_file()),
+    )
+}
+
 impl Iterator for OrderedWalk {
     type Item = Listed;
 
@@ -225,7 +247,10 @@ impl Iterator for OrderedWalk {
             let frame = self.stack.last_mut().expect("a frame");
             let rel = frame.rel.join(&frame.entries[i].name);
             match &mut frame.entries[i].kind {
-                Kind::File { size, special } => {
+                Kind::File { stat } => {
+                    let (size, special) = stat.unwrap_or_else(|| {
+                        file_stat(std::fs::metadata(self.root.join(&rel)).ok().as_ref())
+                    });
                     // a FIFO, socket or device would block or never end when read
                     let special = special
                         .then(|| "not a regular file (a FIFO, socket or device)".to_string());
@@ -233,12 +258,12 @@ impl Iterator for OrderedWalk {
                     self.ready.push_back(match rel.to_str() {
                         Some(s) => Listed {
                             rel: s.to_string(),
-                            size: *size,
+                            size,
                             error: special,
                         },
                         None => Listed {
                             rel: rel.to_string_lossy().into_owned(),
-                            size: *size,
+                            size,
                             error: Some("file name is not valid UTF-8".to_string()),
                         },
                     });
