@@ -17,6 +17,13 @@
 //! named `S` followed by a byte below `/` (`S-x`, `S.json`) although the key `S/` sorts
 //! after them: a directory is therefore resolved (checked and read) as soon as a sibling
 //! that sorts after its own name is reached, and its error entry goes out at its place.
+//!
+//! The listing is the one collected and sorted before it was streamed, entry for entry, with
+//! two differences, both where the old listing depended on the file system's order: of two
+//! paths to one directory found in the same directory, the first in listing order is listed
+//! (before: the first `read_dir` gave); and a relative path listed twice (two names that
+//! differ only in bytes that are not UTF-8, shown alike; a directory that failed more than
+//! once while read) keeps each entry's own size and error, where the second copy lost them.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
@@ -49,6 +56,8 @@ enum Kind {
 enum DirState {
     /// Not looked at yet.
     Pending,
+    /// A directory found before by another path: reported, not listed again.
+    Duplicate,
     /// Checked and read: its entries, sorted.
     Read(Vec<Entry>),
     /// Reported as an error entry (or already descended into).
@@ -87,7 +96,7 @@ pub(super) struct OrderedWalk {
     stack: Vec<Frame>,
     /// Entries ready to go out, before the walk goes on.
     ready: VecDeque<Listed>,
-    /// Directories resolved so far, by (device, inode).
+    /// Directories found so far, by (device, inode).
     seen: HashSet<(u64, u64)>,
 }
 
@@ -171,21 +180,32 @@ impl OrderedWalk {
             entries.push(Entry { key, name, kind });
         }
         entries.sort_by(|a, b| a.key.as_bytes().cmp(b.key.as_bytes()));
+        // a directory is claimed when found, as before the listing was streamed: of two
+        // paths to one directory, the one whose parent is read first is listed (within one
+        // directory, the first in listing order) and the other reported
+        for e in &mut entries {
+            if let Kind::Dir { id, state } = &mut e.kind {
+                if !self.seen.insert(*id) {
+                    *state = DirState::Duplicate;
+                }
+            }
+        }
         Some(entries)
     }
 
     /// Checks and reads the directory at `entries[i]` of the top frame if still pending.
     fn resolve(&mut self, i: usize) {
         let frame = self.stack.last().expect("a frame");
-        let Kind::Dir { id, state } = &frame.entries[i].kind else {
+        let Kind::Dir { state, .. } = &frame.entries[i].kind else {
             return;
         };
-        if !matches!(state, DirState::Pending) {
-            return;
-        }
-        let id = *id;
+        let duplicate = match state {
+            DirState::Pending => false,
+            DirState::Duplicate => true,
+            DirState::Read(_) | DirState::Done => return,
+        };
         let rel = frame.rel.join(&frame.entries[i].name);
-        let state = if !self.seen.insert(id) {
+        let state = if duplicate {
             self.ready.push_back(Listed {
                 rel: rel.to_string_lossy().into_owned(),
                 size: 0,

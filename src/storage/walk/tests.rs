@@ -1,5 +1,5 @@
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::storage::local::list_local;
@@ -53,9 +53,18 @@ fn grow(rng: &mut Rng, root: &Path, dir: &Path, depth: usize) {
             }
             8 => {
                 // back to an ancestor: "." (here), "..", or the root
-                let target = match rng.below(3) {
+                // or, below the top, to a top-level directory: found when the root is read,
+                // before this link, which is reported
+                let tops: Vec<PathBuf> = std::fs::read_dir(root)
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path())
+                    .collect();
+                let target = match rng.below(4) {
                     0 => Path::new(".").to_path_buf(),
                     1 if depth > 0 => Path::new("..").to_path_buf(),
+                    2 if depth > 0 && !tops.is_empty() => tops[rng.below(tops.len())].clone(),
                     _ => root.to_path_buf(),
                 };
                 std::os::unix::fs::symlink(target, &p).unwrap();
@@ -81,7 +90,11 @@ fn grow(rng: &mut Rng, root: &Path, dir: &Path, depth: usize) {
         }
         if twin {
             n.push(['-', '.', '!', '0'][rng.below(4)]);
-            let _ = std::fs::write(here.join(n), b"{}");
+            // not over an existing name: writing to a FIFO would wait for a reader
+            let t = here.join(n);
+            if t.symlink_metadata().is_err() {
+                std::fs::write(t, b"{}").unwrap();
+            }
         }
     }
 }
