@@ -19,6 +19,11 @@ pub struct ListedFile {
     /// Set when the listing itself failed for this entry (unreadable directory, a name that is
     /// not UTF-8); the entry becomes a reject.
     pub error: Option<String>,
+    /// Set on the entry that stands for the rest of a listing that failed midway (the storage
+    /// failed: see `ops/list.rs`); `error` says why. Not a file: `read_meta` turns it into
+    /// [`MetaOutcome::Failed`], which stops the job instead of planning part of the input.
+    #[serde(default)]
+    pub failed: bool,
 }
 
 /// Why an input was rejected. The `kind` strings are the keys of `counts.rejected` in the report.

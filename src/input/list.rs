@@ -6,7 +6,7 @@
 use crate::error::ShardError;
 use crate::record::ListedFile;
 use crate::spec::listing_order;
-use crate::storage::{Location, Storage};
+use crate::storage::{Location, SortedListing, Storage};
 
 /// Lists a metadata directory, local or on an object store.
 #[derive(Clone, Debug)]
@@ -98,41 +98,135 @@ impl Lister {
                 size: 0,
                 error: errors.get(&rel_path).cloned(),
                 rel_path,
+                failed: false,
             })
             .collect())
     }
 
-    /// Every file below the root, sorted by relative path in byte order. Entries that cannot
-    /// be listed (an unreadable subdirectory, a non-UTF-8 name) are returned with `error` set,
-    /// so they are reported instead of silently missing.
+    /// Every file below the root, sorted by relative path in byte order: the pages of
+    /// [`Lister::pages`], gathered. Entries that cannot be listed (an unreadable
+    /// subdirectory, a non-UTF-8 name) are returned with `error` set, so they are reported
+    /// instead of silently missing.
     pub fn list(&self) -> Result<Vec<ListedFile>, ShardError> {
-        if let Some(summary) = &self.summary {
-            return self.list_summary(summary);
+        let mut files = Vec::new();
+        for page in self.pages(PAGE_SIZE) {
+            files.extend(page?);
         }
-        let found = self.storage.list(&self.root).map_err(|e| {
-            if e.not_found {
-                ShardError::NoMetaDir(self.root.to_string())
-            } else {
-                ShardError::Storage(e)
-            }
-        })?;
-        let mut names: Vec<String> = found.iter().map(|f| f.rel.clone()).collect();
-        listing_order(&mut names);
-        let mut entries: std::collections::HashMap<String, crate::storage::Listed> =
-            found.into_iter().map(|f| (f.rel.clone(), f)).collect();
-        Ok(names
-            .into_iter()
-            .enumerate()
-            .map(|(seq, rel_path)| {
-                let entry = entries.remove(&rel_path);
-                ListedFile {
-                    seq: seq as u64,
-                    size: entry.as_ref().map_or(0, |e| e.size),
-                    error: entry.and_then(|e| e.error),
-                    rel_path,
+        Ok(files)
+    }
+
+    /// The listing as it is read, in pages of up to `page_size` files in listing order, with
+    /// their global `seq`. A local directory and an S3 prefix are listed as a stream (see
+    /// [`Storage::list_sorted`]), so the first pages come before the whole input is listed;
+    /// `summary.json` is one page. A missing root is an error on the first page; an error
+    /// after that (the storage failed in the middle of the listing) ends the pages, and the
+    /// files listed before it are not the whole input.
+    pub fn pages(&self, page_size: usize) -> Pages {
+        Pages {
+            lister: self.clone(),
+            listing: None,
+            page_size: page_size.max(1),
+            seq: 0,
+            started: false,
+            done: false,
+        }
+    }
+}
+
+/// Files per page of [`Lister::pages`] where the caller has no reason to choose: the page
+/// size of S3's `ListObjectsV2`, so a page of an S3 listing costs about one request.
+pub const PAGE_SIZE: usize = 1000;
+
+/// The pages of a listing; see [`Lister::pages`].
+pub struct Pages {
+    lister: Lister,
+    listing: Option<SortedListing>,
+    page_size: usize,
+    seq: u64,
+    started: bool,
+    done: bool,
+}
+
+impl Pages {
+    /// Files handed out so far (the `seq` of the next one).
+    pub fn listed(&self) -> u64 {
+        self.seq
+    }
+
+    /// What is listed.
+    pub fn root(&self) -> &Location {
+        &self.lister.root
+    }
+
+    fn start(&mut self) -> Result<Option<Vec<ListedFile>>, ShardError> {
+        if let Some(summary) = &self.lister.summary {
+            // one page: sorting needs every uuid
+            self.done = true;
+            return self.lister.list_summary(summary).map(Some);
+        }
+        let listing = self
+            .lister
+            .storage
+            .list_sorted(&self.lister.root)
+            .map_err(|e| {
+                if e.not_found {
+                    ShardError::NoMetaDir(self.lister.root.to_string())
+                } else {
+                    ShardError::Storage(e)
                 }
-            })
-            .collect())
+            })?;
+        self.listing = Some(listing);
+        Ok(None)
+    }
+}
+
+impl Iterator for Pages {
+    type Item = Result<Vec<ListedFile>, ShardError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            match self.start() {
+                Ok(None) => {}
+                Ok(Some(page)) => {
+                    self.seq = page.len() as u64;
+                    return (!page.is_empty()).then_some(Ok(page));
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let listing = self.listing.as_mut()?;
+        match listing.next_page(self.page_size) {
+            Err(e) => {
+                self.done = true;
+                Some(Err(ShardError::Storage(e)))
+            }
+            Ok(page) if page.is_empty() => {
+                self.done = true;
+                None
+            }
+            Ok(page) => {
+                let first = self.seq;
+                self.seq += page.len() as u64;
+                Some(Ok(page
+                    .into_iter()
+                    .zip(first..)
+                    .map(|(l, seq)| ListedFile {
+                        seq,
+                        rel_path: l.rel,
+                        size: l.size,
+                        error: l.error,
+                        failed: false,
+                    })
+                    .collect()))
+            }
+        }
     }
 }
 
@@ -210,6 +304,55 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no such file"));
+    }
+
+    #[test]
+    fn pages_are_the_listing_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("ab/x")).unwrap();
+        for f in [
+            "ab/c.json",
+            "ab-c.json",
+            "b.txt",
+            "a.json",
+            "ab/x/y",
+            "ab.json",
+            "ab0",
+        ] {
+            std::fs::write(root.join(f), f.as_bytes()).unwrap();
+        }
+        let lister = local(root);
+        let all = lister.list().unwrap();
+        assert_eq!(all.len(), 7);
+        assert!(all.iter().enumerate().all(|(i, f)| f.seq == i as u64));
+        for n in [1, 2, 3, 7, 1000] {
+            let pages: Vec<Vec<ListedFile>> = lister.pages(n).map(Result::unwrap).collect();
+            assert!(pages.iter().all(|p| !p.is_empty() && p.len() <= n), "{n}");
+            assert_eq!(pages.len(), all.len().div_ceil(n), "{n}");
+            assert_eq!(pages.concat(), all, "pages of {n}");
+        }
+        // an empty directory: no page
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(local(empty.path()).pages(2).count(), 0);
+    }
+
+    #[test]
+    fn a_listing_failing_midway_ends_the_pages_with_an_error() {
+        let storage = Storage::new(StorageOptions::default());
+        storage.serve_listing_that_fails("flaky", &["m/a.json", "m/b.json"]);
+        let lister = Lister::new(storage, Location::parse("s3://flaky/m").unwrap());
+        let mut pages = lister.pages(2);
+        let first = pages.next().unwrap().unwrap();
+        assert_eq!(first.len(), 2);
+        let err = pages.next().unwrap().unwrap_err();
+        assert!(
+            matches!(&err, ShardError::Storage(e) if e.is_transient()),
+            "{err}"
+        );
+        assert_eq!(pages.listed(), 2);
+        assert!(pages.next().is_none());
+        assert!(lister.list().is_err());
     }
 
     #[test]

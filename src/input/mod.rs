@@ -2,4 +2,4 @@
 
 pub mod list;
 
-pub use list::Lister;
+pub use list::{Lister, Pages, PAGE_SIZE};

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use crate::job::{JobContext, Milestone};
@@ -186,7 +187,9 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
                 let mut done = !leader;
                 move |(input, frontier), output| {
                     input.for_each(|c, data| {
-                        if cap.is_none() {
+                        // the least time seen: the listing comes in pages, one time each
+                        let earlier = |k: &Capability<u64>| c.least().is_some_and(|t| t < k.time());
+                        if cap.as_ref().is_none_or(earlier) {
                             cap = c.retain_least(output.output_index());
                         }
                         stash.append(data);

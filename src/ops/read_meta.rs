@@ -71,7 +71,7 @@ impl MetaReader {
     /// Reads and validates a batch of listed files, one outcome each, in order. Object-store
     /// reads (metadata, then clip checks) run concurrently within the batch.
     pub fn read_batch(&self, files: &[ListedFile]) -> Vec<MetaOutcome> {
-        let readable = |f: &ListedFile| f.error.is_none() && f.size <= MAX_META_BYTES;
+        let readable = |f: &ListedFile| !f.failed && f.error.is_none() && f.size <= MAX_META_BYTES;
         let to_read: Vec<Location> = files
             .iter()
             .filter(|f| readable(f))
@@ -95,6 +95,13 @@ impl MetaReader {
         let stages: Vec<Stage> = files
             .iter()
             .map(|f| {
+                if f.failed {
+                    // the listing stopped here: the input is incomplete, the job must stop
+                    return Stage::Done(MetaOutcome::Failed {
+                        seq: f.seq,
+                        message: f.error.clone().unwrap_or_default(),
+                    });
+                }
                 if let Some(err) = &f.error {
                     return Stage::Done(reject(f, RejectKind::UnreadableMeta, err.clone(), None));
                 }

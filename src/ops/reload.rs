@@ -25,6 +25,7 @@ impl Reloader {
                 rel_path: c.meta.rel_path.clone(),
                 size: 0,
                 error: None,
+                failed: false,
             })
             .collect();
         let outcomes = self.reader.read_batch(&files);
@@ -102,6 +103,7 @@ mod tests {
             rel_path: name.into(),
             size: 0,
             error: None,
+            failed: false,
         };
         let slim = reader(dir.path(), true).read_batch(&[
             listed(0, "a.json"),

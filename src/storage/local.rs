@@ -26,7 +26,7 @@ pub(super) fn local_stat(p: &Path) -> Result<FileStat, StorageError> {
 }
 
 /// A directory's identity, whatever path leads to it.
-fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
+pub(super) fn dir_id(m: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (m.dev(), m.ino())
 }

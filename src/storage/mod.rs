@@ -12,10 +12,12 @@
 mod aws;
 mod copy;
 mod fetch;
+mod listing;
 mod local;
 mod location;
 mod lock;
 mod remote;
+mod walk;
 mod writer;
 
 use std::collections::HashMap;
@@ -28,6 +30,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 pub use aws::{read_profile, Profile};
 pub use fetch::{ClipReader, Fetch, PREFETCH_MAX, STREAM_CHUNK};
 use fetch::{FetchInner, Prefetched};
+pub use listing::SortedListing;
 use local::{list_local, local_size, local_stat};
 pub use location::{Location, Scheme};
 pub use lock::{LockError, OutputLock};

@@ -35,6 +35,7 @@ impl Fixture {
             seq: 3,
             rel_path: "m.json".into(),
             error: None,
+            failed: false,
         })
     }
 }
@@ -230,6 +231,7 @@ fn unreadable_or_unlistable_file_is_rejected() {
         seq: 0,
         rel_path: "absent.json".into(),
         error: None,
+        failed: false,
     });
     assert_eq!(reject_kind(&o), Some(RejectKind::UnreadableMeta));
     let o = r.read(&ListedFile {
@@ -237,6 +239,7 @@ fn unreadable_or_unlistable_file_is_rejected() {
         seq: 0,
         rel_path: "x".into(),
         error: Some("cannot list directory".into()),
+        failed: false,
     });
     assert_eq!(reject_kind(&o), Some(RejectKind::UnreadableMeta));
 }
@@ -322,6 +325,7 @@ fn dataflow_reads_every_file_once() {
                         seq: i,
                         rel_path: format!("{i}.json"),
                         error: None,
+                        failed: false,
                     })
                     .collect()
             } else {
@@ -353,6 +357,7 @@ mod properties {
             rel_path: "m.json".into(),
             size: 0,
             error: None,
+            failed: false,
         }
     }
 
@@ -402,6 +407,7 @@ fn a_clip_the_storage_cannot_reach_fails_the_job_instead_of_a_reject() {
         seq: 3,
         rel_path: "m.json".into(),
         error: None,
+        failed: false,
     });
     let MetaOutcome::Failed { seq, message } = o else {
         panic!("a storage failure, not {o:?}");
