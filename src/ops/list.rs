@@ -169,6 +169,7 @@ mod tests {
             allowed_roots: vec![],
             slim: true,
             check_clips: false,
+            layout: crate::layout::OutputLayout::Reference,
         };
         let s = timely::execute_directly(move |worker| {
             let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();

@@ -436,6 +436,7 @@ fn the_predict25_layout_adds_the_trainer_keys_or_rejects_a_window_past_the_clip(
         seq: 3,
         rel_path: "m.json".into(),
         error: None,
+        failed: false,
     };
     let MetaOutcome::Clip(c) = reader.read(&file) else {
         panic!("not a clip")
