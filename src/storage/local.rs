@@ -60,7 +60,9 @@ pub(super) fn open_regular(p: &Path) -> std::io::Result<(std::fs::File, std::fs:
     Ok((f, meta))
 }
 
-pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
+/// The metadata of a directory to list; a missing root, or one that is not a directory, is a
+/// `not_found` error.
+pub(super) fn listed_root(root: &Path) -> Result<std::fs::Metadata, StorageError> {
     let not_dir = || {
         StorageError::of_kind(
             "list",
@@ -73,6 +75,11 @@ pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
     if !meta.is_dir() {
         return Err(not_dir());
     }
+    Ok(meta)
+}
+
+pub(super) fn list_local(root: &Path) -> Result<Vec<Listed>, StorageError> {
+    let meta = listed_root(root)?;
     let mut found = Vec::new();
     // directories listed so far, by (device, inode): a symlink back to one of them (a cycle,
     // or a second way into the same tree) is reported once instead of listed again

@@ -104,18 +104,7 @@ impl OrderedWalk {
     /// Starts walking `root`; a missing root (or one that is not a directory) is a
     /// `not_found` error, as in [`super::Storage::list`].
     pub(super) fn new(root: &Path) -> Result<OrderedWalk, StorageError> {
-        let not_dir = || {
-            StorageError::of_kind(
-                "list",
-                &root.display(),
-                "no such directory".into(),
-                super::ErrorKind::NotFound,
-            )
-        };
-        let meta = std::fs::metadata(root).map_err(|_| not_dir())?;
-        if !meta.is_dir() {
-            return Err(not_dir());
-        }
+        let meta = super::local::listed_root(root)?;
         let mut walk = OrderedWalk {
             root: root.to_path_buf(),
             stack: Vec::new(),
