@@ -1,7 +1,7 @@
 //! The `shard` job (also `reshard` and `shard --append`): `list → read_meta → assign_tars →
 //! batch → encode → exchange_by_bin → write_tar → finalize`, on `workers` threads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,16 +14,19 @@ use crate::incremental::Grouping;
 use crate::input::Lister;
 use crate::job::{self, Runner};
 use crate::journal::{JobFingerprint, Journal};
+use crate::layout;
 use crate::model::TextEncoder;
-use crate::ops::assign_tars::{AssignTars, PlanGate, Planner};
+use crate::ops::assign_tars::{triple_unchanged, AssignTars, PlanGate, Planner};
 use crate::ops::batch::Batch;
 use crate::ops::encode::{Encode, SampleEncoder};
 use crate::ops::exchange_by_bin::ExchangeByBin;
 use crate::ops::finalize::{CollectDone, Finalizer};
 use crate::ops::list::list_metas;
+use crate::ops::plan_stream::{self, Completed, PlanStream, StreamPlan, TarPath};
 use crate::ops::read_meta::{MetaReader, ReadMeta};
 use crate::ops::reload::Reloader;
 use crate::ops::write_tar::{TarWriters, WriteTar};
+use crate::record::{TarDone, TarId};
 use crate::report::{JobReport, Progress};
 use crate::storage::{Role, Storage};
 
@@ -87,9 +90,24 @@ pub fn run(
     );
     let require_captions =
         (!cfg.allow_no_captions).then(|| format!("{}_caption", cfg.captioning_algorithm));
+    // a re-shard or an append compares the whole plan with its base: it plans in one step
+    let streaming = incremental.is_none() && !cfg.gathered_plan;
+    let stream_plan = streaming
+        .then(|| stream_plan(cfg, &planner, &journal, &job, resume.as_ref()))
+        .transpose()?;
     let incremental = incremental.map(|m| (m, grouping));
 
-    let finish = move |bins: &[_], done: &[_]| finalizer.finish(bins, done);
+    // a --resume whose inputs changed: the triples today's plan no longer has go
+    let earlier = stream_plan
+        .as_ref()
+        .and_then(|p| p.completed.as_ref())
+        .map(|c| (journal.clone(), c.records.clone()));
+    let finish = move |bins: &[(String, Vec<TarId>)], done: &[TarDone]| {
+        if let Some((journal, records)) = &earlier {
+            remove_stale(journal, records, bins)?;
+        }
+        finalizer.finish(bins, done)
+    };
     runner.run(finish, move |scope, ctx, gathered| {
         let gate = PlanGate {
             journal: journal.clone(),
@@ -108,9 +126,17 @@ pub fn run(
             .with_dali_index(dali_index)
             .with_layout(layout)
             .with_reuse(EmbeddingSource::new(output.clone()));
-        list_metas(scope, lister.clone(), ctx)
-            .read_meta(reader.clone(), ctx)
-            .assign_tars(planner.clone(), Some(gate), gathered.plan.clone(), ctx)
+        let outcomes = list_metas(scope, lister.clone(), ctx).read_meta(reader.clone(), ctx);
+        let planned = match &stream_plan {
+            Some(plan) => outcomes.plan_stream(
+                plan.clone(),
+                gathered.plan.clone(),
+                gathered.done.clone(),
+                ctx,
+            ),
+            None => outcomes.assign_tars(planner.clone(), Some(gate), gathered.plan.clone(), ctx),
+        };
+        planned
             .batch(
                 batch_size,
                 max_batch_tokens,
@@ -122,6 +148,86 @@ pub fn run(
             .exchange_by_bin()
             .write_tar(writers, ctx)
             .collect_done(gathered.done.clone());
+    })
+}
+
+/// Removes the recorded triples of an interrupted run that the plan no longer has, so that
+/// the version holds exactly what a fresh run over today's inputs writes.
+fn remove_stale(
+    journal: &Journal,
+    records: &HashMap<TarPath, TarDone>,
+    bins: &[(String, Vec<TarId>)],
+) -> Result<(), ShardError> {
+    let planned: HashSet<TarPath> = bins
+        .iter()
+        .flat_map(|(_, tars)| tars.iter().map(|t| (t.bin.clone(), t.part, t.tar)))
+        .collect();
+    let mut stale: Vec<&TarDone> = records
+        .iter()
+        .filter(|(k, _)| !planned.contains(*k))
+        .map(|(_, d)| d)
+        .collect();
+    stale.sort_by(|a, b| a.tar.cmp(&b.tar));
+    for d in &stale {
+        tracing::warn!(
+            "{}/{}: the inputs changed since the interrupted run and today's plan has no such tar; removing it",
+            d.tar.bin,
+            d.tar.rel_path()
+        );
+        journal.remove_triple(&d.tar)?;
+    }
+    // a bin left without tars: its summaries from the earlier run go too
+    let kept: HashSet<&str> = bins.iter().map(|(b, _)| b.as_str()).collect();
+    let gone: std::collections::BTreeSet<&str> = stale
+        .iter()
+        .map(|d| d.tar.bin.as_str())
+        .filter(|b| !kept.contains(b))
+        .collect();
+    let (storage, version_dir) = (journal.storage(), journal.version_dir());
+    for bin in gone {
+        storage.delete(&version_dir.join(&layout::wdinfo_rel(bin)))?;
+        for stream in layout::Stream::ALL {
+            storage.delete(&version_dir.join(&layout::shardindex_rel(bin, stream)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The streaming plan's options; on `--resume`, with the interrupted run's completed triples.
+fn stream_plan(
+    cfg: &ShardConfig,
+    planner: &Planner,
+    journal: &Journal,
+    job: &JobFingerprint,
+    resume: Option<&JobFingerprint>,
+) -> Result<StreamPlan, ShardError> {
+    let completed = match resume {
+        None => None,
+        Some(_) => {
+            let records = journal
+                .load_done()?
+                .into_iter()
+                .map(|d| ((d.tar.bin.clone(), d.tar.part, d.tar.tar), d))
+                .collect();
+            Some(Completed {
+                records: Arc::new(records),
+                unchanged: triple_unchanged,
+            })
+        }
+    };
+    Ok(StreamPlan {
+        grouping: plan_stream::Grouping {
+            target_tar_bytes: planner.target_tar_bytes,
+            max_tars_per_part: planner.max_tars_per_part,
+            drop_below: planner.drop_below,
+            // a resumed job keeps the interrupted run's mtime
+            mtime: resume.map_or(planner.mtime, |o| o.mtime),
+        },
+        dedup: planner.dedup.clone(),
+        completed,
+        require_captions: (!cfg.allow_no_captions)
+            .then(|| format!("{}_caption", cfg.captioning_algorithm)),
+        record_job: resume.is_none().then(|| (journal.clone(), job.clone())),
     })
 }
 

@@ -361,7 +361,7 @@ impl TarDone {
 }
 
 /// What the planner decided, besides the clips themselves.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanSummary {
     /// Files listed.
     pub listed: u64,

@@ -70,6 +70,10 @@ pub struct ShardConfig {
     pub drop_small_shards: bool,
     /// Write the clips even when not one window has a caption.
     pub allow_no_captions: bool,
+    /// Plan in one step on worker 0 once every metadata file is read, as `reshard` and
+    /// `--append` do, instead of as the listing goes (`SHARDFLOW_PLANNER=gathered`: for
+    /// benchmarks comparing the two, and as a way back should the streaming plan misbehave).
+    pub gathered_plan: bool,
     /// Indexes written with the tars.
     pub index: Indexes,
     /// What the members hold (which trainer reads the dataset).

@@ -163,6 +163,7 @@ impl ShardConfig {
             min_clips_per_tar: f.min_clips_per_tar.unwrap_or(1),
             drop_small_shards: f.drop_small_shards.unwrap_or(false),
             allow_no_captions: f.allow_no_captions.unwrap_or(false),
+            gathered_plan: std::env::var("SHARDFLOW_PLANNER").is_ok_and(|v| v == "gathered"),
             index,
             layout,
         };

@@ -25,6 +25,7 @@ fn cfg() -> ShardConfig {
         min_clips_per_tar: 1,
         drop_small_shards: false,
         allow_no_captions: false,
+        gathered_plan: false,
         layout: crate::layout::OutputLayout::Reference,
         index: Indexes::default(),
     }

@@ -264,6 +264,21 @@ impl Journal {
         ))
     }
 
+    /// Removes a recorded triple that today's plan no longer has (a `--resume` whose inputs
+    /// changed): its tars and DALI indexes, then its record. Parts already gone are no error.
+    pub fn remove_triple(&self, tar: &TarId) -> Result<(), StorageError> {
+        for stream in Stream::ALL {
+            let rel = tar.rel_path();
+            for file in [rel.clone(), crate::layout::idx_path(&rel)] {
+                let loc = self
+                    .version_dir
+                    .join(&crate::layout::tar_rel(&tar.bin, stream, &file));
+                self.storage.delete(&loc)?;
+            }
+        }
+        self.storage.delete(&self.done_location(tar))
+    }
+
     /// Records a completed triple.
     pub fn record_done(&self, done: &TarDone) -> Result<(), StorageError> {
         let text = serde_json::to_string(done).expect("serialises");

@@ -217,7 +217,7 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
 }
 
 mod gate;
-pub use gate::PlanGate;
+pub use gate::{clips_unchanged, triple_unchanged, PlanGate};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub mod encode;
 pub mod exchange_by_bin;
 pub mod finalize;
 pub mod list;
+pub mod plan_stream;
 pub mod read_meta;
 pub mod reload;
 pub mod write_tar;

@@ -10,4 +10,4 @@ pub mod tars;
 pub use bins::{BinSpec, ClipDims};
 pub use key::check_key;
 pub use listing::listing_order;
-pub use tars::{group_tars, group_tars_dropping, tar_rel_path, TarGroup};
+pub use tars::{group_tars, group_tars_dropping, tar_rel_path, TarGroup, TarGrouper};

@@ -577,6 +577,25 @@ impl Storage {
         }
     }
 
+    /// Removes a file or an object; one that does not exist is no error.
+    pub fn delete(&self, loc: &Location) -> Result<(), StorageError> {
+        match loc {
+            Location::Local(p) => match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(StorageError::io("delete", loc, &e))
+                }
+                _ => Ok(()),
+            },
+            Location::Remote { .. } => {
+                let (store, rt, path) = self.remote("delete", loc)?;
+                match rt.block_on(store.delete(&path)) {
+                    Err(object_store::Error::NotFound { .. }) | Ok(()) => Ok(()),
+                    Err(e) => Err(StorageError::obj("delete", loc, &e)),
+                }
+            }
+        }
+    }
+
     /// [`Storage::size`] of many locations, concurrently for object stores.
     pub fn size_many(&self, locs: &[Location]) -> Vec<Result<u64, StorageError>> {
         self.many(

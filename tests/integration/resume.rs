@@ -274,34 +274,81 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
     assert!(!other_model.status.success());
     assert!(err.contains("the T5 model differs"), "{err}");
 
-    // an edited caption: the plan changed
+    // inputs changed since the run: an edited caption and the last quarter of the metadata
+    // files gone. Resuming writes what a fresh run over today's inputs writes: the tars whose
+    // clips changed again, and the tars today's plan no longer has removed
     let metas = input.join("metas/v0");
-    let name = std::fs::read_dir(&metas)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&metas)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let name = files
+        .iter()
+        .find(|p| {
             std::fs::read_to_string(p)
                 .is_ok_and(|t| t.contains("\"qwen_caption\": \"") && t.contains("\"valid\": true"))
         })
-        .min()
-        .unwrap();
+        .unwrap()
+        .clone();
     let text = std::fs::read_to_string(&name).unwrap();
     std::fs::write(
         &name,
         text.replacen("\"qwen_caption\": \"", "\"qwen_caption\": \"An edited ", 1),
     )
     .unwrap();
-    let journal_before = every_file(&tmp.path().join("out"));
+    let gone: Vec<(PathBuf, Vec<u8>)> = files[files.len() * 3 / 4..]
+        .iter()
+        .filter(|p| **p != name)
+        .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+        .collect();
+    for (p, _) in &gone {
+        std::fs::remove_file(p).unwrap();
+    }
+    let job: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("out/v0/_shardflow/job.json")).unwrap(),
+    )
+    .unwrap();
+    let mtime = job["mtime"].as_u64().unwrap().to_string();
     let edited = run(tmp.path(), &input, "out", &["--resume"], false);
+    assert_ok(&edited);
     let err = String::from_utf8_lossy(&edited.stderr);
-    assert!(err.contains("inputs changed"), "{err}");
-    // a refusal writes nothing: no report claiming a failed job, the journal as it was
-    assert_eq!(edited.status.code(), Some(2), "{err}");
-    assert!(
-        every_file(&tmp.path().join("out")) == journal_before,
-        "the refused resume changed the output"
+    assert!(err.contains("writing it again"), "{err}");
+    assert!(err.contains("removing it"), "{err}");
+    let fresh = command(tmp.path(), &input, "fresh", &[])
+        .env("SOURCE_DATE_EPOCH", &mtime)
+        .output()
+        .unwrap();
+    assert_ok(&fresh);
+    let (resumed, expected) = (
+        dataset_files(&tmp.path().join("out")),
+        dataset_files(&tmp.path().join("fresh")),
     );
+    assert_eq!(
+        resumed.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    let differing: Vec<&String> = resumed
+        .iter()
+        .filter(|(k, v)| expected.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "resuming over changed inputs differs from a fresh run: {differing:?}"
+    );
+    let c = reconciled_counts(&tmp.path().join("out/v0"));
+    assert!(c["tars_resumed"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["tars_resumed"].as_u64() < c["tars"].as_u64(), "{c}");
     std::fs::write(&name, text).unwrap();
+    for (p, bytes) in &gone {
+        std::fs::write(p, bytes).unwrap();
+    }
+    // and back: the inputs as they were give the dataset as it was
+    let back = run(tmp.path(), &input, "out", &["--resume"], false);
+    assert_ok(&back);
+    assert!(dataset_files(&tmp.path().join("out")) == before);
 
     // resuming the finished job keeps every tar and rewrites the same summaries
     let same = run(tmp.path(), &input, "out", &["--resume"], false);

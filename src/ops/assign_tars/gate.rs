@@ -9,8 +9,9 @@ use crate::incremental::plan::{self, Mode, ReshardTarget};
 use crate::incremental::{ChangeComputation, ContentHasher, Grouping, SampleFacts};
 use crate::job::FailureSignal;
 use crate::journal::{inputs_fingerprint, JobFingerprint, Journal};
+use crate::layout::PerStream;
 use crate::record::PlanSummary;
-use crate::record::{PlannedClip, TarDone, TarId, WarningKind};
+use crate::record::{ClipMeta, PlannedClip, TarContents, TarDone, TarId, WarningKind};
 
 /// Runs on worker 0 once the plan is made, before any clip is emitted (so before any tar is
 /// written): on a fresh run it writes `job.json` with the plan's fingerprint; on `--resume`
@@ -124,7 +125,10 @@ impl PlanGate {
                 by_tar.entry(&c.tar).or_default().push(c);
             }
             completed.retain(|d| {
-                let same = clips_unchanged(d, by_tar.get(&d.tar).map_or(&[][..], Vec::as_slice));
+                let clips: Vec<&ClipMeta> = by_tar
+                    .get(&d.tar)
+                    .map_or(vec![], |v| v.iter().map(|c| &*c.meta).collect());
+                let same = clips_unchanged(d, &clips);
                 if !same {
                     tracing::warn!(
                         "{}: a clip changed since this tar triple was written; writing it again",
@@ -212,28 +216,42 @@ impl PlanGate {
 /// Whether the clips of a completed triple are still the ones it was written from: the
 /// `video` hash over its recorded keys, from this plan's clip facts, equals the recorded one.
 /// Records without contents (older journals) are taken as they are.
-fn clips_unchanged(d: &TarDone, clips: &[&PlannedClip]) -> bool {
-    let Some(contents) = &d.contents else {
-        return true;
-    };
-    let by_key: HashMap<&str, &PlannedClip> = clips
-        .iter()
-        .map(|c| (c.meta.span_uuid.as_str(), *c))
-        .collect();
+pub fn clips_unchanged(d: &TarDone, clips: &[&ClipMeta]) -> bool {
+    let video = crate::layout::Stream::Video;
+    match &d.contents {
+        None => true,
+        Some(contents) => {
+            hashes(contents, clips).is_some_and(|h| h[video] == contents.hashes[video])
+        }
+    }
+}
+
+/// Whether a completed triple holds exactly these clips (in this order), each with the same
+/// clip, metadata and captions it was written from: every stream's hash is the recorded one.
+/// A record without contents cannot show it.
+pub fn triple_unchanged(d: &TarDone, clips: &[&ClipMeta]) -> bool {
+    d.contents
+        .as_ref()
+        .is_some_and(|contents| hashes(contents, clips).is_some_and(|h| h == contents.hashes))
+}
+
+/// Each stream's content hash over the recorded keys, from these clips' facts; none when the
+/// clips are not the recorded keys in their order.
+fn hashes(contents: &TarContents, clips: &[&ClipMeta]) -> Option<PerStream<u64>> {
+    // the same clips in the same order: a tar that gained or lost a clip is written again
+    if !contents.keys.iter().eq(clips.iter().map(|c| &c.span_uuid)) {
+        return None;
+    }
     let mut h = ContentHasher::default();
-    for key in &contents.keys {
-        let Some(c) = by_key.get(key.as_str()) else {
-            return false;
-        };
+    for (key, c) in contents.keys.iter().zip(clips) {
         h.add(&SampleFacts {
             key,
-            clip_path: &c.meta.clip_path,
-            clip_size: c.meta.clip_size.unwrap_or(0),
-            clip_stamp: c.meta.clip_stamp,
-            meta_hash: c.meta.meta_hash,
-            caption_hashes: &c.meta.caption_hashes,
+            clip_path: &c.clip_path,
+            clip_size: c.clip_size.unwrap_or(0),
+            clip_stamp: c.clip_stamp,
+            meta_hash: c.meta_hash,
+            caption_hashes: &c.caption_hashes,
         });
     }
-    let video = crate::layout::Stream::Video;
-    h.finish()[video] == contents.hashes[video]
+    Some(h.finish())
 }

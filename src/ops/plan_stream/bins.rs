@@ -1,0 +1,206 @@
+//! The per-bin planners: a worker owns some bins, sees their clips in listing order and closes
+//! each tar as soon as the next clip does not fit (SPEC §4); only a bin's last tar waits for
+//! the end of the input (`--drop-small-shards` may drop it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::layout::TarId;
+use crate::record::{ClipMeta, PlannedClip, TarDone};
+use crate::spec::TarGrouper;
+
+use super::PlanPart;
+
+/// The key of a tar triple regardless of its bin's rank: its path.
+pub type TarPath = (String, u32, u32);
+
+/// What a re-run keeps: the completed triples of the interrupted run, by path, and how to
+/// tell whether a triple was written from the clips the plan puts in it now.
+#[derive(Clone)]
+pub struct Completed {
+    /// The journal's completion records.
+    pub records: Arc<HashMap<TarPath, TarDone>>,
+    /// Whether a record's clips are these.
+    pub unchanged: fn(&TarDone, &[&ClipMeta]) -> bool,
+}
+
+/// Grouping options of the planners.
+#[derive(Clone, Debug)]
+pub struct Grouping {
+    /// Target tar size in bytes (metadata `num_bytes` summed).
+    pub target_tar_bytes: u64,
+    /// Tars per part.
+    pub max_tars_per_part: u32,
+    /// A bin's last tar with fewer clips than this is dropped (0: never).
+    pub drop_below: u32,
+    /// mtime of every tar member.
+    pub mtime: u64,
+}
+
+struct Bin {
+    rank: u32,
+    grouper: TarGrouper,
+    open: Vec<Box<ClipMeta>>,
+    tars: Vec<TarId>,
+}
+
+/// One worker's bins.
+pub struct BinPlanner {
+    grouping: Grouping,
+    completed: Option<Completed>,
+    ranks: HashMap<String, u32>,
+    bins: HashMap<String, Bin>,
+    /// Counts so far (planned, dropped small, triples kept from the interrupted run).
+    pub part: PlanPart,
+}
+
+impl BinPlanner {
+    /// Planners with these options; `completed` on `--resume`.
+    pub fn new(grouping: Grouping, completed: Option<Completed>) -> Self {
+        BinPlanner {
+            grouping,
+            completed,
+            ranks: HashMap::new(),
+            bins: HashMap::new(),
+            part: PlanPart::default(),
+        }
+    }
+
+    /// The registry ranked `bin`.
+    pub fn rank(&mut self, bin: String, rank: u32) {
+        self.ranks.insert(bin, rank);
+    }
+
+    /// The next clip of one of this worker's bins, in listing order (its bin ranked); the
+    /// clips of the tar it closed, if any, ready to encode.
+    ///
+    /// # Panics
+    /// If the clip has no bin, or its bin is not ranked.
+    pub fn push(&mut self, clip: Box<ClipMeta>) -> Vec<PlannedClip> {
+        let name = clip.bin.as_ref().expect("planned clips have a bin");
+        let g = &self.grouping;
+        if !self.bins.contains_key(name) {
+            let rank = *self
+                .ranks
+                .get(name)
+                .expect("bins are ranked before planned");
+            let grouper = TarGrouper::new(g.target_tar_bytes, g.max_tars_per_part, g.drop_below);
+            let bin = Bin {
+                rank,
+                grouper,
+                open: Vec::new(),
+                tars: Vec::new(),
+            };
+            self.bins.insert(name.clone(), bin);
+        }
+        let name = name.clone();
+        let bin = self.bins.get_mut(&name).expect("inserted");
+        let out = match bin.grouper.push(clip.num_bytes) {
+            Some(group) => {
+                debug_assert_eq!(group.members.len(), bin.open.len());
+                let tar = TarId {
+                    bin_order: bin.rank,
+                    bin: name,
+                    part: group.part,
+                    tar: group.tar,
+                };
+                let members = std::mem::take(&mut bin.open);
+                bin.tars.push(tar.clone());
+                close(
+                    tar,
+                    members,
+                    &self.grouping,
+                    &self.completed,
+                    &mut self.part,
+                )
+            }
+            None => Vec::new(),
+        };
+        self.bins
+            .get_mut(clip.bin.as_ref().expect("has a bin"))
+            .expect("inserted")
+            .open
+            .push(clip);
+        out
+    }
+
+    /// The input is complete: every bin's last tar, and this worker's counts and tars.
+    pub fn finish(&mut self) -> Vec<PlannedClip> {
+        let mut out = Vec::new();
+        let mut bins: Vec<(String, Bin)> = self.bins.drain().collect();
+        bins.sort_by_key(|(_, b)| b.rank);
+        for (name, mut bin) in bins {
+            let open = std::mem::take(&mut bin.open);
+            match bin.grouper.finish() {
+                Some(group) => {
+                    let tar = TarId {
+                        bin_order: bin.rank,
+                        bin: name.clone(),
+                        part: group.part,
+                        tar: group.tar,
+                    };
+                    bin.tars.push(tar.clone());
+                    out.extend(close(
+                        tar,
+                        open,
+                        &self.grouping,
+                        &self.completed,
+                        &mut self.part,
+                    ));
+                }
+                None => self.part.summary.dropped_small_tar += open.len() as u64,
+            }
+            // a bin left without a tar is omitted entirely (SPEC §4)
+            if !bin.tars.is_empty() {
+                self.part.summary.bins.push((name, bin.tars));
+            }
+        }
+        out
+    }
+}
+
+/// A closed tar: its clips to encode, or none when the interrupted run completed it from the
+/// same clips (its record then goes to the report).
+fn close(
+    tar: TarId,
+    members: Vec<Box<ClipMeta>>,
+    g: &Grouping,
+    completed: &Option<Completed>,
+    part: &mut PlanPart,
+) -> Vec<PlannedClip> {
+    part.summary.planned += members.len() as u64;
+    if let Some(c) = completed {
+        let key = (tar.bin.clone(), tar.part, tar.tar);
+        if let Some(d) = c.records.get(&key) {
+            let metas: Vec<&ClipMeta> = members.iter().map(|m| &**m).collect();
+            if (c.unchanged)(d, &metas) {
+                let mut d = d.clone();
+                d.tar = tar;
+                d.resumed = true;
+                part.resumed.push(d);
+                return Vec::new();
+            }
+            tracing::warn!(
+                "{}/{}: a clip changed since this tar triple was written; writing it again",
+                tar.bin,
+                tar.rel_path()
+            );
+        }
+    }
+    let len = members.len() as u32;
+    members
+        .into_iter()
+        .enumerate()
+        .map(|(index, meta)| PlannedClip {
+            rank: meta.seq,
+            tar: tar.clone(),
+            index: index as u32,
+            tar_len: len,
+            meta,
+            mtime: g.mtime,
+            gone: None,
+            copied: Default::default(),
+            reuse: Vec::new(),
+        })
+        .collect()
+}
