@@ -137,6 +137,11 @@ impl Batcher {
 pub trait Batch<'scope> {
     /// Spreads clips over workers by rank and emits one batch per activation, so that
     /// encoding and writing keep pace with each other instead of queueing everything.
+    ///
+    /// A batch goes out at the least input time among its clips, and the operator holds a
+    /// time only while some clip of that time is queued: its output frontier follows the
+    /// queue, so a probe downstream can pace the listing (see
+    /// [`crate::ops::list::BackPressure`]).
     fn batch<F>(
         self,
         max_windows: usize,

@@ -81,23 +81,27 @@ fn dataflow_batches_every_clip_once() {
     assert_eq!(v, (0..20).collect::<Vec<_>>());
 }
 
-/// Feeds clips at times 0, 1 and 2 (one batch each) and steps the worker, input still open.
+/// Batches out, in order: the time each went out at and its clips' ranks.
+type Out = Vec<(u64, Vec<u64>)>;
+
+/// Feeds clips at times 0, 1 and 2 (one batch each, or slim clips read again with
+/// `reloader`) and steps the worker, input still open.
 /// Returns, after each step, (batches out so far, whether the output frontier passed 0) and
 /// the time each batch went out at.
-fn step_three_times(max_windows: usize) -> (Vec<(usize, bool)>, Vec<(u64, Vec<u64>)>) {
+fn step_three_times(max_windows: usize, reloader: Option<Reloader>) -> (Vec<(usize, bool)>, Out) {
     use std::cell::RefCell;
     use std::rc::Rc;
     use timely::dataflow::operators::{Inspect, Probe};
     use timely::dataflow::{InputHandleVec, ProbeHandle};
     timely::execute_directly(move |worker| {
-        let out: Rc<RefCell<Vec<(u64, Vec<u64>)>>> = Rc::default();
+        let out: Rc<RefCell<Out>> = Rc::default();
         let mut input: InputHandleVec<u64, PlannedClip> = InputHandleVec::new();
         let probe = ProbeHandle::new();
         let out2 = out.clone();
         worker.dataflow::<u64, _, _>(|scope| {
             input
                 .to_stream(scope)
-                .batch(max_windows, 1000, tok, None, &JobContext::default())
+                .batch(max_windows, 1000, tok, reloader, &JobContext::default())
                 .inspect_core(move |event| {
                     if let Ok((stamp, batches)) = event {
                         let t = *stamp.least().expect("a time");
@@ -130,9 +134,15 @@ fn step_three_times(max_windows: usize) -> (Vec<(usize, bool)>, Vec<(u64, Vec<u6
 
 #[test]
 fn output_frontier_follows_the_queue() {
-    let (steps, out) = step_three_times(1);
+    let (steps, out) = step_three_times(1, None);
+    assert_frontier_follows_the_queue(&steps, &out);
+}
+
+/// One batch per clip, each at its clip's time, and the output frontier passed time 0 once
+/// its batch was out, while later clips were still queued.
+fn assert_frontier_follows_the_queue(steps: &[(usize, bool)], out: &Out) {
     // one batch per activation, each at its clip's time
-    assert_eq!(out, vec![(0, vec![0]), (1, vec![1]), (2, vec![2])]);
+    assert_eq!(*out, vec![(0, vec![0]), (1, vec![1]), (2, vec![2])]);
     // the output frontier passed time 0 while later clips were still queued
     assert!(
         steps.iter().any(|&(n, past0)| past0 && n < 3),
@@ -147,6 +157,31 @@ fn output_frontier_follows_the_queue() {
 
 #[test]
 fn a_batch_goes_out_at_its_least_time() {
-    let (_, out) = step_three_times(2);
+    let (_, out) = step_three_times(2, None);
     assert_eq!(out, vec![(0, vec![0, 1]), (2, vec![2])]);
+}
+
+#[test]
+fn slim_clips_read_again_keep_their_times() {
+    use crate::storage::{Location, Storage, StorageOptions};
+    // an empty metadata folder: every clip read again is marked gone, and still goes out
+    // (its writer records the reject), in order, with its time
+    let dir = tempfile::tempdir().unwrap();
+    let root = Location::Local(dir.path().to_path_buf());
+    let reloader = Reloader {
+        reader: crate::ops::read_meta::MetaReader {
+            storage: Storage::new(StorageOptions::default()),
+            meta_dir: root.clone(),
+            input_root: root,
+            remaps: vec![],
+            caption_field: "qwen_caption".into(),
+            bins: crate::spec::BinSpec::Frames,
+            allowed_roots: vec![],
+            slim: false,
+            check_clips: false,
+            layout: crate::layout::OutputLayout::Reference,
+        },
+    };
+    let (steps, out) = step_three_times(1, Some(reloader));
+    assert_frontier_follows_the_queue(&steps, &out);
 }
