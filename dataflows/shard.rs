@@ -108,7 +108,7 @@ pub fn run(
             .with_dali_index(dali_index)
             .with_layout(layout)
             .with_reuse(EmbeddingSource::new(output.clone()));
-        list_metas(scope, lister.clone(), ctx)
+        list_metas(scope, lister.clone(), None, ctx)
             .read_meta(reader.clone(), ctx)
             .assign_tars(planner.clone(), Some(gate), gathered.plan.clone(), ctx)
             .batch(
