@@ -6,6 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+use timely::dataflow::operators::Probe;
+use timely::dataflow::ProbeHandle;
+
 use crate::config::{Listing, ShardConfig};
 use crate::error::ShardError;
 use crate::incremental::plan::Mode;
@@ -21,7 +24,7 @@ use crate::ops::batch::Batch;
 use crate::ops::encode::{Encode, SampleEncoder};
 use crate::ops::exchange_by_bin::ExchangeByBin;
 use crate::ops::finalize::{CollectDone, Finalizer};
-use crate::ops::list::list_metas;
+use crate::ops::list::{list_metas, BackPressure};
 use crate::ops::plan_stream::{self, Completed, PlanStream, StreamPlan, TarPath};
 use crate::ops::read_meta::{MetaReader, ReadMeta};
 use crate::ops::reload::Reloader;
@@ -126,7 +129,13 @@ pub fn run(
             .with_dali_index(dali_index)
             .with_layout(layout)
             .with_reuse(EmbeddingSource::new(output.clone()));
-        let outcomes = list_metas(scope, lister.clone(), ctx).read_meta(reader.clone(), ctx);
+        // the streaming plan lets the listing run only a bounded distance ahead of the writers
+        let probe = ProbeHandle::new();
+        let pressure = stream_plan
+            .is_some()
+            .then(|| BackPressure::new(probe.clone()));
+        let outcomes =
+            list_metas(scope, lister.clone(), pressure, ctx).read_meta(reader.clone(), ctx);
         let planned = match &stream_plan {
             Some(plan) => outcomes.plan_stream(
                 plan.clone(),
@@ -147,6 +156,7 @@ pub fn run(
             .encode(SampleEncoder::new(encoder).with_layout(layout), ctx)
             .exchange_by_bin()
             .write_tar(writers, ctx)
+            .probe_with(&probe)
             .collect_done(gathered.done.clone());
     })
 }

@@ -1,18 +1,21 @@
 //! `batch`: tokenizes captions and groups clips into encoder batches. A clip's windows never
 //! straddle two batches, so `encode` can finish every clip of a batch on its own.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 
 use crate::ops::reload::Reloader;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::Stream;
 
 use crate::job::JobContext;
 use crate::record::PlannedClip;
+
+mod times;
+use times::QueuedTimes;
 
 /// Clips to encode together, with the token ids of each clip's captioned windows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,6 +137,11 @@ impl Batcher {
 pub trait Batch<'scope> {
     /// Spreads clips over workers by rank and emits one batch per activation, so that
     /// encoding and writing keep pace with each other instead of queueing everything.
+    ///
+    /// A batch goes out at the least input time among its clips, and the operator holds a
+    /// time only while some clip of that time is queued: its output frontier follows the
+    /// queue, so a probe downstream can pace the listing (see
+    /// [`crate::ops::list::BackPressure`]).
     fn batch<F>(
         self,
         max_windows: usize,
@@ -168,11 +176,17 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
             move |_cap, info| {
                 let activator = scope.activator_for(info.address);
                 let mut batcher = Batcher::new(max_windows, max_tokens);
-                let mut cap: Option<Capability<u64>> = None;
+                // the input times of the queued clips, in the batcher's order, and a
+                // capability for each: a time is released once all its clips went out
+                let mut times = QueuedTimes::default();
+                let mut caps: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
                 move |input, output| {
                     input.for_each(|c, data| {
-                        if cap.is_none() {
-                            cap = c.retain_least(output.output_index());
+                        let time = c.least().copied();
+                        if times.push(time, data.len()) {
+                            if let Some(cap) = c.retain_least(output.output_index()) {
+                                caps.insert(*cap.time(), cap);
+                            }
                         }
                         for clip in data.drain(..) {
                             match reloader {
@@ -189,12 +203,19 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
                         let _t = clock.time("batch");
                         batcher.next_batch(&tokenize)
                     };
-                    if let (Some(batch), Some(cap)) = (batch, cap.as_ref()) {
-                        output.session(cap).give(batch);
+                    if let Some(batch) = batch {
+                        let taken = times.take(batch.clips.len());
+                        match taken.least.and_then(|t| caps.get(&t)) {
+                            Some(cap) => output.session(cap).give(batch),
+                            // clips that came with no time go out with none
+                            None => output.session(&CapabilitySet::new()).give(batch),
+                        }
+                        for t in taken.released {
+                            caps.remove(&t);
+                        }
                     }
-                    if batcher.is_empty() {
-                        cap = None;
-                    } else {
+                    debug_assert_eq!(batcher.is_empty(), times.is_empty());
+                    if !batcher.is_empty() {
                         activator.activate();
                     }
                 }
@@ -204,87 +225,4 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn clip(rank: u64, captions: &[Option<&str>]) -> PlannedClip {
-        crate::ops::test_support::planned_clip(rank, captions, b"{}")
-    }
-
-    /// The fake encoder's tokenizer: the caption's bytes, then 1.
-    fn tok(s: &str) -> Vec<u32> {
-        use crate::model::{FakeEncoder, TextEncoder};
-        FakeEncoder::new(1).tokenize(s)
-    }
-
-    #[test]
-    fn batches_respect_window_budget_and_keep_clips_whole() {
-        let mut b = Batcher::new(3, 1000);
-        b.push(clip(0, &[Some("a"), Some("b")]));
-        b.push(clip(1, &[Some("c"), None, Some("d")]));
-        b.push(clip(2, &[Some("e")]));
-        b.push(clip(3, &[Some("f"), Some("g"), Some("h"), Some("i")]));
-        b.push(clip(4, &[]));
-        let sizes: Vec<(Vec<u64>, usize)> = std::iter::from_fn(|| b.next_batch(&tok))
-            .map(|batch| {
-                (
-                    batch.clips.iter().map(|c| c.rank).collect(),
-                    batch.windows(),
-                )
-            })
-            .collect();
-        assert_eq!(sizes, vec![(vec![0], 2), (vec![1, 2], 3), (vec![3, 4], 4)]);
-    }
-
-    #[test]
-    fn batches_respect_token_budget() {
-        // tok gives len(text) + 1 tokens
-        let mut b = Batcher::new(100, 10);
-        b.push(clip(0, &[Some("aaaa")])); // 5
-        b.push(clip(1, &[Some("bbbb")])); // 5 -> 10 fits
-        b.push(clip(2, &[Some("c")])); // 2 -> over
-        b.push(clip(3, &[Some("dddddddddddddddddddd")])); // 21 alone
-        b.push(clip(4, &[Some("e")]));
-        let got: Vec<Vec<u64>> = std::iter::from_fn(|| b.next_batch(&tok))
-            .map(|b| b.clips.iter().map(|c| c.rank).collect())
-            .collect();
-        assert_eq!(got, vec![vec![0, 1], vec![2], vec![3], vec![4]]);
-        assert!(b.is_empty());
-    }
-
-    #[test]
-    fn ids_follow_captioned_windows() {
-        let mut b = Batcher::new(8, 1000);
-        b.push(clip(0, &[Some("ab"), None, Some("c")]));
-        let batch = b.next_batch(&tok).unwrap();
-        assert_eq!(batch.ids, vec![vec![vec![97, 98, 1], vec![99, 1]]]);
-        assert!(b.next_batch(&tok).is_none());
-    }
-
-    #[test]
-    fn dataflow_batches_every_clip_once() {
-        use std::sync::{Arc, Mutex};
-        use timely::dataflow::operators::{Inspect, ToStream};
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        timely::execute(timely::Config::process(3), move |worker| {
-            let seen = seen2.clone();
-            let leader = worker.index() == 0;
-            worker.dataflow::<u64, _, _>(|scope| {
-                let clips: Vec<PlannedClip> = if leader {
-                    (0..20).map(|r| clip(r, &[Some("x")])).collect()
-                } else {
-                    vec![]
-                };
-                clips
-                    .to_stream(scope)
-                    .batch(4, 1000, tok, None, &JobContext::default())
-                    .inspect(move |b| seen.lock().unwrap().extend(b.clips.iter().map(|c| c.rank)));
-            });
-        })
-        .unwrap();
-        let mut v = seen.lock().unwrap().clone();
-        v.sort();
-        assert_eq!(v, (0..20).collect::<Vec<_>>());
-    }
-}
+mod tests;

@@ -7,22 +7,72 @@
 //! `read_meta` turns into [`crate::record::MetaOutcome::Failed`]: the planner then fails the
 //! job without recording a plan, as for a metadata file that could not be read.
 
+use std::time::Duration;
+
 use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::{Scope, Stream};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::error::ShardError;
 use crate::input::{Lister, PAGE_SIZE};
 use crate::job::JobContext;
 use crate::record::ListedFile;
 
+/// How many pages the listing may run ahead of the stage that paces it (see [`BackPressure`]).
+///
+/// Everything between the listing and that stage (metadata read, clips planned, queued for
+/// encoding) is then bounded by this many pages of [`PAGE_SIZE`] files, whatever the size of
+/// the input, so memory stays flat. A few pages rather than one: listing a page is a storage
+/// round trip, and the pages in hand keep the reader and the encoder busy while the next ones
+/// are listed.
+pub const AHEAD_PAGES: u64 = 8;
+
+/// While held back, how long the listing waits before looking at its probe again: nothing
+/// wakes a source when another operator's frontier moves, and a page takes far longer than
+/// this to go through the pipeline, so polling this often costs nothing and delays little.
+const BACK_OFF: Duration = Duration::from_millis(2);
+
+/// Back pressure on the `list` source: page `n` goes out only once `probe` (placed after the
+/// stage that paces the listing) has passed page `n - ahead_pages`, that is, once every page
+/// before it has gone through that stage.
+///
+/// Only for a pipeline that completes a page without waiting for later ones: a stage that
+/// needs the whole listing before it emits (the gathered planner) would wait forever.
+#[derive(Clone, Debug)]
+pub struct BackPressure {
+    /// The probe whose frontier paces the listing.
+    pub probe: ProbeHandle<u64>,
+    /// How many pages the listing may run ahead of the probe.
+    pub ahead_pages: u64,
+}
+
+impl BackPressure {
+    /// Back pressure from `probe`, [`AHEAD_PAGES`] pages ahead.
+    pub fn new(probe: ProbeHandle<u64>) -> Self {
+        BackPressure {
+            probe,
+            ahead_pages: AHEAD_PAGES,
+        }
+    }
+
+    /// Whether page `page` may go out now.
+    pub fn allows(&self, page: u64) -> bool {
+        match page.checked_sub(self.ahead_pages) {
+            Some(behind) => !self.probe.less_than(&behind),
+            None => true,
+        }
+    }
+}
+
 /// Builds the `list` source: worker 0 emits the listing in pages of [`PAGE_SIZE`] files, page
-/// `n` at time `n`; the other workers nothing.
+/// `n` at time `n`; the other workers nothing. With `back_pressure`, at most
+/// [`BackPressure::ahead_pages`] pages ahead of its probe.
 pub fn list_metas<'scope>(
     scope: Scope<'scope, u64>,
     lister: Lister,
+    back_pressure: Option<BackPressure>,
     ctx: &JobContext,
 ) -> Stream<'scope, u64, Vec<ListedFile>> {
-    list_pages(scope, lister, PAGE_SIZE, ctx)
+    list_pages(scope, lister, PAGE_SIZE, back_pressure, ctx)
 }
 
 /// [`list_metas`] with pages of `page_size` files.
@@ -30,6 +80,7 @@ pub fn list_pages<'scope>(
     scope: Scope<'scope, u64>,
     lister: Lister,
     page_size: usize,
+    back_pressure: Option<BackPressure>,
     ctx: &JobContext,
 ) -> Stream<'scope, u64, Vec<ListedFile>> {
     let clock = ctx.clock.clone();
@@ -43,6 +94,11 @@ pub fn list_pages<'scope>(
             let Some(c) = cap.as_mut() else {
                 return;
             };
+            // held back: look again shortly, without listing further meanwhile
+            if back_pressure.as_ref().is_some_and(|b| !b.allows(page_no)) {
+                activator.activate_after(BACK_OFF);
+                return;
+            }
             let _t = clock.time("list");
             match pages.next() {
                 Some(Ok(files)) => {
@@ -81,112 +137,4 @@ pub fn list_pages<'scope>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::{Location, Storage, StorageOptions};
-    use timely::dataflow::operators::Inspect;
-
-    fn local(p: impl Into<std::path::PathBuf>) -> Lister {
-        Lister::new(
-            Storage::new(StorageOptions::default()),
-            Location::Local(p.into()),
-        )
-    }
-
-    #[test]
-    fn dataflow_emits_listing_once() {
-        use std::sync::{Arc, Mutex};
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..5 {
-            std::fs::write(dir.path().join(format!("{i}.json")), b"{}").unwrap();
-        }
-        let lister = local(dir.path());
-        timely::execute(timely::Config::process(2), move |worker| {
-            let seen = seen2.clone();
-            let lister = lister.clone();
-            worker.dataflow::<u64, _, _>(|scope| {
-                list_metas(scope, lister, &JobContext::default())
-                    .inspect(move |f| seen.lock().unwrap().push(f.seq));
-            });
-        })
-        .unwrap();
-        let mut v = seen.lock().unwrap().clone();
-        v.sort();
-        assert_eq!(v, [0, 1, 2, 3, 4]);
-    }
-
-    #[test]
-    fn pages_go_out_at_increasing_times() {
-        use std::sync::{Arc, Mutex};
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        let dir = tempfile::tempdir().unwrap();
-        for i in 0..7 {
-            std::fs::write(dir.path().join(format!("{i}.json")), b"{}").unwrap();
-        }
-        let lister = local(dir.path());
-        timely::execute(timely::Config::process(2), move |worker| {
-            let seen = seen2.clone();
-            let lister = lister.clone();
-            let me = worker.index();
-            worker.dataflow::<u64, _, _>(|scope| {
-                list_pages(scope, lister, 3, &JobContext::default()).inspect_core(move |event| {
-                    if let Ok((stamp, files)) = event {
-                        let t = *stamp.expect_singleton();
-                        let mut seen = seen.lock().unwrap();
-                        seen.extend(files.iter().map(|f| (me, t, f.seq)));
-                    }
-                });
-            });
-        })
-        .unwrap();
-        let v = seen.lock().unwrap().clone();
-        // in emission order on worker 0: page n at time n
-        let want: Vec<(usize, u64, u64)> = (0..7).map(|i| (0, i / 3, i)).collect();
-        assert_eq!(v, want);
-    }
-
-    #[test]
-    fn a_listing_failing_midway_fails_the_job() {
-        use crate::ops::assign_tars::{AssignTars, Planner};
-        use crate::ops::read_meta::{MetaReader, ReadMeta};
-        use crate::record::PlanSummary;
-        use std::cell::RefCell;
-        use std::rc::Rc;
-        let storage = Storage::new(StorageOptions::default());
-        storage.serve_listing_that_fails("flaky", &["m/a.json", "m/b.json", "m/c.json"]);
-        let meta_dir = Location::parse("s3://flaky/m").unwrap();
-        let lister = Lister::new(storage.clone(), meta_dir.clone());
-        let reader = MetaReader {
-            storage,
-            meta_dir: meta_dir.clone(),
-            input_root: Location::parse("s3://flaky").unwrap(),
-            remaps: vec![],
-            caption_field: "qwen_caption".into(),
-            bins: crate::spec::BinSpec::Frames,
-            allowed_roots: vec![],
-            slim: true,
-            check_clips: false,
-            layout: crate::layout::OutputLayout::Reference,
-        };
-        let s = timely::execute_directly(move |worker| {
-            let summary: Rc<RefCell<Option<PlanSummary>>> = Rc::default();
-            worker.dataflow::<u64, _, _>(|scope| {
-                let ctx = JobContext::default();
-                list_pages(scope, lister, 3, &ctx)
-                    .read_meta(reader, &ctx)
-                    .assign_tars(Planner::default(), None, summary.clone(), &ctx);
-            });
-            while worker.step_or_park(None) {}
-            summary.take().expect("planned")
-        });
-        let failed = s.failed.expect("the job fails");
-        assert!(
-            failed.contains("the listing of s3://flaky/m stopped after 3 files"),
-            "{failed}"
-        );
-        assert!(failed.contains("--resume"), "{failed}");
-    }
-}
+mod tests;
