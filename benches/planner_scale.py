@@ -2,8 +2,9 @@
 """How `shardflow shard` scales with the number of clips: peak RSS, wall time, and how soon it plans, encodes its
 first caption and completes its first tar (tiny clips and the tiny T5, so planning and memory dominate).
 
-    planner_scale.py [--sizes 10000,100000,1000000] [--bin NAME=PATH ...] [--work DIR] [--model DIR]
-                     [--workers N] [--tar-mb MIB] [--shardflow-arg ARG ...] [--no-warm] [--out-dir DIR] [--quick]
+    planner_scale.py [--sizes 10000,100000,1000000] [--bin NAME=PATH ...] [--planners streaming,gathered]
+                     [--work DIR] [--model DIR] [--workers N] [--tar-mb MIB] [--shardflow-arg ARG ...] [--no-warm]
+                     [--out-dir DIR] [--quick]
 
 For each size N: `tests/tools/make_dataset.py generate --size tiny --count N --seed S` (every clip a hard link to
 one 48-frame 1280x720 mp4 of about 7 KB, one window of a 10-20 word caption; cached in --work DIR/data), then
@@ -13,7 +14,9 @@ binary and a later one compare in one run): `shardflow shard --workers <cores> -
 the child's getrusage, as in rss.py), each run after reading every input file into the page cache (--no-warm:
 not; a cold run on a busy disk can take several times as long). From the job's report.json:
 `milestone_seconds` (planning complete, first caption encoded, first tar completed; "-" for a binary whose
-report lacks them). Between consecutive sizes: the marginal peak RSS per clip, (RSS(N2) - RSS(N1)) / (N2 - N1)
+report lacks them). Each binary runs once per planner of --planners (default both): `streaming` plans as the
+listing goes, `gathered` (SHARDFLOW_PLANNER=gathered) plans in one step once every metadata file is read, as
+`reshard` and `--append` do. Between consecutive sizes: the marginal peak RSS per clip, (RSS(N2) - RSS(N1)) / (N2 - N1)
 in KiB/clip. The output is deleted after each run; the generated inputs stay in --work for the next run (about
 4.5 KB of disk per clip: one metadata file and a hard link; the output needs about 11 KB per clip while it
 exists). --quick: sizes 1000 and 10000. Writes <out-dir>/planner_scale.{json,md} (default
@@ -101,6 +104,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="sizes 1000 and 10000")
     ap.add_argument("--bin", action="append", default=[], metavar="NAME=PATH",
                     help="a shardflow binary to measure (repeatable; default today=target/release/shardflow)")
+    ap.add_argument("--planners", default="gathered,streaming",
+                    help="comma-separated: streaming, gathered (SHARDFLOW_PLANNER=gathered); default both")
     ap.add_argument("--work", default=str(bc.REPO / "target" / "bench-work" / "planner_scale"),
                     help="generated datasets (cached in DIR/data) and scratch outputs")
     ap.add_argument("--seed", type=int, default=2)
@@ -117,7 +122,11 @@ def main() -> int:
     sizes = [int(x) for x in a.sizes.split(",")] if a.sizes else ([1000, 10000] if a.quick
                                                                   else [10000, 100000, 1000000])
     sizes.sort()
-    bins = parse_bins(a.bin)
+    planners = [p.strip() for p in a.planners.split(",") if p.strip()]
+    if not planners or any(p not in ("streaming", "gathered") for p in planners):
+        raise SystemExit(f"--planners {a.planners!r}: streaming and/or gathered")
+    bins = [(f"{name} {planner}" if len(a.bin) > 1 else planner, sf, planner)
+            for name, sf in parse_bins(a.bin) for planner in planners]
     model = Path(a.model).resolve()
     workers = a.workers or bc.cores()
     cpu = cpu_model()
@@ -132,20 +141,21 @@ def main() -> int:
     for n in sizes:
         data, took = ensure_tiny_dataset(n, a.seed, work / "data")
         generated[n] = took
-        for name, sf in bins:
+        for name, sf, planner in bins:
+            run_env = dict(env, SHARDFLOW_PLANNER=planner)
             if not a.no_warm:
                 warm(data)
             run_dir = Path(tempfile.mkdtemp(prefix="run.", dir=work))
             try:
                 wall, kib = measure([sf, "shard", "--input-clip-path", data, "--output-dataset-path", "out",
                                      "--annotation-version", "v0", "--t5-model", model, "--workers", str(workers),
-                                     "--target-tar-size-mb", str(a.tar_mb), *a.shardflow_arg], run_dir, env, use_gnu)
+                                     "--target-tar-size-mb", str(a.tar_mb), *a.shardflow_arg], run_dir, run_env, use_gnu)
                 report = json.loads((run_dir / "out/v0/_shardflow/report.json").read_text())
             finally:
                 shutil.rmtree(run_dir, ignore_errors=True)
             counts = report.get("counts", {})
             ms = report.get("milestone_seconds") or {}
-            r = {"bin": name, "path": str(sf), "clips": n, "written": counts.get("written"),
+            r = {"bin": name, "planner": planner, "path": str(sf), "clips": n, "written": counts.get("written"),
                  "tars": counts.get("tars"), "peak_rss_kib": kib, "peak_rss_mib": kib / 1024, "wall_seconds": wall,
                  "report_wall_seconds": report.get("wall_seconds"), **{k: ms.get(k) for k in MILESTONES},
                  "stage_seconds": report.get("stage_seconds")}
@@ -156,7 +166,7 @@ def main() -> int:
                    f"{fmt(r['planned'])} s, first tar at {fmt(r['first_tar_completed'])} s")
 
     rows = []
-    for name, _ in bins:
+    for name, _, _ in bins:
         prev = None
         for r in (r for r in results if r["bin"] == name):
             if prev is not None:
@@ -178,7 +188,7 @@ def main() -> int:
                      {"machine": dict(bc.machine(), lscpu_model_name=cpu), "model": str(model), "workers": workers,
                       "tar_mb": a.tar_mb, "warm": not a.no_warm, "gnu_time": use_gnu, "seed": a.seed,
                       "generation_seconds": generated,
-                      "bins": {n: str(p) for n, p in bins}, "runs": results},
+                      "bins": {n: str(p) for n, p, _ in bins}, "runs": results},
                      "\n".join(md))
     return 0
 
