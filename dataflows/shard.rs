@@ -1,4 +1,5 @@
-//! The `shard` job (also `reshard` and `shard --append`): `list → read_meta → assign_tars →
+//! The `shard` job (also `reshard` and `shard --append`): `list → read_meta → plan_stream (a
+//! plain shard) or assign_tars (reshard, append) →
 //! batch → encode → exchange_by_bin → write_tar → finalize`, on `workers` threads.
 
 use std::collections::{HashMap, HashSet};
@@ -25,7 +26,7 @@ use crate::ops::encode::{Encode, SampleEncoder};
 use crate::ops::exchange_by_bin::ExchangeByBin;
 use crate::ops::finalize::{CollectDone, Finalizer};
 use crate::ops::list::{list_metas, BackPressure};
-use crate::ops::plan_stream::{self, Completed, PlanStream, StreamPlan, TarPath};
+use crate::ops::plan_stream::{self, PlanStream, Start, StreamPlan, TarPath};
 use crate::ops::read_meta::{MetaReader, ReadMeta};
 use crate::ops::reload::Reloader;
 use crate::ops::write_tar::{TarWriters, WriteTar};
@@ -94,20 +95,21 @@ pub fn run(
     let require_captions =
         (!cfg.allow_no_captions).then(|| format!("{}_caption", cfg.captioning_algorithm));
     // a re-shard or an append compares the whole plan with its base: it plans in one step
-    let streaming = incremental.is_none() && !cfg.gathered_plan;
-    let stream_plan = streaming
-        .then(|| stream_plan(cfg, &planner, &journal, &job, resume.as_ref()))
-        .transpose()?;
+    // (the same choice on every process: only process 0 knows the base)
+    let stream_plan =
+        (!cfg.gathered_plan).then(|| stream_plan(cfg, &planner, &journal, &job, resume.as_ref()));
     let incremental = incremental.map(|m| (m, grouping));
 
     // a --resume whose inputs changed: the triples today's plan no longer has go
     let earlier = stream_plan
         .as_ref()
-        .and_then(|p| p.completed.as_ref())
-        .map(|c| (journal.clone(), c.records.clone()));
+        .filter(|_| resume.is_some())
+        .map(|p| (journal.clone(), p.completed.clone()));
     let finish = move |bins: &[(String, Vec<TarId>)], done: &[TarDone]| {
         if let Some((journal, records)) = &earlier {
-            remove_stale(journal, records, bins)?;
+            if let Some(records) = records.get() {
+                remove_stale(journal, records, bins)?;
+            }
         }
         finalizer.finish(bins, done)
     };
@@ -203,29 +205,20 @@ fn remove_stale(
     Ok(())
 }
 
-/// The streaming plan's options; on `--resume`, with the interrupted run's completed triples.
+/// The streaming plan's options. Process 0 knows whether the job resumes (and with which
+/// mtime) and tells the others when the plan starts.
 fn stream_plan(
     cfg: &ShardConfig,
     planner: &Planner,
     journal: &Journal,
     job: &JobFingerprint,
     resume: Option<&JobFingerprint>,
-) -> Result<StreamPlan, ShardError> {
-    let completed = match resume {
-        None => None,
-        Some(_) => {
-            let records = journal
-                .load_done()?
-                .into_iter()
-                .map(|d| ((d.tar.bin.clone(), d.tar.part, d.tar.tar), d))
-                .collect();
-            Some(Completed {
-                records: Arc::new(records),
-                unchanged: triple_unchanged,
-            })
-        }
-    };
-    Ok(StreamPlan {
+) -> StreamPlan {
+    let start = (cfg.cluster.process == 0).then(|| match resume {
+        Some(_) => Start::Resume,
+        None => Start::Record(job.clone()),
+    });
+    StreamPlan {
         grouping: plan_stream::Grouping {
             target_tar_bytes: planner.target_tar_bytes,
             max_tars_per_part: planner.max_tars_per_part,
@@ -234,11 +227,13 @@ fn stream_plan(
             mtime: resume.map_or(planner.mtime, |o| o.mtime),
         },
         dedup: planner.dedup.clone(),
-        completed,
         require_captions: (!cfg.allow_no_captions)
             .then(|| format!("{}_caption", cfg.captioning_algorithm)),
-        record_job: resume.is_none().then(|| (journal.clone(), job.clone())),
-    })
+        journal: journal.clone(),
+        start,
+        completed: Arc::default(),
+        unchanged: triple_unchanged,
+    }
 }
 
 /// Lists `metas/<version>` (or the input's `summary.json`).

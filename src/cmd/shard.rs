@@ -71,6 +71,10 @@ fn run_shard_locked(
     locked: bool,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
+    // a re-shard or an append plans in one step, on every process
+    let mut cfg = cfg.clone();
+    cfg.gathered_plan |= request != prepare::IncrementalRequest::None;
+    let cfg = &cfg;
     let resume = prepare::preflight(
         cfg,
         storage,

@@ -70,9 +70,9 @@ pub struct ShardConfig {
     pub drop_small_shards: bool,
     /// Write the clips even when not one window has a caption.
     pub allow_no_captions: bool,
-    /// Plan in one step on worker 0 once every metadata file is read, as `reshard` and
-    /// `--append` do, instead of as the listing goes (`SHARDFLOW_PLANNER=gathered`: for
-    /// benchmarks comparing the two, and as a way back should the streaming plan misbehave).
+    /// Plan in one step on worker 0 once every metadata file is read instead of as the
+    /// listing goes: set for `reshard` and `--append` (they compare the whole plan with their
+    /// base), and by `SHARDFLOW_PLANNER=gathered` (benchmarks comparing the two planners).
     pub gathered_plan: bool,
     /// Indexes written with the tars.
     pub index: Indexes,

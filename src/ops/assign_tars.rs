@@ -1,6 +1,8 @@
-//! `assign_tars`: the one global step over metadata. Drops duplicates and clips without a
-//! bin, then gives every clip its tar triple and position (SPEC §2.5–§4). Runs on worker 0
-//! once all metadata has arrived; clips and embeddings never pass through it. A [`PlanGate`]
+//! `assign_tars`: the plan in one step, for `reshard` and `--append` (which compare the whole
+//! plan with their base; a plain `shard` plans as a stream, see
+//! [`plan_stream`](crate::ops::plan_stream), and [`Planner::plan`] is its oracle). Drops
+//! duplicates and clips without a bin, then gives every clip its tar triple and position
+//! (SPEC §2.5–§4). Runs on worker 0 once all metadata has arrived; clips and embeddings never pass through it. A [`PlanGate`]
 //! then records or checks the job's fingerprint and drops the triples an interrupted run
 //! already completed.
 

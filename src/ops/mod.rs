@@ -1,7 +1,7 @@
 //! One timely operator per file. Each is an extension trait (or a source function) over a
 //! plain struct that holds the logic and is unit-tested without a dataflow.
 //!
-//! `list → read_meta → assign_tars → batch → encode → exchange_by_bin → write_tar → finalize`
+//! `list → read_meta → plan_stream (or assign_tars) → batch → encode → exchange_by_bin → write_tar → finalize`
 //!
 //! Each operator gets its worker's [`JobContext`](crate::job::JobContext): the stage clock,
 //! the process's [`Milestones`](crate::job::Milestones) (planned, first caption encoded, first

@@ -66,6 +66,12 @@ impl BinPlanner {
         }
     }
 
+    /// The plan starts: clips get `mtime`; on `--resume`, the completed triples to keep.
+    pub fn start(&mut self, mtime: u64, completed: Option<Completed>) {
+        self.grouping.mtime = mtime;
+        self.completed = completed;
+    }
+
     /// The registry ranked `bin`.
     pub fn rank(&mut self, bin: String, rank: u32) {
         self.ranks.insert(bin, rank);

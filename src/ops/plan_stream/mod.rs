@@ -20,10 +20,10 @@
 //! 0 at the end, for the summaries and the report.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
@@ -111,16 +111,31 @@ pub(crate) fn seq_of(o: &MetaOutcome) -> u64 {
 /// The streaming plan's options.
 #[derive(Clone)]
 pub struct StreamPlan {
-    /// Tar grouping and mtime.
+    /// Tar grouping, and the mtime on process 0 (the job's, or the interrupted run's on
+    /// `--resume`); every process stamps the clips with process 0's.
     pub grouping: Grouping,
     /// Sample keys the semantic-dedup tables mark as duplicates.
     pub dedup: Option<Arc<HashSet<String>>>,
-    /// On `--resume`: the interrupted run's completed triples.
-    pub completed: Option<Completed>,
     /// The caption field when a plan without any caption must be refused.
     pub require_captions: Option<String>,
-    /// A fresh run: the journal and the job to record in it before the first tar.
-    pub record_job: Option<(Journal, JobFingerprint)>,
+    /// The output's journal.
+    pub journal: Journal,
+    /// Process 0 only: what the journal needs before the first tar.
+    pub start: Option<Start>,
+    /// This process's copy of the interrupted run's completed triples, read once when a
+    /// resumed plan starts.
+    pub completed: Arc<OnceLock<Arc<HashMap<TarPath, TarDone>>>>,
+    /// Whether a completed triple holds these clips as they are now.
+    pub unchanged: fn(&TarDone, &[&ClipMeta]) -> bool,
+}
+
+/// What the journal needs before the first tar (decided on process 0).
+#[derive(Clone)]
+pub enum Start {
+    /// A fresh run: record the job.
+    Record(JobFingerprint),
+    /// `--resume`: keep the completed triples whose clips are unchanged.
+    Resume,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -133,6 +148,11 @@ enum Keyed {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Release {
+    /// The plan goes on, with process 0's mtime, resuming or not.
+    Start {
+        mtime: u64,
+        resume: bool,
+    },
     Rank(String, u32),
     Refused(String),
 }
@@ -272,7 +292,8 @@ fn registry_op<'scope>(
 ) -> Stream<'scope, u64, Vec<Release>> {
     let ctx = ctx.clone();
     let field = plan.require_captions.clone();
-    let mut record_job = plan.record_job.clone();
+    let mut start = plan.start.clone();
+    let (journal, mtime) = (plan.journal.clone(), plan.grouping.mtime);
     let leader = reports.scope().index() == 0;
     reports.unary_frontier(Exchange::new(|_| 0), "BinRegistry", move |cap, _info| {
         let mut registry = BinRegistry::default();
@@ -306,14 +327,16 @@ fn registry_op<'scope>(
                     }
                     Verdict::Go => {
                         released = true;
+                        let resume = matches!(start, Some(Start::Resume));
                         // the job is recorded before its first tar can be written
-                        if let Some((journal, job)) = record_job.take() {
+                        if let Some(Start::Record(job)) = start.take() {
                             if let Err(e) = journal.write_job(&job) {
                                 let message = format!("the job journal could not be written: {e}");
                                 tracing::error!("{message}");
                                 ctx.failure.fail(JobFailure::Plan(message));
                             }
                         }
+                        output.session(&*h).give(Release::Start { mtime, resume });
                     }
                 }
             }
@@ -343,7 +366,7 @@ fn bins_op<'scope>(
     ctx: &JobContext,
 ) -> Stream<'scope, u64, Vec<Planned>> {
     let ctx = ctx.clone();
-    let (grouping, completed) = (plan.grouping.clone(), plan.completed.clone());
+    let plan = plan.clone();
     let route = |c: &Box<ClipMeta>| stable_hash(c.bin.as_deref().unwrap_or_default().as_bytes());
     clips.binary_frontier(
         releases,
@@ -351,7 +374,7 @@ fn bins_op<'scope>(
         Pipeline,
         "PlanBins",
         move |cap, _info| {
-            let mut planner = BinPlanner::new(grouping, completed);
+            let mut planner = BinPlanner::new(plan.grouping.clone(), None);
             let mut pages: BTreeMap<u64, Vec<Box<ClipMeta>>> = BTreeMap::new();
             let mut ranks: BTreeMap<u64, Vec<Release>> = BTreeMap::new();
             let mut held = Some(cap);
@@ -380,6 +403,13 @@ fn bins_op<'scope>(
                     }
                     for r in entry.remove() {
                         match r {
+                            Release::Start { mtime, resume } => {
+                                let completed = resume.then(|| Completed {
+                                    records: completed_triples(&plan, &ctx),
+                                    unchanged: plan.unchanged,
+                                });
+                                planner.start(mtime, completed);
+                            }
                             Release::Rank(bin, rank) => planner.rank(bin, rank),
                             Release::Refused(message) => {
                                 // stop this process's encoders and writers too
@@ -435,6 +465,27 @@ fn bins_op<'scope>(
             }
         },
     )
+}
+
+/// The interrupted run's completed triples, read once per process (a failure to read them
+/// fails the job: nothing is then kept).
+fn completed_triples(plan: &StreamPlan, ctx: &JobContext) -> Arc<HashMap<TarPath, TarDone>> {
+    plan.completed
+        .get_or_init(|| match plan.journal.load_done() {
+            Ok(records) => Arc::new(
+                records
+                    .into_iter()
+                    .map(|d| ((d.tar.bin.clone(), d.tar.part, d.tar.tar), d))
+                    .collect(),
+            ),
+            Err(e) => {
+                let message = format!("the job journal could not be read: {e}");
+                tracing::error!("{message}");
+                ctx.failure.fail(JobFailure::Plan(message));
+                Arc::default()
+            }
+        })
+        .clone()
 }
 
 fn gather_parts(

@@ -7,7 +7,7 @@ use timely::dataflow::InputHandleVec;
 use super::*;
 use crate::job::{FailureSignal, JobContext};
 use crate::ops::assign_tars::Planner;
-use crate::record::{Reject, RejectKind, WarningKind};
+use crate::record::{Reject, RejectKind, TarId, WarningKind};
 use crate::report::Progress;
 
 /// splitmix64: the random plans below are reproducible from their seed.
@@ -63,7 +63,13 @@ fn random_listing(rng: &mut Rng) -> Vec<MetaOutcome> {
             r => {
                 let bin = (r != 2).then(|| format!("bin{}", rng.below(bins)));
                 let uuid = format!("k{}", rng.below(keys));
-                clip(seq, &uuid, bin.as_deref(), 1 + rng.below(12), rng.below(9) > 0)
+                clip(
+                    seq,
+                    &uuid,
+                    bin.as_deref(),
+                    1 + rng.below(12),
+                    rng.below(9) > 0,
+                )
             }
         })
         .collect()
@@ -95,7 +101,9 @@ fn stream_plan(
                 .plan_stream(plan.clone(), gathered.clone(), done.clone(), &ctx)
                 .inspect(move |c| {
                     let key = (c.tar.clone(), c.index, c.tar_len, c.meta.span_uuid.clone());
-                    out.lock().unwrap().push((key.0, key.1, key.2, key.3, c.mtime));
+                    out.lock()
+                        .unwrap()
+                        .push((key.0, key.1, key.2, key.3, c.mtime));
                 });
         });
         if worker.index() == 0 {
@@ -125,7 +133,11 @@ fn options(rng: &mut Rng) -> (Planner, StreamPlan) {
         target_tar_bytes: 5 + rng.below(30),
         max_tars_per_part: 1 + rng.below(3) as u32,
         mtime: 7,
-        drop_below: if rng.below(2) == 0 { 0 } else { 1 + rng.below(4) as u32 },
+        drop_below: if rng.below(2) == 0 {
+            0
+        } else {
+            1 + rng.below(4) as u32
+        },
         dedup: (rng.below(3) == 0).then(|| Arc::new(HashSet::from(["k1".into(), "k5".into()]))),
     };
     let plan = StreamPlan {
@@ -136,9 +148,14 @@ fn options(rng: &mut Rng) -> (Planner, StreamPlan) {
             mtime: planner.mtime,
         },
         dedup: planner.dedup.clone(),
-        completed: None,
         require_captions: None,
-        record_job: None,
+        journal: Journal::new(
+            crate::storage::Storage::new(crate::storage::StorageOptions::default()),
+            crate::storage::Location::Local("/nonexistent".into()),
+        ),
+        start: None,
+        completed: Arc::default(),
+        unchanged: |_, _| false,
     };
     (planner, plan)
 }
@@ -165,7 +182,10 @@ fn streaming_plan_equals_the_gathered_plan_for_random_listings() {
         let workers = 1 + rng.below(4) as usize;
         let (got, got_summary, failure) = stream_plan(&listing, page, workers, plan);
         assert_eq!(failure, None, "seed {seed}");
-        assert_eq!(got, want, "seed {seed}: planned clips ({workers} workers, pages of {page})");
+        assert_eq!(
+            got, want,
+            "seed {seed}: planned clips ({workers} workers, pages of {page})"
+        );
         assert_eq!(
             got_summary,
             Some(want_summary),
@@ -206,7 +226,10 @@ fn key_filter_keeps_the_first_key_in_listing_order_across_pages() {
     ]);
     assert_eq!(a.clips.iter().map(|c| c.seq).collect::<Vec<_>>(), [1]);
     assert_eq!(a.first_bins, vec![("A".to_string(), 1)]);
-    let b = f.page(vec![clip(5, "x", Some("A"), 1, true), clip(6, "y", None, 1, true)]);
+    let b = f.page(vec![
+        clip(5, "x", Some("A"), 1, true),
+        clip(6, "y", None, 1, true),
+    ]);
     assert!(b.clips.is_empty());
     let s = &f.part.summary;
     assert_eq!((s.listed, s.dropped_no_bin, s.rejects.len()), (4, 1, 2));
