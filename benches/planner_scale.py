@@ -4,7 +4,7 @@ first caption and completes its first tar (tiny clips and the tiny T5, so planni
 
     planner_scale.py [--sizes 10000,100000,1000000] [--bin NAME=PATH ...] [--planners streaming,gathered]
                      [--work DIR] [--model DIR] [--workers N] [--tar-mb MIB] [--shardflow-arg ARG ...] [--no-warm]
-                     [--out-dir DIR] [--quick]
+                     [--out-dir DIR] [--quick] [--nested]
 
 For each size N: `tests/tools/make_dataset.py generate --size tiny --count N --seed S` (every clip a hard link to
 one 48-frame 1280x720 mp4 of about 7 KB, one window of a 10-20 word caption; cached in --work DIR/data), then
@@ -14,7 +14,10 @@ binary and a later one compare in one run): `shardflow shard --workers <cores> -
 the child's getrusage, as in rss.py), each run after reading every input file into the page cache (--no-warm:
 not; a cold run on a busy disk can take several times as long). From the job's report.json:
 `milestone_seconds` (planning complete, first caption encoded, first tar completed; "-" for a binary whose
-report lacks them). Each binary runs once per planner of --planners (default both): `streaming` plans as the
+report lacks them). --nested: the same metadata files hard-linked into 256 subdirectories of metas/v0 by the
+first two characters of their name, as a curation pipeline that shards its output writes them: a flat local
+directory must be read whole before its first page is known (readdir of 1M entries takes about a second),
+a nested one only up to its first subdirectory, as an object store's LIST returns its first page at once. Each binary runs once per planner of --planners (default both): `streaming` plans as the
 listing goes, `gathered` (SHARDFLOW_PLANNER=gathered) plans in one step once every metadata file is read, as
 `reshard` and `--append` do. Between consecutive sizes: the marginal peak RSS per clip, (RSS(N2) - RSS(N1)) / (N2 - N1)
 in KiB/clip. The output is deleted after each run; the generated inputs stay in --work for the next run (about
@@ -72,6 +75,25 @@ def ensure_tiny_dataset(count: int, seed: int, data_dir: Path) -> tuple[Path, fl
     return d, took
 
 
+def nested_copy(flat: Path) -> Path:
+    """`flat`'s metadata hard-linked into metas/v0/<first two characters>/ (the clips stay where the metadata's
+    absolute clip_location points); cached beside it."""
+    d = flat.with_name(flat.name + "-nested")
+    if (d / ".complete").exists():
+        return d
+    if d.exists():
+        shutil.rmtree(d)
+    src = flat / "metas" / "v0"
+    t0 = time.perf_counter()
+    for name in sorted(os.listdir(src)):
+        sub = d / "metas" / "v0" / name[:2]
+        sub.mkdir(parents=True, exist_ok=True)
+        os.link(src / name, sub / name)
+    (d / ".complete").write_text("ok\n")
+    bc.log(f"nested copy of {flat.name} in {time.perf_counter() - t0:.1f} s")
+    return d
+
+
 def warm(data: Path) -> None:
     """Reads every input file once, so that each run starts from a warm page cache (otherwise a run right after
     generating, or after another size's output evicted the inputs, differs by several times on a busy disk)."""
@@ -116,6 +138,8 @@ def main() -> int:
     ap.add_argument("--shardflow-arg", action="append", default=[], help="extra shardflow shard argument")
     ap.add_argument("--no-warm", action="store_true",
                     help="do not read the inputs into the page cache before each run")
+    ap.add_argument("--nested", action="store_true",
+                    help="metadata in 256 subdirectories of metas/v0 (hard links), not one flat directory")
     ap.add_argument("--out-dir", default=str(bc.DEFAULT_OUT))
     a = ap.parse_args()
 
@@ -140,6 +164,8 @@ def main() -> int:
     generated: dict[int, float | None] = {}
     for n in sizes:
         data, took = ensure_tiny_dataset(n, a.seed, work / "data")
+        if a.nested:
+            data = nested_copy(data)
         generated[n] = took
         for name, sf, planner in bins:
             run_env = dict(env, SHARDFLOW_PLANNER=planner)
@@ -177,16 +203,17 @@ def main() -> int:
     gen = ", ".join(f"{n:,}: {t:.0f} s" for n, t in generated.items() if t is not None) or "all cached"
     md = ["### shardflow shard as the clip count grows (planner_scale.py)", "",
           f"CPU {cpu}, {bc.cores()} cores, --workers {workers}; model `{model.name}`; "
-          f"`make_dataset.py generate --size tiny --seed {a.seed}`; --target-tar-size-mb {a.tar_mb}; peak RSS from "
+          f"`make_dataset.py generate --size tiny --seed {a.seed}`"
+          f"{' (metadata nested in 256 subdirectories)' if a.nested else ' (metadata in one flat directory)'}; --target-tar-size-mb {a.tar_mb}; peak RSS from "
           f"{'/usr/bin/time -v' if use_gnu else 'getrusage(RUSAGE_CHILDREN)'}; inputs "
           f"{'not warmed' if a.no_warm else 'read into the page cache before each run'}; milestones are seconds "
           f"from the job's start (report.json `milestone_seconds`); marginal = ΔRSS / Δclips from the size before. "
           f"Generation: {gen}.", "",
           bc.md_table(["binary", "clips", "written", "tars", "peak RSS MiB", "wall s", "planned s",
                        "first encode s", "first tar s", "marginal KiB/clip"], rows)]
-    bc.write_results(Path(a.out_dir), "planner_scale",
+    bc.write_results(Path(a.out_dir), "planner_scale_nested" if a.nested else "planner_scale",
                      {"machine": dict(bc.machine(), lscpu_model_name=cpu), "model": str(model), "workers": workers,
-                      "tar_mb": a.tar_mb, "warm": not a.no_warm, "gnu_time": use_gnu, "seed": a.seed,
+                      "tar_mb": a.tar_mb, "nested": a.nested, "warm": not a.no_warm, "gnu_time": use_gnu, "seed": a.seed,
                       "generation_seconds": generated,
                       "bins": {n: str(p) for n, p, _ in bins}, "runs": results},
                      "\n".join(md))

@@ -246,6 +246,7 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
         "{err}"
     );
 
+    let journal_before = every_file(&tmp.path().join("out"));
     let other = run(
         tmp.path(),
         &input,
@@ -273,6 +274,12 @@ fn resume_refuses_a_different_job_and_keeps_the_journal_mtime() {
     let err = String::from_utf8_lossy(&other_model.stderr);
     assert!(!other_model.status.success());
     assert!(err.contains("the T5 model differs"), "{err}");
+    // a refusal writes nothing: no report claiming a failed job, the journal as it was
+    assert_eq!(other_model.status.code(), Some(2), "{err}");
+    assert!(
+        every_file(&tmp.path().join("out")) == journal_before,
+        "a refused resume changed the output"
+    );
 
     // inputs changed since the run: an edited caption and the last quarter of the metadata
     // files gone. Resuming writes what a fresh run over today's inputs writes: the tars whose

@@ -37,6 +37,8 @@ pub struct Grouping {
     pub mtime: u64,
 }
 
+// clips stay boxed from `read_meta` to the planned clip (`PlannedClip::meta`): moved, not copied
+#[allow(clippy::vec_box)]
 struct Bin {
     rank: u32,
     grouper: TarGrouper,
@@ -165,6 +167,7 @@ impl BinPlanner {
     }
 }
 
+#[allow(clippy::vec_box)]
 /// A closed tar: its clips to encode, or none when the interrupted run completed it from the
 /// same clips (its record then goes to the report).
 fn close(

@@ -359,6 +359,8 @@ fn registry_op<'scope>(
     })
 }
 
+// clips stay boxed from `read_meta` to the planned clip (`PlannedClip::meta`): moved, not copied
+#[allow(clippy::vec_box, clippy::borrowed_box)]
 fn bins_op<'scope>(
     clips: Stream<'scope, u64, Vec<Box<ClipMeta>>>,
     releases: Stream<'scope, u64, Vec<Release>>,
