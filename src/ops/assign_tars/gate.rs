@@ -105,9 +105,11 @@ impl PlanGate {
             // an append keeps the output's job record: its tars keep that job's mtime
             None if appending => {}
             None => {
-                // a fresh run, or one interrupted before it had planned
+                // a fresh run, or one whose journal holds no plan (interrupted before it had
+                // planned, or started by the streaming plan): a resumed job keeps its mtime
                 let job = JobFingerprint {
                     inputs: Some(inputs),
+                    mtime: self.resume.as_ref().map_or(self.job.mtime, |o| o.mtime),
                     ..self.job.clone()
                 };
                 self.journal
