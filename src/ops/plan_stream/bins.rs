@@ -2,14 +2,23 @@
 //! each tar as soon as the next clip does not fit (SPEC §4); only a bin's last tar waits for
 //! the end of the input (`--drop-small-shards` may drop it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::error::JobFailure;
+use crate::hash::stable_hash;
+use crate::job::JobContext;
 
 use crate::layout::TarId;
 use crate::record::{ClipMeta, PlannedClip, TarDone};
 use crate::spec::TarGrouper;
 
-use super::PlanPart;
+use super::{first_open, PlanPart, Planned, Release, StreamPlan};
 
 /// The key of a tar triple regardless of its bin's rank: its path.
 pub type TarPath = (String, u32, u32);
@@ -212,4 +221,136 @@ fn close(
             reuse: Vec::new(),
         })
         .collect()
+}
+
+/// The bin planners' step, as an operator: see [`BinPlanner`].
+// clips stay boxed from `read_meta` to the planned clip (`PlannedClip::meta`): moved, not copied
+#[allow(clippy::vec_box, clippy::borrowed_box)]
+pub(super) fn bins_op<'scope>(
+    clips: Stream<'scope, u64, Vec<Box<ClipMeta>>>,
+    releases: Stream<'scope, u64, Vec<Release>>,
+    plan: &StreamPlan,
+    ctx: &JobContext,
+) -> Stream<'scope, u64, Vec<Planned>> {
+    let ctx = ctx.clone();
+    let plan = plan.clone();
+    let route = |c: &Box<ClipMeta>| stable_hash(c.bin.as_deref().unwrap_or_default().as_bytes());
+    clips.binary_frontier(
+        releases,
+        Exchange::new(route),
+        Pipeline,
+        "PlanBins",
+        move |cap, _info| {
+            let mut planner = BinPlanner::new(plan.grouping.clone(), None);
+            let mut pages: BTreeMap<u64, Vec<Box<ClipMeta>>> = BTreeMap::new();
+            let mut ranks: BTreeMap<u64, Vec<Release>> = BTreeMap::new();
+            let mut held = Some(cap);
+            let mut refused: Option<String> = None;
+            move |(clips, f1), (releases, f2), output| {
+                clips.for_each(|c, data| {
+                    pages
+                        .entry(*c.least().expect("a page"))
+                        .or_default()
+                        .append(data)
+                });
+                releases.for_each(|c, data| {
+                    ranks
+                        .entry(*c.least().expect("a page"))
+                        .or_default()
+                        .append(data)
+                });
+                let Some(h) = held.as_mut() else {
+                    pages.clear();
+                    return;
+                };
+                let open = first_open(f1).min(first_open(f2));
+                while let Some(entry) = ranks.first_entry() {
+                    if *entry.key() >= open {
+                        break;
+                    }
+                    for r in entry.remove() {
+                        match r {
+                            Release::Start { mtime, resume } => {
+                                let completed = resume.then(|| Completed {
+                                    records: completed_triples(&plan, &ctx),
+                                    unchanged: plan.unchanged,
+                                });
+                                planner.start(mtime, completed);
+                            }
+                            Release::Rank(bin, rank) => planner.rank(bin, rank),
+                            Release::Refused(message) => {
+                                // stop this process's encoders and writers too
+                                ctx.failure.fail(JobFailure::Refused(message.clone()));
+                                refused = Some(message);
+                            }
+                        }
+                    }
+                }
+                while let Some(entry) = pages.first_entry() {
+                    if *entry.key() >= open {
+                        break;
+                    }
+                    let t = *entry.key();
+                    let mut page = entry.remove();
+                    if refused.is_some() {
+                        continue;
+                    }
+                    page.sort_by_key(|c| c.seq);
+                    let out: Vec<PlannedClip> = {
+                        let _t = ctx.clock.time("plan_bins");
+                        page.into_iter().flat_map(|c| planner.push(c)).collect()
+                    };
+                    if !out.is_empty() {
+                        ctx.progress
+                            .planned
+                            .fetch_add(out.len() as u64, Ordering::Relaxed);
+                        let at = h.delayed(&t);
+                        output
+                            .session(&at)
+                            .give_iterator(out.into_iter().map(Planned::Clip));
+                    }
+                }
+                if open == u64::MAX {
+                    let out = if refused.is_some() {
+                        Vec::new()
+                    } else {
+                        planner.finish()
+                    };
+                    ctx.progress
+                        .planned
+                        .fetch_add(out.len() as u64, Ordering::Relaxed);
+                    let part = std::mem::take(&mut planner.part);
+                    {
+                        let mut session = output.session(&*h);
+                        session.give_iterator(out.into_iter().map(Planned::Clip));
+                        session.give(Planned::Part(part));
+                    }
+                    held = None;
+                } else if open > *h.time() {
+                    h.downgrade(&open);
+                }
+            }
+        },
+    )
+}
+
+/// The interrupted run's completed triples, read once per process (a failure to read them
+/// fails the job: nothing is then kept).
+fn completed_triples(plan: &StreamPlan, ctx: &JobContext) -> Arc<HashMap<TarPath, TarDone>> {
+    plan.completed
+        .get_or_init(|| match plan.journal.load_done() {
+            Ok(records) => Arc::new(
+                records
+                    .into_iter()
+                    .map(|d| ((d.tar.bin.clone(), d.tar.part, d.tar.tar), d))
+                    .collect(),
+            ),
+            Err(e) => {
+                let message = format!("the job journal could not be read: {e}");
+                tracing::error!("{message}");
+                ctx.failure.fail(JobFailure::Plan(message));
+                Arc::default()
+            }
+        })
+        .clone()
 }

@@ -1,12 +1,20 @@
 //! The first planning step: every outcome of `read_meta`, counted; clips filtered (semantic
 //! duplicates, no bin, a `span_uuid` already used) by the worker that owns their key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use crate::error::JobFailure;
+use crate::hash::stable_hash;
+use crate::job::JobContext;
 
 use crate::record::{ClipMeta, MetaOutcome, Reject, RejectKind, WarningKind};
 
-use super::{seq_of, PlanPart};
+use super::{first_open, seq_of, Keyed, PlanPart};
 
 /// What a page leaves for the bin planners and the registry.
 #[derive(Debug, Default, PartialEq)]
@@ -111,4 +119,68 @@ impl KeyFilter {
         }
         out
     }
+}
+
+/// The keys step, as an operator: see [`KeyFilter`].
+pub(super) fn keys_op<'scope>(
+    outcomes: Stream<'scope, u64, Vec<MetaOutcome>>,
+    dedup: Option<Arc<HashSet<String>>>,
+    ctx: &JobContext,
+) -> Stream<'scope, u64, Vec<Keyed>> {
+    let ctx = ctx.clone();
+    let route = |o: &MetaOutcome| match o {
+        MetaOutcome::Clip(c) => stable_hash(c.span_uuid.as_bytes()),
+        other => seq_of(other),
+    };
+    outcomes.unary_frontier(Exchange::new(route), "PlanKeys", move |cap, _info| {
+        let mut filter = KeyFilter::new(dedup);
+        let mut pages: BTreeMap<u64, Vec<MetaOutcome>> = BTreeMap::new();
+        let mut held = Some(cap);
+        let mut failed = false;
+        move |(input, frontier), output| {
+            input.for_each(|c, data| {
+                pages
+                    .entry(*c.least().expect("a page"))
+                    .or_default()
+                    .append(data)
+            });
+            let Some(h) = held.as_mut() else {
+                return;
+            };
+            let open = first_open(frontier);
+            while let Some(entry) = pages.first_entry() {
+                if *entry.key() >= open {
+                    break;
+                }
+                let t = *entry.key();
+                let admitted = {
+                    let _t = ctx.clock.time("plan_keys");
+                    filter.page(entry.remove())
+                };
+                if let (false, Some(message)) = (failed, &filter.part.summary.failed) {
+                    // the storage failed: the plan is incomplete, the job stops (completed
+                    // tars stay recorded for --resume)
+                    failed = true;
+                    tracing::error!("{message}");
+                    ctx.failure.fail(JobFailure::Plan(message.clone()));
+                }
+                let at = h.delayed(&t);
+                let mut session = output.session(&at);
+                for (bin, seq) in admitted.first_bins {
+                    session.give(Keyed::Bin(bin, seq));
+                }
+                if admitted.windows + admitted.missing > 0 {
+                    session.give(Keyed::Captions(admitted.windows, admitted.missing));
+                }
+                session.give_iterator(admitted.clips.into_iter().map(Keyed::Clip));
+            }
+            if open == u64::MAX {
+                let part = std::mem::take(&mut filter.part);
+                output.session(&*h).give(Keyed::Part(part));
+                held = None;
+            } else if open > *h.time() {
+                h.downgrade(&open);
+            }
+        }
+    })
 }

@@ -5,6 +5,14 @@
 
 use std::collections::HashMap;
 
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::Stream;
+
+use super::{first_open, Keyed, Release, Start, StreamPlan, HOLD_PAGES};
+use crate::error::JobFailure;
+use crate::job::JobContext;
+
 /// Whether the plan may go on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -96,4 +104,79 @@ impl BinRegistry {
     pub fn captions(&self) -> (u64, u64) {
         (self.missing, self.windows)
     }
+}
+
+/// The registry step, as an operator on worker 0: see [`BinRegistry`].
+pub(super) fn registry_op<'scope>(
+    reports: Stream<'scope, u64, Vec<Keyed>>,
+    plan: &StreamPlan,
+    ctx: &JobContext,
+) -> Stream<'scope, u64, Vec<Release>> {
+    let ctx = ctx.clone();
+    let field = plan.require_captions.clone();
+    let mut start = plan.start.clone();
+    let (journal, mtime) = (plan.journal.clone(), plan.grouping.mtime);
+    let leader = reports.scope().index() == 0;
+    reports.unary_frontier(Exchange::new(|_| 0), "BinRegistry", move |cap, _info| {
+        let mut registry = BinRegistry::default();
+        let mut held = leader.then_some(cap);
+        let mut released = false;
+        move |(input, frontier), output| {
+            input.for_each(|c, data| {
+                let page = *c.least().expect("a page");
+                for r in data.drain(..) {
+                    match r {
+                        Keyed::Bin(bin, seq) => registry.report_bin(bin, seq, page),
+                        Keyed::Captions(w, m) => registry.report_captions(w, m),
+                        _ => {}
+                    }
+                }
+            });
+            let Some(h) = held.as_mut() else {
+                return;
+            };
+            let open = first_open(frontier);
+            if !released {
+                let out_of_time = open >= HOLD_PAGES;
+                match registry.verdict(field.as_deref(), out_of_time) {
+                    Verdict::Hold => return,
+                    Verdict::Refuse(message) => {
+                        tracing::error!("{message}");
+                        output.session(&*h).give(Release::Refused(message.clone()));
+                        ctx.failure.fail(JobFailure::Refused(message));
+                        held = None;
+                        return;
+                    }
+                    Verdict::Go => {
+                        released = true;
+                        let resume = matches!(start, Some(Start::Resume));
+                        // the job is recorded before its first tar can be written
+                        if let Some(Start::Record(job)) = start.take() {
+                            if let Err(e) = journal.write_job(&job) {
+                                let message = format!("the job journal could not be written: {e}");
+                                tracing::error!("{message}");
+                                ctx.failure.fail(JobFailure::Plan(message));
+                            }
+                        }
+                        output.session(&*h).give(Release::Start { mtime, resume });
+                    }
+                }
+            }
+            for (page, bin, rank) in registry.release(|p| p < open) {
+                output.session(&h.delayed(&page)).give(Release::Rank(bin, rank));
+            }
+            if open == u64::MAX {
+                let (missing, _) = registry.captions();
+                if missing > 0 {
+                    tracing::warn!(
+                        "{missing} clips have windows without a caption{}: they are written with valid: false and those windows get no embedding",
+                        field.as_deref().map(|f| format!(" (\"{f}\")")).unwrap_or_default()
+                    );
+                }
+                held = None;
+            } else if open > *h.time() {
+                h.downgrade(&open);
+            }
+        }
+    })
 }
