@@ -53,6 +53,7 @@ pub use registry::{BinRegistry, Verdict};
 /// whose windows lack captions and that has none is refused. Below the listing's look-ahead
 /// ([`crate::ops::list::AHEAD_PAGES`]), so that the listing never waits for the hold.
 pub const HOLD_PAGES: u64 = 4;
+const _: () = assert!(HOLD_PAGES < crate::ops::list::AHEAD_PAGES);
 
 /// Position in the listing; rejects (which carry none) sort last, then by their path.
 pub(crate) fn seq_of(o: &MetaOutcome) -> u64 {
