@@ -1,15 +1,17 @@
 //! The job journal under `<output>/<version>/_shardflow/`, which makes a job resumable:
 //!
 //! - `job.json`: the job's fingerprint — the options that change the output, the model's
-//!   identity, the tar mtime, and (once planned) a hash of the plan, i.e. of every input that
-//!   reaches the output. Written by the planner before any tar is written.
+//!   identity and the tar mtime — written before any tar is written. The one-step plan of
+//!   `reshard` and `--append` adds a hash of the plan (`inputs`); the streaming plan of a
+//!   `shard` needs none.
 //! - `done/<bin>/<part>/<tar>.json`: one record per completed tar triple, written by its
-//!   writer after all three tars are complete (renamed, or upload completed).
+//!   writer after all three tars are complete (renamed, or upload completed), with the keys of
+//!   its clips in order and a content hash per stream.
 //!
-//! `--resume` skips the triples with a record whose three tars still exist with the recorded
-//! size and redoes the rest; the tar mtime comes from `job.json`, so the result is byte for
-//! byte what an uninterrupted run writes. A tar written but not yet recorded when the job
-//! died is simply written again.
+//! `--resume` keeps the triples with a record whose three tars still exist with the recorded
+//! size and whose clips are the ones the plan puts there now, and redoes the rest; the tar
+//! mtime comes from `job.json`, so the result is byte for byte what an uninterrupted run
+//! writes. A tar written but not yet recorded when the job died is simply written again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
