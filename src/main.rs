@@ -46,6 +46,8 @@ enum Command {
     Inspect(cmd::tools::InspectArgs),
     /// Write DALI and/or wids indexes for an existing dataset (reading each tar once).
     Index(cmd::tools::IndexArgs),
+    /// Write a dataset in another trainer's format (cosmos-predict2's directory dataset).
+    Export(cmd::export::ExportArgs),
 }
 
 #[derive(clap::Args)]
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::tools::run_verify(args),
         Command::Inspect(args) => cmd::tools::run_inspect(args),
         Command::Index(args) => cmd::tools::run_index(args),
+        Command::Export(args) => cmd::export::run_export(args),
     };
     match result {
         Ok(code) => code,

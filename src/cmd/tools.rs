@@ -8,10 +8,10 @@ use shardflow::model::{DeviceSpec, Precision};
 use shardflow::storage::Storage;
 
 #[derive(clap::Args)]
-pub struct DatasetArgs {
+pub(crate) struct DatasetArgs {
     /// The dataset: a shard job's output path (every annotation version below it) or one
     /// version directory (`<output>/<version>`), local or an object-store URI.
-    dataset: String,
+    pub(crate) dataset: String,
     /// Read only this annotation version of the output path.
     #[arg(long)]
     annotation_version: Option<String>,
@@ -25,7 +25,9 @@ pub struct DatasetArgs {
 
 impl DatasetArgs {
     /// The storage, the version directories to read (each said on stderr) and the threads.
-    fn open(&self) -> anyhow::Result<(Storage, Vec<shardflow::storage::Location>, usize)> {
+    pub(crate) fn open(
+        &self,
+    ) -> anyhow::Result<(Storage, Vec<shardflow::storage::Location>, usize)> {
         let opts = shardflow::storage::StorageOptions {
             input_profile: self.s3_profile_name.clone(),
             output_profile: self.s3_profile_name.clone(),
@@ -54,7 +56,7 @@ impl DatasetArgs {
 /// What a dataset command may do with the dataset at `root` ([`shardflow::dataset::complete`]):
 /// `Err(2)` after printing why when it is not a dataset (or, with `refuse_incomplete`, not a
 /// finished one); otherwise the warning printed for an unfinished one, if it is.
-fn check_dataset(
+pub(crate) fn check_dataset(
     storage: &Storage,
     root: &shardflow::storage::Location,
     refuse_incomplete: bool,

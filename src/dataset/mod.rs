@@ -1,8 +1,9 @@
 //! Tools for written datasets: random-access indexes ([`index`]), finding the tars of a
 //! dataset ([`layout`]), whether it is a finished dataset at all ([`complete`]), `verify`
-//! ([`verify`]) and `inspect` ([`inspect`]).
+//! ([`verify`]), `inspect` ([`inspect`]) and `export` ([`export`]).
 
 pub mod complete;
+pub mod export;
 pub mod index;
 pub mod inspect;
 pub mod layout;

@@ -10,6 +10,7 @@ mod azure;
 mod cli;
 mod cluster;
 mod dataset_tools;
+mod export;
 mod hosts;
 mod layout;
 mod memory;
