@@ -13,6 +13,7 @@ mod dataset_tools;
 mod hosts;
 mod layout;
 mod memory;
+mod metrics;
 mod options;
 mod oracle;
 mod reshard;
