@@ -15,7 +15,8 @@
 //! 2. Records and settings: [`record`] (what flows between operators and stages),
 //!    [`config`] (each option declared once → a validated [`config::ShardConfig`]),
 //!    [`input`] (listing the input's metadata), [`report`] (counts, timings, the JSON
-//!    report), [`journal`] (job fingerprint and completed tars, for `--resume`).
+//!    report), [`metrics`] (live counters and their Prometheus endpoint), [`journal`] (job
+//!    fingerprint and completed tars, for `--resume`).
 //! 3. Job-level logic: [`dataset`] (indexes, `verify`, `inspect` of written datasets),
 //!    [`incremental`] (`reshard` and `--append`: changes, copies, reuse), [`dedup`] (semantic
 //!    dedup tables), [`prepare`] (checks and loads before a job runs), [`embed`].
@@ -39,6 +40,7 @@ pub mod input;
 pub mod job;
 pub mod journal;
 pub mod layout;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod prepare;

@@ -56,6 +56,22 @@ pub enum RejectKind {
 }
 
 impl RejectKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [RejectKind; 12] = [
+        RejectKind::UnreadableMeta,
+        RejectKind::InvalidJson,
+        RejectKind::MissingKey,
+        RejectKind::WrongType,
+        RejectKind::UnsafeSpanUuid,
+        RejectKind::DuplicateSpanUuid,
+        RejectKind::ClipMissing,
+        RejectKind::ClipUnreadable,
+        RejectKind::CaptionNotString,
+        RejectKind::MetaTooLarge,
+        RejectKind::ClipOutsideAllowedRoots,
+        RejectKind::ChangedDuringJob,
+    ];
+
     /// The stable name used in reports.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -6,16 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::error::ShardError;
+use crate::metrics::{Metrics, Snapshot};
 use crate::record::{BinWritten, PlanSummary, Reject, TarDone};
 use crate::storage::{Location, Storage};
 
-/// Live counters shared with the progress display.
+/// Live counters shared with the progress display and the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Clips planned for writing (0 until planning is done).
     pub planned: AtomicU64,
     /// Samples handed to the writers.
     pub written: AtomicU64,
+    /// The rest of the live metrics (`--metrics-listen`).
+    pub metrics: Metrics,
 }
 
 impl Progress {
@@ -25,6 +28,14 @@ impl Progress {
             self.written.load(Ordering::Relaxed),
             self.planned.load(Ordering::Relaxed),
         )
+    }
+
+    /// The live metrics now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            planned_clips: self.planned.load(Ordering::Relaxed),
+            ..self.metrics.snapshot()
+        }
     }
 }
 

@@ -11,7 +11,8 @@ pub(crate) struct LaunchArgs {
     #[arg(long)]
     pub(crate) processes: usize,
     /// Arguments of `shardflow shard` (after `--`), or `reshard` followed by its arguments;
-    /// `--processes`, `--process` and `--hostfile` are added for each process.
+    /// `--processes`, `--process` and `--hostfile` are added for each process, and the port of
+    /// a `--metrics-listen` is offset by the process index (each process serves its own).
     #[arg(last = true, required = true)]
     pub(crate) shard_args: Vec<String>,
 }
@@ -43,7 +44,7 @@ pub(crate) fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         };
         let child = std::process::Command::new(&exe)
             .arg(sub)
-            .args(rest)
+            .args(per_process(rest, i)?)
             .args([
                 "--processes",
                 &args.processes.to_string(),
@@ -84,4 +85,67 @@ pub(crate) fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         Some((_, code)) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
         None => ExitCode::SUCCESS,
     })
+}
+
+/// Process `i`'s arguments: those given, with the port of `--metrics-listen ADDR` (or
+/// `--metrics-listen=ADDR`) plus `i`, so that the local processes do not all bind one port.
+/// Port 0 (any free port) and an address that does not parse (the process reports it) are
+/// passed as given.
+fn per_process(args: &[String], i: usize) -> anyhow::Result<Vec<String>> {
+    const FLAG: &str = "--metrics-listen";
+    let offset = |value: &str| -> anyhow::Result<String> {
+        let Ok(mut addr) = value.parse::<std::net::SocketAddr>() else {
+            return Ok(value.to_string());
+        };
+        if addr.port() != 0 {
+            let port = u16::try_from(usize::from(addr.port()) + i)
+                .ok()
+                .with_context(|| format!("{FLAG} {value}: no port {i} above it for process {i}"))?;
+            addr.set_port(port);
+        }
+        Ok(addr.to_string())
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut next_is_addr = false;
+    for a in args {
+        if std::mem::take(&mut next_is_addr) {
+            out.push(offset(a)?);
+        } else if a == FLAG {
+            next_is_addr = true;
+            out.push(a.clone());
+        } else if let Some(v) = a.strip_prefix(FLAG).and_then(|r| r.strip_prefix('=')) {
+            out.push(format!("{FLAG}={}", offset(v)?));
+        } else {
+            out.push(a.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_process;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_process_gets_its_own_metrics_port() {
+        let given = args(&["--workers", "2", "--metrics-listen", "127.0.0.1:9184"]);
+        assert_eq!(per_process(&given, 0).unwrap(), given);
+        assert_eq!(
+            per_process(&given, 2).unwrap(),
+            args(&["--workers", "2", "--metrics-listen", "127.0.0.1:9186"])
+        );
+        assert_eq!(
+            per_process(&args(&["--metrics-listen=[::1]:80"]), 1).unwrap(),
+            args(&["--metrics-listen=[::1]:81"])
+        );
+        let any = args(&["--metrics-listen", "127.0.0.1:0"]);
+        assert_eq!(per_process(&any, 3).unwrap(), any);
+        let odd = args(&["--metrics-listen", "nowhere"]);
+        assert_eq!(per_process(&odd, 3).unwrap(), odd);
+        assert!(per_process(&args(&["--metrics-listen", "127.0.0.1:65535"]), 1).is_err());
+    }
 }

@@ -12,6 +12,8 @@ use shardflow::config::{ShardArgs, ShardConfig};
 use shardflow::dataflows::shard;
 use shardflow::error::{JobError, ShardError};
 use shardflow::journal::JOB_DIR;
+use shardflow::metrics::render;
+use shardflow::metrics::serve::MetricsServer;
 use shardflow::model::TextEncoder;
 use shardflow::prepare;
 use shardflow::report::Progress;
@@ -75,6 +77,18 @@ fn run_shard_locked(
     let mut cfg = cfg.clone();
     cfg.gathered_plan |= request != prepare::IncrementalRequest::None;
     let cfg = &cfg;
+    let progress = Arc::new(Progress::default());
+    // bound before anything else, so that a port in use fails the command before the job
+    // starts; served until the job ends (the server is dropped on return)
+    let _metrics = match cfg.metrics_listen.filter(|_| !args.check) {
+        Some(addr) => {
+            let p = progress.clone();
+            let server = MetricsServer::start(addr, move || render(&p.snapshot()))?;
+            tracing::info!("serving metrics at http://{}/metrics", server.addr());
+            Some(server)
+        }
+        None => None,
+    };
     let resume = prepare::preflight(
         cfg,
         storage,
@@ -107,6 +121,7 @@ fn run_shard_locked(
         incremental,
         dedup,
         started,
+        progress,
     };
     let Some(report) = job.run(encoder)? else {
         println!(
@@ -164,6 +179,8 @@ struct ShardJob<'a> {
     incremental: Option<shardflow::incremental::plan::Mode>,
     dedup: Option<Arc<std::collections::HashSet<String>>>,
     started: Instant,
+    /// The live counters (also those of the metrics endpoint, when served).
+    progress: Arc<Progress>,
 }
 
 impl ShardJob<'_> {
@@ -174,7 +191,7 @@ impl ShardJob<'_> {
         encoder: Arc<dyn TextEncoder>,
     ) -> anyhow::Result<Option<shardflow::report::JobReport>> {
         let cfg = self.cfg;
-        let progress = Arc::new(Progress::default());
+        let progress = self.progress;
         let stop = Arc::new(AtomicBool::new(false));
         // SIGTERM / SIGINT stop the job gracefully (a second one ends the process at once)
         let interrupted = Arc::new(AtomicBool::new(false));

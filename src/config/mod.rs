@@ -78,6 +78,8 @@ pub struct ShardConfig {
     pub index: Indexes,
     /// What the members hold (which trainer reads the dataset).
     pub layout: OutputLayout,
+    /// Where the live metrics are served (`--metrics-listen`); `None`: not served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Which random-access indexes are written with the tars.

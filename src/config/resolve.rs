@@ -135,6 +135,16 @@ impl ShardConfig {
                 OutputLayout::Reference
             }
         };
+        let metrics_listen = f.metrics_listen.as_deref().and_then(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|_| {
+                    errors.push(format!(
+                        "metrics_listen (--metrics-listen): {} is not an IP address and port, e.g. 127.0.0.1:9184",
+                        shown_quoted(a)
+                    ))
+                })
+                .ok()
+        });
         let cfg = ShardConfig {
             input: f.input_clip_path.unwrap_or_default(),
             output: f.output_dataset_path.unwrap_or_default(),
@@ -166,6 +176,7 @@ impl ShardConfig {
             gathered_plan: std::env::var("SHARDFLOW_PLANNER").is_ok_and(|v| v == "gathered"),
             index,
             layout,
+            metrics_listen,
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);

@@ -28,6 +28,7 @@ fn cfg() -> ShardConfig {
         gathered_plan: false,
         layout: crate::layout::OutputLayout::Reference,
         index: Indexes::default(),
+        metrics_listen: None,
     }
 }
 

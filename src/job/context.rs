@@ -28,7 +28,7 @@ impl JobContext {
     /// milestones timed from now.
     pub fn new(progress: Arc<Progress>, failure: FailureSignal) -> Self {
         JobContext {
-            clock: StageClock::default(),
+            clock: StageClock::publishing(progress.clone()),
             milestones: Arc::default(),
             progress,
             failure,
@@ -138,11 +138,23 @@ impl FailureSignal {
     }
 }
 
-/// Time spent in each operator's logic on one worker.
+/// Time spent in each operator's logic on one worker, also added to the process's live
+/// metrics when it has them (a relaxed atomic add per timed activation).
 #[derive(Clone, Default)]
-pub struct StageClock(Rc<RefCell<BTreeMap<&'static str, Duration>>>);
+pub struct StageClock {
+    times: Rc<RefCell<BTreeMap<&'static str, Duration>>>,
+    shared: Option<Arc<Progress>>,
+}
 
 impl StageClock {
+    /// A clock that also adds its times to `progress`'s metrics.
+    pub fn publishing(progress: Arc<Progress>) -> Self {
+        StageClock {
+            times: Rc::default(),
+            shared: Some(progress),
+        }
+    }
+
     /// Starts timing `stage`; the time is added when the guard drops.
     pub fn time(&self, stage: &'static str) -> StageTimer {
         StageTimer {
@@ -154,7 +166,7 @@ impl StageClock {
 
     /// Seconds per stage so far.
     pub fn seconds(&self) -> BTreeMap<String, f64> {
-        self.0
+        self.times
             .borrow()
             .iter()
             .map(|(k, v)| (k.to_string(), v.as_secs_f64()))
@@ -171,7 +183,11 @@ pub struct StageTimer {
 
 impl Drop for StageTimer {
     fn drop(&mut self) {
-        *self.clock.0.borrow_mut().entry(self.stage).or_default() += self.start.elapsed();
+        let spent = self.start.elapsed();
+        *self.clock.times.borrow_mut().entry(self.stage).or_default() += spent;
+        if let Some(p) = &self.clock.shared {
+            p.metrics.add_stage(self.stage, spent);
+        }
     }
 }
 

@@ -206,6 +206,11 @@ impl<'scope> AssignTars<'scope> for Stream<'scope, u64, Vec<MetaOutcome>> {
                         progress
                             .planned
                             .store(planned.len() as u64, Ordering::Relaxed);
+                        // read_meta counted the other rejects as they came
+                        s.rejects
+                            .iter()
+                            .filter(|r| r.kind == crate::record::RejectKind::DuplicateSpanUuid)
+                            .for_each(|r| progress.metrics.reject(r.kind));
                         milestones.reach(Milestone::Planned);
                         *summary.borrow_mut() = Some(s);
                         if let Some(cap) = cap.take() {

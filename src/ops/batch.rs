@@ -2,6 +2,7 @@
 //! straddle two batches, so `encode` can finish every clip of a batch on its own.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
@@ -12,6 +13,7 @@ use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::Stream;
 
 use crate::job::JobContext;
+use crate::metrics::Metrics;
 use crate::record::PlannedClip;
 
 mod times;
@@ -167,6 +169,7 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
         F: Fn(&str) -> Vec<u32> + 'static,
     {
         let clock = ctx.clock.clone();
+        let progress = ctx.progress.clone();
         // slim clips are read again this many at a time
         let chunk = max_windows.clamp(16, 256);
         let scope = self.scope();
@@ -188,6 +191,7 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
                                 caps.insert(*cap.time(), cap);
                             }
                         }
+                        Metrics::add(&progress.metrics.batch_queued, data.len() as u64);
                         for clip in data.drain(..) {
                             match reloader {
                                 Some(_) => batcher.push_slim(clip),
@@ -204,6 +208,11 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
                         batcher.next_batch(&tokenize)
                     };
                     if let Some(batch) = batch {
+                        let n = batch.clips.len() as u64;
+                        progress
+                            .metrics
+                            .batch_queued
+                            .fetch_sub(n, Ordering::Relaxed);
                         let taken = times.take(batch.clips.len());
                         match taken.least.and_then(|t| caps.get(&t)) {
                             Some(cap) => output.session(cap).give(batch),

@@ -13,6 +13,7 @@ use crate::formats::npy_pickle::{self, F16Array};
 use crate::formats::predict25;
 use crate::job::{JobContext, Milestone};
 use crate::layout::OutputLayout;
+use crate::metrics::Metrics;
 use crate::model::{to_f16, TextEncoder};
 use crate::ops::batch::EncodeBatch;
 use crate::record::{EmbeddingRef, EncodedSample};
@@ -163,6 +164,13 @@ impl<'scope> Encode<'scope> for Stream<'scope, u64, Vec<EncodeBatch>> {
                                 if s.iter().any(|s| s.windows_embedded > 0) {
                                     ctx.milestones.reach(Milestone::FirstCaptionEncoded);
                                 }
+                                let m = &ctx.progress.metrics;
+                                let windows = s.iter().map(|s| s.windows_embedded as u64).sum();
+                                Metrics::add(&m.windows_encoded, windows);
+                                Metrics::add(
+                                    &m.tokens_encoded,
+                                    s.iter().map(|s| s.tokens_embedded).sum(),
+                                );
                                 output.session(&cap).give_iterator(s.into_iter())
                             }
                             Err(e) => {

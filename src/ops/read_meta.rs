@@ -456,6 +456,7 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
         ctx: &JobContext,
     ) -> Stream<'scope, u64, Vec<MetaOutcome>> {
         let clock = ctx.clock.clone();
+        let progress = ctx.progress.clone();
         self.unary(
             Exchange::new(|f: &ListedFile| f.seq),
             "ReadMeta",
@@ -472,6 +473,11 @@ impl<'scope> ReadMeta<'scope> for Stream<'scope, u64, Vec<ListedFile>> {
                         let _t = clock.time("read_meta");
                         let out = reader.read_batch(data);
                         stopped = out.iter().any(|o| matches!(o, MetaOutcome::Failed { .. }));
+                        for o in &out {
+                            if let MetaOutcome::Reject(r) = o {
+                                progress.metrics.reject(r.kind);
+                            }
+                        }
                         output.session(&cap).give_iterator(out.into_iter());
                     });
                 }

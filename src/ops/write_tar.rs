@@ -19,6 +19,7 @@ use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
 use crate::job::{JobContext, Milestone};
 use crate::layout::{self, PerStream};
+use crate::metrics::Metrics;
 use crate::record::{Copied, EncodedSample, Reject, RejectKind, TarContents, TarDone, TarId};
 use crate::storage::{Fetch, Location, ObjectWriter, Storage};
 
@@ -34,6 +35,8 @@ pub struct TarWriters {
     reuse: Option<EmbeddingSource>,
     open: HashMap<TarId, OpenTar>,
     failed: std::collections::HashSet<TarId>,
+    /// Samples appended to a triple so far (for the live metrics).
+    samples_written: u64,
 }
 
 /// One member tar being written.
@@ -69,6 +72,7 @@ impl TarWriters {
             reuse: None,
             open: HashMap::new(),
             failed: Default::default(),
+            samples_written: 0,
         }
     }
 
@@ -156,7 +160,9 @@ impl TarWriters {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
             };
+            let before = open.done.samples;
             write_sample(open, s, fetch, self.reuse.as_ref(), self.layout)?;
+            self.samples_written += open.done.samples - before;
             open.next += 1;
         }
         if open.next < tar_len {
@@ -196,6 +202,12 @@ impl TarWriters {
             j.record_done(&open.done)?;
         }
         Ok(Some(open.done))
+    }
+
+    /// Samples appended to a triple so far, those of triples that later failed included
+    /// (a rejected sample is not appended).
+    pub fn samples_written(&self) -> u64 {
+        self.samples_written
     }
 
     /// Tars still waiting for samples (none once every planned sample has arrived).
@@ -462,14 +474,24 @@ impl<'scope> WriteTar<'scope> for Stream<'scope, u64, Vec<EncodedSample>> {
                         .retain_least(output.output_index())
                         .expect("u64 is totally ordered");
                     let _t = clock.time("write_tar");
+                    let m = &progress.metrics;
                     for sample in data.drain(..) {
                         progress
                             .written
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let tar = sample.tar.clone();
-                        match writers.push(sample) {
+                        let before = writers.samples_written();
+                        let pushed = writers.push(sample);
+                        Metrics::add(&m.samples_written, writers.samples_written() - before);
+                        match pushed {
                             Ok(Some(done)) => {
                                 milestones.reach(Milestone::FirstTarCompleted);
+                                // as the report counts `tars`: not kept, not copied whole
+                                if !done.kept && done.files_copied < 3 {
+                                    Metrics::add(&m.tars_completed, 1);
+                                }
+                                Metrics::add(&m.bytes_written, done.bytes);
+                                done.rejects.iter().for_each(|r| m.reject(r.kind));
                                 output.session(&cap).give(done)
                             }
                             Ok(None) => {}

@@ -14,6 +14,7 @@ mod export;
 mod hosts;
 mod layout;
 mod memory;
+mod metrics;
 mod options;
 mod oracle;
 mod reshard;

@@ -249,6 +249,13 @@ options! {
             #[arg(long)]
             pub output_s3_profile_name: Option<String>,
         }
+        "Monitoring" {
+            /// Serve live metrics in Prometheus' text format at http://ADDR/metrics while the job
+            /// runs, ADDR an IP address and port (e.g. 127.0.0.1:9184); each process serves its
+            /// own, and `launch` adds the process index to the port [default: off].
+            #[arg(long, value_name = "ADDR")]
+            pub metrics_listen: Option<String>,
+        }
         /// The `[cluster]` section: running as several processes.
         #[command(flatten)]
         #[serde(default)]

@@ -27,6 +27,8 @@ pub struct Admitted {
     pub windows: u64,
     /// Admitted clips with windows without a caption.
     pub missing: u64,
+    /// Clips rejected for a `span_uuid` already used.
+    pub duplicates: u64,
 }
 
 /// One worker's share of the keys: the `span_uuid`s it owns and the counts of what it saw.
@@ -82,6 +84,7 @@ impl KeyFilter {
                         continue;
                     };
                     if let Some(first) = self.seen.get(clip.span_uuid.as_str()) {
+                        out.duplicates += 1;
                         s.rejects.push(Reject {
                             meta: clip.rel_path.clone(),
                             span_uuid: Some(clip.span_uuid.clone()),
@@ -157,6 +160,10 @@ pub(super) fn keys_op<'scope>(
                     let _t = ctx.clock.time("plan_keys");
                     filter.page(entry.remove())
                 };
+                // read_meta counts the other rejects as they come
+                for _ in 0..admitted.duplicates {
+                    ctx.progress.metrics.reject(RejectKind::DuplicateSpanUuid);
+                }
                 if let (false, Some(message)) = (failed, &filter.part.summary.failed) {
                     // the storage failed: the plan is incomplete, the job stops (completed
                     // tars stay recorded for --resume)
