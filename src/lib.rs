@@ -19,13 +19,15 @@
 //!    fingerprint and completed tars, for `--resume`).
 //! 3. Job-level logic: [`dataset`] (indexes, `verify`, `inspect` of written datasets),
 //!    [`incremental`] (`reshard` and `--append`: changes, copies, reuse), [`dedup`] (semantic
-//!    dedup tables), [`prepare`] (checks and loads before a job runs), [`embed`].
+//!    dedup tables), [`prepare`] (checks and loads before a job runs), [`embed`], [`bench`]
+//!    (`shardflow bench`'s synthetic input and figures).
 //! 4. [`job`]: the runner every job shares (workers, the interrupt flag the binary's signal
 //!    handlers raise turned into the job's failure, the connect timeout, summaries, report)
 //!    and the [`job::JobContext`] operators receive.
 //! 5. [`ops`]: one timely operator per file, each wrapping a plain, unit-tested struct.
 //! 6. [`dataflows`]: jobs as wiring of operators (`shard`, `changes`), no logic of their own.
 
+pub mod bench;
 pub mod config;
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;

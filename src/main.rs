@@ -48,6 +48,9 @@ enum Command {
     Index(cmd::tools::IndexArgs),
     /// Write a dataset in another trainer's format (cosmos-predict2's directory dataset).
     Export(cmd::export::ExportArgs),
+    /// How fast a shard job runs on this machine and which stage bounds it: runs the real job
+    /// on a generated (or sampled real) input in a temporary directory and extrapolates.
+    Bench(Box<cmd::bench::BenchArgs>),
 }
 
 #[derive(clap::Args)]
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::tools::run_inspect(args),
         Command::Index(args) => cmd::tools::run_index(args),
         Command::Export(args) => cmd::export::run_export(args),
+        Command::Bench(args) => cmd::bench::run_bench(*args),
     };
     match result {
         Ok(code) => code,

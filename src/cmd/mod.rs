@@ -1,6 +1,8 @@
 //! The binary's subcommands, one file each (`tools` holds the dataset tools `verify`,
-//! `inspect` and `index`; `export` writes a dataset in another trainer's format); `main.rs` parses the command line and dispatches here.
+//! `inspect` and `index`; `export` writes a dataset in another trainer's format; `bench` times a shard job on a
+//! synthetic input); `main.rs` parses the command line and dispatches here.
 
+pub(crate) mod bench;
 pub(crate) mod encode;
 pub(crate) mod export;
 pub(crate) mod launch;

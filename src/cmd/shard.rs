@@ -172,21 +172,22 @@ fn run_shard_locked(
 }
 
 /// What the shard dataflow needs besides the model, once the output is prepared.
-struct ShardJob<'a> {
-    cfg: &'a ShardConfig,
-    storage: &'a Storage,
-    resume: Option<shardflow::journal::JobFingerprint>,
-    incremental: Option<shardflow::incremental::plan::Mode>,
-    dedup: Option<Arc<std::collections::HashSet<String>>>,
-    started: Instant,
+pub(crate) struct ShardJob<'a> {
+    pub(crate) cfg: &'a ShardConfig,
+    pub(crate) storage: &'a Storage,
+    pub(crate) resume: Option<shardflow::journal::JobFingerprint>,
+    pub(crate) incremental: Option<shardflow::incremental::plan::Mode>,
+    pub(crate) dedup: Option<Arc<std::collections::HashSet<String>>>,
+    /// When the job started (its report's `wall_seconds` count from here).
+    pub(crate) started: Instant,
     /// The live counters (also those of the metrics endpoint, when served).
-    progress: Arc<Progress>,
+    pub(crate) progress: Arc<Progress>,
 }
 
 impl ShardJob<'_> {
     /// Runs the shard dataflow with `encoder`, showing progress; SIGTERM / SIGINT raise the
     /// flag that the job's runner turns into its failure.
-    fn run(
+    pub(crate) fn run(
         self,
         encoder: Arc<dyn TextEncoder>,
     ) -> anyhow::Result<Option<shardflow::report::JobReport>> {

@@ -1,0 +1,203 @@
+//! `shardflow bench`: how fast a shard job runs on this machine, and which stage bounds it.
+//! Generates a synthetic input (or samples a real one) in a temporary directory, runs the real
+//! shard job on it in-process, prints the figures, and removes both directories.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use shardflow::bench::{self, BenchSetup, SyntheticSpec};
+use shardflow::config::{ShardConfig, ShardOptions};
+use shardflow::prepare;
+use shardflow::report::Progress;
+use shardflow::storage::Storage;
+
+use crate::cmd::shard::ShardJob;
+use crate::load_model;
+
+#[derive(clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Hugging Face T5 or UMT5 model directory.
+    #[arg(long)]
+    t5_model: PathBuf,
+    /// Where the encoder runs: cpu, cuda or cuda:N [default: cpu].
+    #[arg(long)]
+    device: Option<String>,
+    /// Encoder precision: fp32, bf16 or fp16 (cuda only) [default: fp32].
+    #[arg(long)]
+    t5_dtype: Option<String>,
+    /// Worker threads [default: available cores].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Clips to generate (or, with --input-clip-path, metadata files to take).
+    #[arg(long, default_value_t = 200)]
+    clips: u64,
+    /// Caption windows per generated clip.
+    #[arg(long, default_value_t = 2)]
+    windows_per_clip: u32,
+    /// Words per generated caption, MIN..MAX (most are near the middle).
+    #[arg(long, default_value = "30..120", value_parser = parse_range)]
+    caption_words: (u32, u32),
+    /// Mean size of a generated clip in MB (10^6 bytes; each within ±10 %).
+    #[arg(long, default_value_t = 2.0)]
+    clip_mb: f64,
+    /// Seed of the generated dataset.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Clips of the whole project, for the "N clips ≈ H hours" estimate.
+    #[arg(long, default_value_t = 20_000_000)]
+    project_clips: u64,
+    /// Benchmark on the first --clips metadata files (in path order) of this local dataset
+    /// instead: they are copied to a temporary input whose other entries (clips/) link to the
+    /// real ones; the dataset itself is only read.
+    #[arg(long)]
+    input_clip_path: Option<PathBuf>,
+    /// Annotation version of --input-clip-path.
+    #[arg(long, default_value = "v0")]
+    annotation_version: String,
+    /// Print one JSON object (the keys README "Sizing a run" lists) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// "MIN..MAX" → (MIN, MAX).
+fn parse_range(s: &str) -> Result<(u32, u32), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX, got {s:?}"))?;
+    let n = |x: &str| x.trim().parse::<u32>().map_err(|e| format!("{x:?}: {e}"));
+    let (a, b) = (n(a)?, n(b)?);
+    if a == 0 || a > b {
+        return Err(format!("expected 1 <= MIN <= MAX, got {s:?}"));
+    }
+    Ok((a, b))
+}
+
+/// A temporary directory removed when dropped (also when the bench fails).
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The CPU as `lscpu` names it ("Model name"), else `/proc/cpuinfo`'s "model name".
+fn cpu_name() -> String {
+    let from = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    std::process::Command::new("lscpu")
+        .output()
+        .ok()
+        .and_then(|o| from(&String::from_utf8_lossy(&o.stdout), "Model name"))
+        .or_else(|| {
+            let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+            from(&text, "model name")
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let work = WorkDir(
+        std::env::temp_dir().join(format!("shardflow-bench-{}-{stamp}", std::process::id())),
+    );
+    let input = work.0.join("input");
+    std::fs::create_dir_all(&input)?;
+    let (version, input_name) = match &args.input_clip_path {
+        Some(real) => {
+            let real = std::path::absolute(real)?;
+            let n = bench::sample_real_input(&real, &args.annotation_version, args.clips, &input)?;
+            tracing::info!("benchmarking on {n} metadata files of {}", real.display());
+            (args.annotation_version.clone(), real.display().to_string())
+        }
+        None => {
+            anyhow::ensure!(
+                args.clip_mb > 0.0 && args.clip_mb.is_finite(),
+                "--clip-mb must be positive"
+            );
+            let spec = SyntheticSpec {
+                clips: args.clips,
+                windows_per_clip: args.windows_per_clip.max(1),
+                caption_words: args.caption_words,
+                clip_bytes: (args.clip_mb * 1e6) as u64,
+                seed: args.seed,
+            };
+            let g = bench::generate(&spec, &input, "v0")?;
+            tracing::info!(
+                "generated {} clips ({:.1} MB), {} caption windows in {}",
+                g.clips,
+                g.clip_bytes as f64 / 1e6,
+                g.windows,
+                input.display()
+            );
+            ("v0".to_string(), "synthetic".to_string())
+        }
+    };
+    let options = ShardOptions {
+        input_clip_path: Some(input.display().to_string()),
+        output_dataset_path: Some(work.0.join("output").display().to_string()),
+        annotation_version: Some(version),
+        t5_model: Some(args.t5_model.clone()),
+        device: args.device.clone(),
+        t5_dtype: args.t5_dtype.clone(),
+        workers: args.workers,
+        ..Default::default()
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = match ShardConfig::resolve(options, &env) {
+        Ok(cfg) => cfg,
+        Err(errors) => anyhow::bail!("invalid configuration:\n  {}", errors.join("\n  ")),
+    };
+    let (report, load_seconds) = run_job(&cfg)?;
+    if let Some(e) = &report.error {
+        anyhow::bail!("the benchmarked job failed: {e}");
+    }
+    let setup = BenchSetup {
+        input: input_name,
+        model: args.t5_model.display().to_string(),
+        device: cfg.device.to_string(),
+        t5_dtype: args.t5_dtype.unwrap_or_else(|| "fp32".to_string()),
+        workers: cfg.workers,
+        cpu: cpu_name(),
+        project_clips: args.project_clips,
+    };
+    let summary = bench::summarize(setup, &report, load_seconds);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", bench::render_text(&summary));
+    }
+    drop(work);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the shard job of `cfg` as `shardflow shard` does (preflight, model, the dataflow with
+/// its progress display); returns its report and the seconds the model took to load.
+fn run_job(cfg: &ShardConfig) -> anyhow::Result<(shardflow::report::JobReport, f64)> {
+    let storage = Storage::new(cfg.storage.clone());
+    let resume = prepare::preflight(cfg, &storage, false, false)?;
+    let started = Instant::now();
+    let encoder = load_model(&cfg.model_dir, cfg.device, cfg.precision)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let job = ShardJob {
+        cfg,
+        storage: &storage,
+        resume,
+        incremental: None,
+        dedup: None,
+        started,
+        progress: Arc::new(Progress::default()),
+    };
+    let report = job
+        .run(encoder)?
+        .ok_or_else(|| anyhow::anyhow!("the job wrote no report"))?;
+    Ok((report, load_seconds))
+}
