@@ -7,6 +7,7 @@ mod common;
 
 mod architecture;
 mod azure;
+mod bench;
 mod cli;
 mod cluster;
 mod dataset_tools;
