@@ -34,7 +34,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 200)]
     clips: u64,
     /// Caption windows per generated clip.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     windows_per_clip: u32,
     /// Words per generated caption, MIN..MAX (most are near the middle).
     #[arg(long, default_value = "30..120", value_parser = parse_range)]
@@ -125,7 +125,7 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             );
             let spec = SyntheticSpec {
                 clips: args.clips,
-                windows_per_clip: args.windows_per_clip.max(1),
+                windows_per_clip: args.windows_per_clip,
                 caption_words: args.caption_words,
                 clip_bytes: (args.clip_mb * 1e6) as u64,
                 seed: args.seed,
@@ -200,4 +200,18 @@ fn run_job(cfg: &ShardConfig) -> anyhow::Result<(shardflow::report::JobReport, f
         .run(encoder)?
         .ok_or_else(|| anyhow::anyhow!("the job wrote no report"))?;
     Ok((report, load_seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn caption_word_ranges_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_range("30..120"), Ok((30, 120)));
+        assert_eq!(parse_range("5..5"), Ok((5, 5)));
+        for bad in ["30", "0..4", "9..3", "a..4", "3..-1"] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+    }
 }
