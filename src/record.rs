@@ -339,6 +339,11 @@ pub struct TarDone {
     /// triples.
     #[serde(default)]
     pub contents: Option<TarContents>,
+    /// Per member tar, its SHA-256 (lowercase hex), computed while it was written or carried
+    /// from the record of the tar it was copied from; `None` in records written before
+    /// checksums were kept, and in those of failed triples.
+    #[serde(default)]
+    pub sha256: PerStream<Option<String>>,
 }
 
 /// What a written triple holds: enough to tell, without reading it, whether a later version
@@ -372,6 +377,7 @@ impl TarDone {
             files_copied: 0,
             kept: false,
             contents: None,
+            sha256: PerStream::default(),
         }
     }
 }
