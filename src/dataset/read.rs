@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use crate::dataset::index::{Counting, DaliIndex};
+use crate::hash::Sha256Hashing;
 use crate::storage::{Location, Storage};
 use crate::text::{shown, shown_within};
 
@@ -28,6 +29,8 @@ pub struct TarRead {
     pub dali: DaliIndex,
     /// Why it could not be read to the end, if it could not.
     pub error: Option<String>,
+    /// The SHA-256 (lowercase hex) of the bytes read, when it read to the end.
+    pub sha256: Option<String>,
 }
 
 /// Reads `loc` through `storage` for its structure alone (no member is kept).
@@ -51,16 +54,20 @@ pub fn visit_tar(
             return out;
         }
     };
-    let mut counted = Counting::new(reader.reader);
+    // hashed on the way, so a checksum costs no second read
+    let mut counted = Counting::new(Sha256Hashing::new(reader.reader));
     if let Err(e) = read_members(&mut counted, wanted, visit, &mut out) {
         out.error = Some(e);
     }
     out.bytes = counted.count;
+    if out.error.is_none() {
+        out.sha256 = Some(counted.into_inner().finish().1);
+    }
     out
 }
 
 fn read_members(
-    counted: &mut Counting<Box<dyn Read + Send>>,
+    counted: &mut Counting<Sha256Hashing<Box<dyn Read + Send>>>,
     wanted: &mut dyn FnMut(&str) -> bool,
     visit: &mut dyn FnMut(&str, Vec<u8>),
     out: &mut TarRead,

@@ -7,6 +7,7 @@ mod common;
 
 mod architecture;
 mod azure;
+mod checksums;
 mod cli;
 mod cluster;
 mod dataset_tools;

@@ -13,6 +13,9 @@
 //! - the dataset is finished ([`crate::dataset::complete`]): a shardflow job that is still
 //!   writing it, or was interrupted, is a problem.
 //!
+//! With `--checksums`, [`check_checksums`] hashes every tar against the version's
+//! `SHA256SUMS`.
+//!
 //! Re-embedding sampled windows with the model is done by the command, over [`StoredWindow`]s.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +73,10 @@ pub struct VerifyReport {
     /// out of reports of reference datasets, which read as they always have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
+    /// Tars whose SHA-256 was checked against `SHA256SUMS` (`--checksums`); left out of
+    /// reports without that check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksums_checked: Option<u64>,
 }
 
 /// Options of a verification.
@@ -294,9 +301,11 @@ pub fn verify(
     Ok(report)
 }
 
+mod checksums;
 mod predict25;
 mod reembed;
 mod triple;
 
+pub use checksums::{check_checksums, ChecksumCheck};
 pub use reembed::reembed_sample;
 use triple::check_triple;
