@@ -122,12 +122,12 @@ impl TarWriters {
     fn push_inner(&mut self, sample: EncodedSample) -> Result<Option<TarDone>, ShardError> {
         let id = sample.tar.clone();
         let tar_len = sample.tar_len;
-        let copied = sample.copied;
+        let copied = &sample.copied;
         let open = self.open.entry(id.clone()).or_insert_with(|| OpenTar {
             next: 0,
             pending: BTreeMap::new(),
             files: None,
-            copied,
+            copied: copied.clone(),
             hasher: ContentHasher::default(),
             contents: TarContents::default(),
             done: TarDone {
@@ -197,11 +197,19 @@ impl TarWriters {
                     size
                 }
                 None => {
-                    // a member copied from the earlier version: its record's checksum is not
-                    // at hand on this worker, so the copy is read once
-                    let at = layout::tar_path(&self.version_dir, &id, kind);
-                    open.done.sha256[kind] = Some(copied_sha256(&self.output, &at)?);
-                    open.copied[kind].expect("a member not written is copied")
+                    let c = open.copied[kind]
+                        .as_ref()
+                        .expect("a member not written is copied");
+                    // carried from the earlier version's record; one written before checksums
+                    // were kept has none, and the copy is read once for it
+                    open.done.sha256[kind] = Some(match &c.sha256 {
+                        Some(sha256) => sha256.clone(),
+                        None => {
+                            let at = layout::tar_path(&self.version_dir, &id, kind);
+                            copied_sha256(&self.output, &at)?
+                        }
+                    });
+                    c.size
                 }
             };
             open.contents.sizes[kind] = size;
