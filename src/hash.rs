@@ -15,7 +15,8 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 #[derive(Debug)]
 pub struct Sha256Hashing<T> {
     inner: T,
-    hasher: sha2::Sha256,
+    /// `None`: bytes pass through unhashed (a reader that only sometimes needs the digest).
+    hasher: Option<sha2::Sha256>,
 }
 
 impl<T> Sha256Hashing<T> {
@@ -23,14 +24,29 @@ impl<T> Sha256Hashing<T> {
     pub fn new(inner: T) -> Self {
         Sha256Hashing {
             inner,
-            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            hasher: Some(<sha2::Sha256 as sha2::Digest>::new()),
         }
+    }
+
+    /// Wraps `inner` without hashing when `hash` is false (SHA-256 is not free).
+    pub fn hashing_if(inner: T, hash: bool) -> Self {
+        Sha256Hashing {
+            inner,
+            hasher: hash.then(<sha2::Sha256 as sha2::Digest>::new),
+        }
+    }
+
+    /// The wrapped value, with the digest (lowercase hex) of the bytes through it (`None`
+    /// when not hashing).
+    pub fn digest(self) -> (T, Option<String>) {
+        let digest = self.hasher.map(|h| hex(&sha2::Digest::finalize(h)));
+        (self.inner, digest)
     }
 
     /// The wrapped value, with the digest (lowercase hex) of the bytes through it.
     pub fn finish(self) -> (T, String) {
-        let digest = sha2::Digest::finalize(self.hasher);
-        (self.inner, hex(&digest))
+        let (inner, digest) = self.digest();
+        (inner, digest.unwrap_or_default())
     }
 
     /// The wrapped value.
@@ -43,7 +59,9 @@ impl<T: std::io::Write> std::io::Write for Sha256Hashing<T> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         // only what the inner writer took
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            sha2::Digest::update(h, &buf[..n]);
+        }
         Ok(n)
     }
 
@@ -55,7 +73,9 @@ impl<T: std::io::Write> std::io::Write for Sha256Hashing<T> {
 impl<T: std::io::Read> std::io::Read for Sha256Hashing<T> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            sha2::Digest::update(h, &buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -91,6 +111,10 @@ mod sha256_tests {
         assert_eq!(digest.len(), 64);
         // the reader agrees
         assert_eq!(sha256_of(&data[..]).unwrap(), digest);
+        // switched off, it passes the bytes through and has no digest
+        let mut off = Sha256Hashing::hashing_if(Vec::new(), false);
+        off.write_all(&data).unwrap();
+        assert_eq!(off.digest(), (data, None));
     }
 
     #[test]

@@ -186,6 +186,7 @@ fn verify_one(
         threads,
         sample_windows: if encoder.is_some() { args.sample } else { 0 },
         seed: args.seed,
+        checksums: args.checksums,
     };
     let mut report = verify(&storage, &root, &opts)?;
     if let Some(enc) = encoder {
@@ -193,7 +194,8 @@ fn verify_one(
         report.problems.append(&mut more);
     }
     if args.checksums {
-        let mut sums = shardflow::dataset::verify::check_checksums(&storage, &root, threads)?;
+        let mut sums =
+            shardflow::dataset::verify::check_checksums(&storage, &root, threads, &report.sha256)?;
         report.checksums_checked = Some(sums.tars);
         report.bytes += sums.bytes;
         report.problems.append(&mut sums.problems);

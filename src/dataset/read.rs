@@ -29,13 +29,19 @@ pub struct TarRead {
     pub dali: DaliIndex,
     /// Why it could not be read to the end, if it could not.
     pub error: Option<String>,
-    /// The SHA-256 (lowercase hex) of the bytes read, when it read to the end.
+    /// The SHA-256 (lowercase hex) of the bytes read, when asked for and it read to the end.
     pub sha256: Option<String>,
 }
 
-/// Reads `loc` through `storage` for its structure alone (no member is kept).
+/// Reads `loc` through `storage` for its structure alone (no member is kept), and hashes it.
 pub fn read_tar(storage: &Storage, loc: &Location) -> TarRead {
-    visit_tar(storage, loc, &mut |_: &str| false, &mut |_: &str, _| {})
+    visit_tar_hashing(
+        storage,
+        loc,
+        &mut |_: &str| false,
+        &mut |_: &str, _| {},
+        true,
+    )
 }
 
 /// Reads `loc` through `storage`; each regular member whose name `wanted` accepts is read into
@@ -46,6 +52,17 @@ pub fn visit_tar(
     wanted: &mut dyn FnMut(&str) -> bool,
     visit: &mut dyn FnMut(&str, Vec<u8>),
 ) -> TarRead {
+    visit_tar_hashing(storage, loc, wanted, visit, false)
+}
+
+/// [`visit_tar`], which also computes [`TarRead::sha256`] on the same read when `hash`.
+pub fn visit_tar_hashing(
+    storage: &Storage,
+    loc: &Location,
+    wanted: &mut dyn FnMut(&str) -> bool,
+    visit: &mut dyn FnMut(&str, Vec<u8>),
+    hash: bool,
+) -> TarRead {
     let mut out = TarRead::default();
     let reader = match storage.fetch(loc).open() {
         Ok(r) => r,
@@ -55,13 +72,13 @@ pub fn visit_tar(
         }
     };
     // hashed on the way, so a checksum costs no second read
-    let mut counted = Counting::new(Sha256Hashing::new(reader.reader));
+    let mut counted = Counting::new(Sha256Hashing::hashing_if(reader.reader, hash));
     if let Err(e) = read_members(&mut counted, wanted, visit, &mut out) {
         out.error = Some(e);
     }
     out.bytes = counted.count;
     if out.error.is_none() {
-        out.sha256 = Some(counted.into_inner().finish().1);
+        out.sha256 = counted.into_inner().digest().1;
     }
     out
 }

@@ -186,6 +186,25 @@ fn shard_resume_index_and_verify_agree_with_sha256sum() {
     );
     assert_eq!(out.matches("checksum mismatch").count(), 1, "{out}");
     assert!(!sha256sum_check(&v0).status.success());
+    // a tar cut short fails its structural read: it is read again for its digest
+    let cut = &paths[1];
+    let cut_at = v0.join(cut);
+    let whole = std::fs::read(&cut_at).unwrap();
+    std::fs::write(&cut_at, &whole[..whole.len() / 2]).unwrap();
+    let expected_cut = sums
+        .lines()
+        .find(|l| l.ends_with(&format!("  {cut}")))
+        .unwrap()[..64]
+        .to_string();
+    let out = text(&run(d, &["verify", v0.to_str().unwrap(), "--checksums"]));
+    assert!(
+        out.contains(&format!(
+            "{cut}: checksum mismatch: expected {expected_cut}, actual {}",
+            sha256_of_file(&cut_at)
+        )),
+        "{out}"
+    );
+    assert_eq!(out.matches("checksum mismatch").count(), 2, "{out}");
 
     // a tar the manifest does not list is named too
     let short: String = sums
