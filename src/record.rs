@@ -179,9 +179,19 @@ pub struct EmbeddingRef {
     pub window: u32,
 }
 
+/// A member tar copied from an earlier version instead of written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedTar {
+    /// Its size.
+    pub size: u64,
+    /// Its SHA-256 as the earlier version's record has it (`None` in records written before
+    /// checksums were kept): carried into the new record, so the copy is not read for it.
+    pub sha256: Option<String>,
+}
+
 /// Member tars of a triple that are copied from an earlier version instead of written: per
-/// stream, the copied tar's size.
-pub type Copied = PerStream<Option<u64>>;
+/// stream, the copied tar.
+pub type Copied = PerStream<Option<CopiedTar>>;
 
 /// The result of reading one listed metadata file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -339,6 +349,11 @@ pub struct TarDone {
     /// triples.
     #[serde(default)]
     pub contents: Option<TarContents>,
+    /// Per member tar, its SHA-256 (lowercase hex), computed while it was written or carried
+    /// from the record of the tar it was copied from; `None` in records written before
+    /// checksums were kept, and in those of failed triples.
+    #[serde(default)]
+    pub sha256: PerStream<Option<String>>,
 }
 
 /// What a written triple holds: enough to tell, without reading it, whether a later version
@@ -372,6 +387,7 @@ impl TarDone {
             files_copied: 0,
             kept: false,
             contents: None,
+            sha256: PerStream::default(),
         }
     }
 }

@@ -93,6 +93,10 @@ pub struct VerifyArgs {
     /// Largest relative difference (|stored - model| / (1 + |stored|)) of a re-embedded value.
     #[arg(long, default_value_t = 2e-2)]
     tolerance: f32,
+    /// Also hash every tar and compare with the version's SHA256SUMS manifest (a missing
+    /// manifest, a tar it does not list, and every mismatch are problems).
+    #[arg(long)]
+    checksums: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -182,16 +186,28 @@ fn verify_one(
         threads,
         sample_windows: if encoder.is_some() { args.sample } else { 0 },
         seed: args.seed,
+        checksums: args.checksums,
     };
     let mut report = verify(&storage, &root, &opts)?;
     if let Some(enc) = encoder {
         let mut more = reembed_sample(&storage, &root, &report.windows, args.tolerance, enc);
         report.problems.append(&mut more);
     }
+    if args.checksums {
+        let mut sums =
+            shardflow::dataset::verify::check_checksums(&storage, &root, threads, &report.sha256)?;
+        report.checksums_checked = Some(sums.tars);
+        report.bytes += sums.bytes;
+        report.problems.append(&mut sums.problems);
+        report.problems.sort();
+    }
     let secs = started.elapsed().as_secs_f64();
     if !args.json {
         for p in &report.problems {
             println!("{}: {}", p.path, p.message);
+        }
+        if let Some(n) = report.checksums_checked {
+            println!("{root}: {n} tars hashed and compared with SHA256SUMS");
         }
         println!(
             "{}: {} bins, {} tar triples, {} samples, {:.1} MB read in {secs:.1}s ({:.0} MB/s): {}",
@@ -272,5 +288,10 @@ fn index_one(
         r.dali_files,
         r.wids_files
     );
+    if r.sha256sums {
+        println!("{root}: SHA256SUMS written (check a copy with `sha256sum -c SHA256SUMS` in it)");
+    } else {
+        println!("{root}: SHA256SUMS already present, left as it is");
+    }
     Ok(ExitCode::SUCCESS)
 }

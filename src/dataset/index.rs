@@ -164,10 +164,11 @@ mod tests {
         let path = dir.path().join("t.tar");
         std::fs::write(&path, &bytes).unwrap();
         let storage = crate::storage::Storage::new(Default::default());
-        let (index, size) =
+        let (index, size, sha256) =
             crate::dataset::reindex::index_tar(&storage, &crate::storage::Location::Local(path))
                 .unwrap();
         assert_eq!(size, bytes.len() as u64);
+        assert_eq!(sha256, crate::hash::sha256_of(&bytes[..]).unwrap());
         assert_eq!(
             index.to_text(),
             "v1.2 2\nmp4 512 10 k1.mp4 json 1536 2 k1.json\nmp4 2560 700 k2.mp4\n"

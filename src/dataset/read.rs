@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use crate::dataset::index::{Counting, DaliIndex};
+use crate::hash::Sha256Hashing;
 use crate::storage::{Location, Storage};
 use crate::text::{shown, shown_within};
 
@@ -28,11 +29,19 @@ pub struct TarRead {
     pub dali: DaliIndex,
     /// Why it could not be read to the end, if it could not.
     pub error: Option<String>,
+    /// The SHA-256 (lowercase hex) of the bytes read, when asked for and it read to the end.
+    pub sha256: Option<String>,
 }
 
-/// Reads `loc` through `storage` for its structure alone (no member is kept).
+/// Reads `loc` through `storage` for its structure alone (no member is kept), and hashes it.
 pub fn read_tar(storage: &Storage, loc: &Location) -> TarRead {
-    visit_tar(storage, loc, &mut |_: &str| false, &mut |_: &str, _| {})
+    visit_tar_hashing(
+        storage,
+        loc,
+        &mut |_: &str| false,
+        &mut |_: &str, _| {},
+        true,
+    )
 }
 
 /// Reads `loc` through `storage`; each regular member whose name `wanted` accepts is read into
@@ -43,6 +52,17 @@ pub fn visit_tar(
     wanted: &mut dyn FnMut(&str) -> bool,
     visit: &mut dyn FnMut(&str, Vec<u8>),
 ) -> TarRead {
+    visit_tar_hashing(storage, loc, wanted, visit, false)
+}
+
+/// [`visit_tar`], which also computes [`TarRead::sha256`] on the same read when `hash`.
+pub fn visit_tar_hashing(
+    storage: &Storage,
+    loc: &Location,
+    wanted: &mut dyn FnMut(&str) -> bool,
+    visit: &mut dyn FnMut(&str, Vec<u8>),
+    hash: bool,
+) -> TarRead {
     let mut out = TarRead::default();
     let reader = match storage.fetch(loc).open() {
         Ok(r) => r,
@@ -51,16 +71,20 @@ pub fn visit_tar(
             return out;
         }
     };
-    let mut counted = Counting::new(reader.reader);
+    // hashed on the way, so a checksum costs no second read
+    let mut counted = Counting::new(Sha256Hashing::hashing_if(reader.reader, hash));
     if let Err(e) = read_members(&mut counted, wanted, visit, &mut out) {
         out.error = Some(e);
     }
     out.bytes = counted.count;
+    if out.error.is_none() {
+        out.sha256 = counted.into_inner().digest().1;
+    }
     out
 }
 
 fn read_members(
-    counted: &mut Counting<Box<dyn Read + Send>>,
+    counted: &mut Counting<Sha256Hashing<Box<dyn Read + Send>>>,
     wanted: &mut dyn FnMut(&str) -> bool,
     visit: &mut dyn FnMut(&str, Vec<u8>),
     out: &mut TarRead,

@@ -1,6 +1,8 @@
 //! `shardflow index DATASET`: the indexes `--index` writes at shard time, for a dataset that
 //! has none (also one written by the reference): every tar is read once, tars in parallel,
-//! local or on an object store (objects stream in ranged reads).
+//! local or on an object store (objects stream in ranged reads). The same read hashes every
+//! tar: a dataset without a `SHA256SUMS` manifest (written before checksums were kept, or by
+//! the reference) gets one.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,7 @@ use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::dataset::read::read_tar;
 use crate::error::ShardError;
+use crate::formats::sha256sums::{render, Entry, SHA256SUMS};
 use crate::layout::Stream;
 use crate::storage::{Location, Storage};
 
@@ -26,17 +29,23 @@ pub struct IndexReport {
     pub dali_files: u64,
     /// wids shard indexes written.
     pub wids_files: u64,
+    /// `SHA256SUMS` was written (the dataset had none).
+    pub sha256sums: bool,
 }
 
-/// The DALI index of one tar, read through `storage` (once, to its end), and its size.
-pub fn index_tar(storage: &Storage, tar: &Location) -> Result<(DaliIndex, u64), ShardError> {
+/// The DALI index of one tar, read through `storage` (once, to its end), its size and its
+/// SHA-256.
+pub fn index_tar(
+    storage: &Storage,
+    tar: &Location,
+) -> Result<(DaliIndex, u64, String), ShardError> {
     let r = read_tar(storage, tar);
-    match r.error {
-        Some(e) => Err(ShardError::BadFile {
+    match (r.error, r.sha256) {
+        (None, Some(sha256)) => Ok((r.dali, r.bytes, sha256)),
+        (e, _) => Err(ShardError::BadFile {
             location: tar.to_string(),
-            message: format!("not a readable tar: {e}"),
+            message: format!("not a readable tar: {}", e.unwrap_or_default()),
         }),
-        None => Ok((r.dali, r.bytes)),
     }
 }
 
@@ -60,7 +69,7 @@ pub fn index_dataset(
     }
     let results = par_map(&jobs, threads, |(bin, k, tar)| -> Result<_, ShardError> {
         let loc = Layout::tar(root, bin, *k, tar);
-        let (index, size) = index_tar(storage, &loc)?;
+        let (index, size, sha256) = index_tar(storage, &loc)?;
         if which.dali {
             let at = crate::layout::idx_location(&loc).map_err(|message| ShardError::BadFile {
                 location: loc.to_string(),
@@ -68,12 +77,17 @@ pub fn index_dataset(
             })?;
             storage.put(&at, index.to_text().as_bytes())?;
         }
-        Ok((index.samples() as u64, size))
+        Ok((index.samples() as u64, size, sha256))
     });
     let mut report = IndexReport::default();
     let mut wids: BTreeMap<(String, Stream), Vec<WidsShard>> = BTreeMap::new();
+    let mut sums = Vec::new();
     for ((bin, k, tar), r) in jobs.iter().zip(results) {
-        let (samples, size) = r?;
+        let (samples, size, sha256) = r?;
+        sums.push(Entry {
+            path: crate::layout::tar_rel(bin, *k, tar),
+            sha256,
+        });
         report.tars += 1;
         report.bytes += size;
         if *k == Stream::Video {
@@ -92,6 +106,18 @@ pub fn index_dataset(
             storage.put(&at, wids_index_json(shards).as_bytes())?;
             report.wids_files += 1;
         }
+    }
+    // an existing manifest is left alone: rewritten from the tars as they are now, it would
+    // hide a tar damaged since (`verify --checksums` finds that)
+    let manifest = root.join(SHA256SUMS);
+    let present = match storage.size(&manifest) {
+        Ok(_) => true,
+        Err(e) if e.not_found => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !present {
+        storage.put(&manifest, render(&sums).as_bytes())?;
+        report.sha256sums = true;
     }
     Ok(report)
 }

@@ -8,12 +8,14 @@
 //!   it, for the `t5_xxl` members ([`write_array_list`], [`read_array_list`]).
 //! - [`predict25`]: the `.json` and `.pickle` members of the cosmos-predict2.5 layout.
 //! - [`wdinfo`]: the per-bin `wdinfo.json` and the `wdinfo_list.csv` summary.
+//! - [`sha256sums`]: the version's `SHA256SUMS` manifest, as `sha256sum` writes and checks it.
 
 pub mod npy_pickle;
 pub mod predict25;
 #[cfg(test)]
 mod proptests;
 pub mod pyjson;
+pub mod sha256sums;
 #[cfg(test)]
 pub(crate) mod test_python;
 pub mod wdinfo;

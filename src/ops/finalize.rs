@@ -1,5 +1,6 @@
 //! `finalize`: gathers every finished tar triple on worker 0, then writes the per-bin
-//! `wdinfo.json` and the version's `wdinfo_list.csv` (SPEC §7).
+//! `wdinfo.json` and the version's `wdinfo_list.csv` (SPEC §7), and the version's
+//! `SHA256SUMS` when every tar's checksum is known.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use timely::dataflow::Stream;
 
 use crate::dataset::index::{wids_index_json, WidsShard};
 use crate::error::ShardError;
+use crate::formats::sha256sums::{render, Entry, SHA256SUMS};
 use crate::formats::wdinfo::{wdinfo_list_csv, WdInfo};
 use crate::layout;
 use crate::record::{BinWritten, TarDone, TarId};
@@ -58,6 +60,7 @@ impl Finalizer {
                 first: format!("{}/{}", first.bin, first.rel_path()),
             });
         }
+        self.write_sha256sums(plan, &by_tar)?;
         let mut written = Vec::new();
         let mut rows = Vec::new();
         for (bin, tars) in plan {
@@ -102,6 +105,44 @@ impl Finalizer {
 }
 
 impl Finalizer {
+    /// `<version>/SHA256SUMS` for every tar of `plan`, before `wdinfo_list.csv`, so a dataset
+    /// whose summaries are complete has its manifest. When a tar's checksum is unknown (a
+    /// triple kept or copied from a version written before checksums were kept) no manifest
+    /// is written and an earlier one is removed, since it would not describe this version:
+    /// `shardflow index` writes it then.
+    fn write_sha256sums(
+        &self,
+        plan: &[(String, Vec<TarId>)],
+        by_tar: &HashMap<&TarId, &TarDone>,
+    ) -> Result<(), ShardError> {
+        let mut entries = Vec::new();
+        for d in plan.iter().flat_map(|(_, tars)| tars).map(|t| by_tar[t]) {
+            for (stream, sha) in d.sha256.iter() {
+                let Some(sha) = sha else {
+                    tracing::warn!(
+                        "{}: no checksum recorded for {}/{} ({}): {} not written; `shardflow index` writes it",
+                        self.version_dir,
+                        d.tar.bin,
+                        d.tar.rel_path(),
+                        stream.name(),
+                        SHA256SUMS
+                    );
+                    self.storage.delete(&self.version_dir.join(SHA256SUMS))?;
+                    return Ok(());
+                };
+                entries.push(Entry {
+                    path: layout::tar_rel(&d.tar.bin, stream, &d.tar.rel_path()),
+                    sha256: sha.clone(),
+                });
+            }
+        }
+        self.storage.put(
+            &self.version_dir.join(SHA256SUMS),
+            render(&entries).as_bytes(),
+        )?;
+        Ok(())
+    }
+
     /// `<bin>/<stream>/shardindex.json` for each stream, from the completion records.
     fn write_wids(&self, bin: &str, finished: &[&TarDone]) -> Result<(), ShardError> {
         for stream in crate::layout::Stream::ALL {
@@ -231,6 +272,54 @@ mod tests {
             csv,
             "out/v0/B/x/wdinfo.json\r\nout/v0/A/y/wdinfo.json\r\nout/v0/C/z/wdinfo.json\r\n"
         );
+    }
+
+    #[test]
+    fn writes_sha256sums_only_when_every_tar_has_a_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Finalizer {
+            storage: Storage::new(crate::storage::StorageOptions::default()),
+            version_dir: Location::Local(dir.path().join("v0")),
+            root_version_dir: "out/v0".into(),
+            display_version_dir: "out/v0".into(),
+            max_tars_per_part: 2,
+            wids_index: false,
+        };
+        let plan = vec![("b".to_string(), vec![tar("b", 0, 0, 1), tar("b", 0, 0, 0)])];
+        let with_sums = |t: TarId, c: char| TarDone {
+            sha256: crate::layout::PerStream::from_fn(|s| {
+                Some(format!("{c}{}", s.name().len()).repeat(32))
+            }),
+            ..done(t, 1)
+        };
+        let finished = vec![
+            with_sums(tar("b", 0, 0, 1), 'a'),
+            with_sums(tar("b", 0, 0, 0), 'b'),
+        ];
+        f.finish(&plan, &finished).unwrap();
+        let sums = dir.path().join("v0").join(SHA256SUMS);
+        let text = std::fs::read_to_string(&sums).unwrap();
+        let parsed = crate::formats::sha256sums::parse(&text).unwrap();
+        let paths: Vec<&str> = parsed.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "b/metas/part_000000/000000.tar",
+                "b/metas/part_000000/000001.tar",
+                "b/t5_xxl/part_000000/000000.tar",
+                "b/t5_xxl/part_000000/000001.tar",
+                "b/video/part_000000/000000.tar",
+                "b/video/part_000000/000001.tar",
+            ]
+        );
+        assert_eq!(parsed[0].sha256, "b5".repeat(32));
+        assert_eq!(parsed[3].sha256, "a6".repeat(32));
+        // one tar without a checksum: no manifest, and the earlier one is gone
+        let mut partly = finished.clone();
+        partly[1].sha256[crate::layout::Stream::Metas] = None;
+        f.finish(&plan, &partly).unwrap();
+        assert!(!sums.exists());
+        assert!(dir.path().join("v0/wdinfo_list.csv").exists());
     }
 
     #[test]

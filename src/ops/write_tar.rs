@@ -15,6 +15,7 @@ use crate::dataset::index::{Counting, DaliIndex};
 use crate::error::{JobFailure, ShardError};
 use crate::formats::npy_pickle::{read_array_list, F16Array};
 use crate::formats::predict25;
+use crate::hash::Sha256Hashing;
 use crate::incremental::reuse::EmbeddingSource;
 use crate::incremental::{ContentHasher, SampleFacts};
 use crate::job::{JobContext, Milestone};
@@ -41,7 +42,8 @@ pub struct TarWriters {
 
 /// One member tar being written.
 struct PartialTar {
-    builder: tar::Builder<Counting<ObjectWriter>>,
+    /// Counted for the DALI index, hashed for the version's `SHA256SUMS`.
+    builder: tar::Builder<Counting<Sha256Hashing<ObjectWriter>>>,
     fin: Location,
     /// Its DALI index, built as members are appended (`--index dali`).
     dali: Option<DaliIndex>,
@@ -120,12 +122,12 @@ impl TarWriters {
     fn push_inner(&mut self, sample: EncodedSample) -> Result<Option<TarDone>, ShardError> {
         let id = sample.tar.clone();
         let tar_len = sample.tar_len;
-        let copied = sample.copied;
+        let copied = &sample.copied;
         let open = self.open.entry(id.clone()).or_insert_with(|| OpenTar {
             next: 0,
             pending: BTreeMap::new(),
             files: None,
-            copied,
+            copied: copied.clone(),
             hasher: ContentHasher::default(),
             contents: TarContents::default(),
             done: TarDone {
@@ -141,6 +143,7 @@ impl TarWriters {
                 files_copied: copied.values().filter(|c| c.is_some()).count() as u8,
                 kept: false,
                 contents: None,
+                sha256: PerStream::default(),
             },
         });
         open.pending.insert(sample.index, (sample, None));
@@ -183,7 +186,9 @@ impl TarWriters {
             let size = match file {
                 Some(PartialTar { builder, fin, dali }) => {
                     let w = builder.into_inner().map_err(|e| write_error(&fin, e))?;
-                    let size = w.into_inner().finish()?;
+                    let (w, sha256) = w.into_inner().finish();
+                    let size = w.finish()?;
+                    open.done.sha256[kind] = Some(sha256);
                     // the index appears once its tar is complete
                     if let Some(dali) = dali {
                         let at = layout::idx_location(&fin).map_err(ShardError::InvalidLocation)?;
@@ -191,7 +196,21 @@ impl TarWriters {
                     }
                     size
                 }
-                None => open.copied[kind].expect("a member not written is copied"),
+                None => {
+                    let c = open.copied[kind]
+                        .as_ref()
+                        .expect("a member not written is copied");
+                    // carried from the earlier version's record; one written before checksums
+                    // were kept has none, and the copy is read once for it
+                    open.done.sha256[kind] = Some(match &c.sha256 {
+                        Some(sha256) => sha256.clone(),
+                        None => {
+                            let at = layout::tar_path(&self.version_dir, &id, kind);
+                            copied_sha256(&self.output, &at)?
+                        }
+                    });
+                    c.size
+                }
             };
             open.contents.sizes[kind] = size;
             open.done.bytes += size;
@@ -229,6 +248,12 @@ fn start_fetch(input: &Storage, s: &EncodedSample) -> Fetch {
         Ok(clip) => input.fetch(&clip),
         Err(e) => Fetch::failed("read", &s.clip_path, e),
     }
+}
+
+/// The SHA-256 of a tar already in the output, read once.
+fn copied_sha256(output: &Storage, at: &Location) -> Result<String, ShardError> {
+    let r = output.fetch(at).open()?;
+    crate::hash::sha256_of(r.reader).map_err(|e| write_error(at, e))
 }
 
 fn write_error(fin: &Location, e: std::io::Error) -> ShardError {
@@ -285,7 +310,7 @@ fn create_files(
         }
         let fin = layout::tar_path(version_dir, id, stream);
         files[stream] = Some(PartialTar {
-            builder: tar::Builder::new(Counting::new(output.writer(&fin)?)),
+            builder: tar::Builder::new(Counting::new(Sha256Hashing::new(output.writer(&fin)?))),
             fin,
             dali: dali.then(DaliIndex::default),
         });

@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod azure;
 mod bench;
+mod checksums;
 mod cli;
 mod cluster;
 mod dataset_tools;

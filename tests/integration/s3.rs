@@ -810,6 +810,14 @@ fn verify_index_and_inspect_read_a_dataset_on_s3() {
     let o = tool(&["verify", &v0]);
     assert_ok(&o);
     assert!(String::from_utf8_lossy(&o.stdout).ends_with("OK\n"));
+    // the manifest written on the store checks the objects there
+    let o = tool(&["verify", &v0, "--checksums"]);
+    assert_ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("48 tars hashed and compared with SHA256SUMS"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert_ok(&tool(&["index", &v0, "--index", "wids"]));
     let o = tool(&["inspect", &v0, "--json"]);
     assert_ok(&o);
@@ -822,6 +830,13 @@ fn verify_index_and_inspect_read_a_dataset_on_s3() {
         .filter(|p| p.file_name().is_some_and(|n| n == "shardindex.json"))
         .count();
     assert_eq!(wids, 36);
+    // and a copy of the dataset: `sha256sum -c` in the copied version directory
+    let o = std::process::Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(&local)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     // verify names what is missing on the server
     let lost = "resolution_720/aspect_ratio_16_9/frames_0_120/t5_xxl/part_000000/000000.tar";
     s3.util(&["rm", &format!("{v0}/{lost}")]);
@@ -829,6 +844,14 @@ fn verify_index_and_inspect_read_a_dataset_on_s3() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&format!("{lost}: missing")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = tool(&["verify", &v0, "--checksums"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("{lost}: listed in SHA256SUMS, but cannot be read")),
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );

@@ -13,6 +13,9 @@
 //! - the dataset is finished ([`crate::dataset::complete`]): a shardflow job that is still
 //!   writing it, or was interrupted, is a problem.
 //!
+//! With `--checksums`, [`check_checksums`] hashes every tar against the version's
+//! `SHA256SUMS`.
+//!
 //! Re-embedding sampled windows with the model is done by the command, over [`StoredWindow`]s.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +73,14 @@ pub struct VerifyReport {
     /// out of reports of reference datasets, which read as they always have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
+    /// Tars whose SHA-256 was checked against `SHA256SUMS` (`--checksums`); left out of
+    /// reports without that check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksums_checked: Option<u64>,
+    /// With [`VerifyOptions::checksums`], the SHA-256 of every tar that read to its end, by
+    /// path relative to the dataset.
+    #[serde(skip)]
+    pub sha256: BTreeMap<String, String>,
 }
 
 /// Options of a verification.
@@ -84,6 +95,9 @@ pub struct VerifyOptions {
     pub sample_windows: usize,
     /// Seed of that sample.
     pub seed: u64,
+    /// Hash every tar on the same read, into [`VerifyReport::sha256`], for
+    /// [`check_checksums`].
+    pub checksums: bool,
 }
 
 pub(crate) struct TripleResult {
@@ -94,6 +108,9 @@ pub(crate) struct TripleResult {
     pub(crate) windows: Vec<StoredWindow>,
     /// The layouts of its samples (see [`predict25`]).
     pub(crate) layouts: BTreeSet<crate::layout::OutputLayout>,
+    /// Path (relative to the dataset) and SHA-256 of each of its tars that read to the end
+    /// ([`VerifyOptions::checksums`]).
+    pub(crate) sha256: Vec<(String, String)>,
 }
 
 /// Verifies the dataset at `root`.
@@ -177,6 +194,7 @@ pub fn verify(
         report.triples += 1;
         d_models.extend(r.d_model);
         problems.extend(r.problems);
+        report.sha256.extend(r.sha256);
         for w in r.windows {
             // reservoir sampling (Algorithm R)
             seen_windows += 1;
@@ -294,9 +312,11 @@ pub fn verify(
     Ok(report)
 }
 
+mod checksums;
 mod predict25;
 mod reembed;
 mod triple;
 
+pub use checksums::{check_checksums, ChecksumCheck};
 pub use reembed::reembed_sample;
 use triple::check_triple;

@@ -6,7 +6,7 @@ use super::predict25::{check_dicts, trainer_meta, TrainerMeta};
 use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
 use crate::dataset::index::split_name;
 use crate::dataset::layout::Layout;
-use crate::dataset::read::{visit_tar, TarRead};
+use crate::dataset::read::{visit_tar_hashing, TarRead};
 use crate::formats::npy_pickle::{read_array_list, read_window_dicts, F16Array};
 use crate::formats::pyjson::{self, PyValue};
 use crate::layout::{OutputLayout, PerStream, Stream};
@@ -103,6 +103,7 @@ pub(crate) fn check_triple(
         d_model: BTreeSet::new(),
         windows: vec![],
         layouts: BTreeSet::new(),
+        sha256: vec![],
     };
     let rel = |s: Stream| crate::layout::tar_rel(bin, s, tar);
     let field = format!("{}_caption", opts.captioning_algorithm);
@@ -118,7 +119,7 @@ pub(crate) fn check_triple(
             });
             continue;
         }
-        let r = visit_tar(
+        let r = visit_tar_hashing(
             storage,
             &Layout::tar(root, bin, k, tar),
             &mut |_: &str| k != Stream::Video,
@@ -133,8 +134,12 @@ pub(crate) fn check_triple(
                     Stream::Metas => metas.push((name.to_string(), meta_facts(&data, &field))),
                 }
             },
+            opts.checksums,
         );
         out.bytes += r.bytes;
+        if let Some(sha256) = &r.sha256 {
+            out.sha256.push((rel(k), sha256.clone()));
+        }
         if let Some(e) = &r.error {
             out.problems.push(Problem {
                 path: rel(k),

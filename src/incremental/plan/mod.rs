@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::journal::Journal;
-use crate::layout::{tar_path, PerStream, Stream};
-use crate::record::{EmbeddingRef, PlanSummary, PlannedClip, TarDone, TarId};
+use crate::layout::{tar_path, Stream};
+use crate::record::{Copied, CopiedTar, EmbeddingRef, PlanSummary, PlannedClip, TarDone, TarId};
 use crate::spec::group_tars;
 use crate::storage::{Location, Storage};
 
@@ -149,9 +149,13 @@ pub fn reshard(
     for r in target.output.copy_many(&pairs) {
         r.map_err(|e| e.to_string())?;
     }
-    let mut copied: HashMap<TripleKey, PerStream<Option<u64>>> = HashMap::new();
+    let mut copied: HashMap<TripleKey, Copied> = HashMap::new();
     for (k, kind) in &copies {
-        copied.entry(k.clone()).or_default()[*kind] = Some(size(k, *kind));
+        copied.entry(k.clone()).or_default()[*kind] = Some(CopiedTar {
+            size: size(k, *kind),
+            // the checksum travels with the copy (a triple copied whole keeps the record)
+            sha256: base.records[k].sha256[*kind].clone(),
+        });
     }
     tracing::info!(
         "reshard: {} of {} member tars unchanged (copied), {} captions to embed",
@@ -204,7 +208,7 @@ pub fn reshard(
             !whole.contains(&k) && !skip.contains(&c.tar)
         })
         .map(|mut c| {
-            c.copied = copied.get(&triple_key(&c.tar)).copied().unwrap_or_default();
+            c.copied = copied.get(&triple_key(&c.tar)).cloned().unwrap_or_default();
             if c.needs_embeddings() {
                 c.reuse = c
                     .meta

@@ -302,3 +302,48 @@ fn a_clip_the_storage_cannot_reach_fails_the_triple_without_a_reject() {
         assert!(!local_tar(out.path(), &tar_id(1), kind).exists());
     }
 }
+
+#[test]
+fn written_tars_carry_their_sha256_and_copied_ones_the_earlier_records() {
+    let out = tempfile::tempdir().unwrap();
+    let clips = tempfile::tempdir().unwrap();
+    let mut w = writers(out.path());
+    let sha_of_file = |p: &Path| crate::hash::sha256_of(std::fs::File::open(p).unwrap()).unwrap();
+    // a triple written whole: each digest is that of the finished file
+    let mut done = None;
+    for i in 0..2 {
+        done = w
+            .push(sample(clips.path(), 0, i, 2, Some(b"mp4 bytes")))
+            .unwrap();
+    }
+    let done = done.expect("complete");
+    for stream in Stream::ALL {
+        let file = local_tar(out.path(), &tar_id(0), stream);
+        assert_eq!(done.sha256[stream], Some(sha_of_file(&file)), "{stream:?}");
+    }
+    // a triple whose video tar is copied: the earlier record's checksum is carried as it is
+    // (not recomputed: this one is made up); whose t5_xxl tar is copied from a record without
+    // one: the copy is read for it
+    let copied_video = local_tar(out.path(), &tar_id(1), Stream::Video);
+    let copied_t5 = local_tar(out.path(), &tar_id(1), Stream::T5Xxl);
+    for p in [&copied_video, &copied_t5] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"an earlier tar").unwrap();
+    }
+    let carried = "c".repeat(64);
+    let mut s = sample(clips.path(), 1, 0, 1, None);
+    s.copied[Stream::Video] = Some(crate::record::CopiedTar {
+        size: 14,
+        sha256: Some(carried.clone()),
+    });
+    s.copied[Stream::T5Xxl] = Some(crate::record::CopiedTar {
+        size: 14,
+        sha256: None,
+    });
+    let done = w.push(s).unwrap().expect("complete");
+    assert_eq!(done.files_copied, 2);
+    assert_eq!(done.sha256[Stream::Video], Some(carried));
+    assert_eq!(done.sha256[Stream::T5Xxl], Some(sha_of_file(&copied_t5)));
+    let metas = local_tar(out.path(), &tar_id(1), Stream::Metas);
+    assert_eq!(done.sha256[Stream::Metas], Some(sha_of_file(&metas)));
+}
