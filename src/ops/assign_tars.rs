@@ -18,7 +18,8 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
 use crate::job::{JobContext, Milestone};
-use crate::record::{ClipMeta, MetaOutcome, PlanSummary, PlannedClip, Reject, RejectKind, TarId};
+use crate::ops::plan_stream::KeyFilter;
+use crate::record::{ClipMeta, MetaOutcome, PlanSummary, PlannedClip, TarId};
 use crate::spec::group_tars_dropping;
 
 /// Tar grouping parameters.
@@ -38,58 +39,20 @@ pub struct Planner {
 
 impl Planner {
     /// Plans all outcomes (any order) into clips in output order and a summary.
-    pub fn plan(&self, mut outcomes: Vec<MetaOutcome>) -> (Vec<PlannedClip>, PlanSummary) {
-        outcomes.sort_by_key(seq_of);
-        let mut summary = PlanSummary {
-            listed: outcomes.len() as u64,
-            ..Default::default()
-        };
-        let mut seen: HashMap<String, String> = HashMap::new();
+    pub fn plan(&self, outcomes: Vec<MetaOutcome>) -> (Vec<PlannedClip>, PlanSummary) {
+        // the streaming plan's filter, over the whole listing as one page
+        let mut filter = KeyFilter::new(self.dedup.clone());
+        let admitted = filter.page(outcomes);
+        let mut summary = filter.part.summary;
         let mut bin_order: HashMap<String, usize> = HashMap::new();
         let mut bins: Vec<(String, Vec<Box<ClipMeta>>)> = Vec::new();
-        for outcome in outcomes {
-            match outcome {
-                MetaOutcome::Reject(r) => summary.rejects.push(r),
-                MetaOutcome::Invalid { .. } => summary.invalid += 1,
-                MetaOutcome::Failed { message, .. } => {
-                    summary.failed.get_or_insert(message);
-                }
-                MetaOutcome::Clip(clip) => {
-                    if self
-                        .dedup
-                        .as_ref()
-                        .is_some_and(|d| d.contains(&clip.span_uuid))
-                    {
-                        summary.removed_semantic_dedup += 1;
-                        continue;
-                    }
-                    let Some(bin) = clip.bin.clone() else {
-                        summary.dropped_no_bin += 1;
-                        continue;
-                    };
-                    if let Some(first) = seen.get(&clip.span_uuid) {
-                        summary.rejects.push(Reject {
-                            meta: clip.rel_path.clone(),
-                            span_uuid: Some(clip.span_uuid.clone()),
-                            kind: RejectKind::DuplicateSpanUuid,
-                            message: format!(
-                                "span_uuid {} already used by {first}",
-                                clip.span_uuid
-                            ),
-                        });
-                        continue;
-                    }
-                    seen.insert(clip.span_uuid.clone(), clip.rel_path.clone());
-                    for w in &clip.warnings {
-                        *summary.warnings.entry(*w).or_default() += 1;
-                    }
-                    let i = *bin_order.entry(bin.clone()).or_insert_with(|| {
-                        bins.push((bin, Vec::new()));
-                        bins.len() - 1
-                    });
-                    bins[i].1.push(clip);
-                }
-            }
+        for clip in admitted.clips {
+            let bin = clip.bin.clone().expect("admitted clips have a bin");
+            let i = *bin_order.entry(bin.clone()).or_insert_with(|| {
+                bins.push((bin, Vec::new()));
+                bins.len() - 1
+            });
+            bins[i].1.push(clip);
         }
         let mut planned = Vec::new();
         for (order, (bin, clips)) in bins.into_iter().enumerate() {
@@ -140,15 +103,6 @@ impl Planner {
             .rejects
             .sort_by(|a, b| a.meta.as_bytes().cmp(b.meta.as_bytes()));
         (planned, summary)
-    }
-}
-
-fn seq_of(o: &MetaOutcome) -> u64 {
-    match o {
-        MetaOutcome::Clip(c) => c.seq,
-        MetaOutcome::Invalid { seq } | MetaOutcome::Failed { seq, .. } => *seq,
-        // rejects carry no seq; listing order of their path is the same order
-        MetaOutcome::Reject(_) => u64::MAX,
     }
 }
 

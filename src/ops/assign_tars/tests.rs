@@ -1,5 +1,5 @@
 use super::*;
-use crate::record::WarningKind;
+use crate::record::{Reject, RejectKind, WarningKind};
 use crate::report::Progress;
 
 fn clip(seq: u64, uuid: &str, bin: Option<&str>, bytes: u64) -> MetaOutcome {

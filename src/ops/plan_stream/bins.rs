@@ -94,51 +94,36 @@ impl BinPlanner {
     /// # Panics
     /// If the clip has no bin, or its bin is not ranked.
     pub fn push(&mut self, clip: Box<ClipMeta>) -> Vec<PlannedClip> {
-        let name = clip.bin.as_ref().expect("planned clips have a bin");
-        let g = &self.grouping;
-        if !self.bins.contains_key(name) {
-            let rank = *self
-                .ranks
-                .get(name)
-                .expect("bins are ranked before planned");
-            let grouper = TarGrouper::new(g.target_tar_bytes, g.max_tars_per_part, g.drop_below);
-            let bin = Bin {
-                rank,
-                grouper,
-                open: Vec::new(),
-                tars: Vec::new(),
+        let name = clip.bin.clone().expect("planned clips have a bin");
+        let (g, ranks) = (&self.grouping, &self.ranks);
+        let bin = self.bins.entry(name.clone()).or_insert_with(|| Bin {
+            rank: *ranks.get(&name).expect("bins are ranked before planned"),
+            grouper: TarGrouper::new(g.target_tar_bytes, g.max_tars_per_part, g.drop_below),
+            open: Vec::new(),
+            tars: Vec::new(),
+        });
+        let closed = bin.grouper.push(clip.num_bytes).map(|group| {
+            debug_assert_eq!(group.members.len(), bin.open.len());
+            let tar = TarId {
+                bin_order: bin.rank,
+                bin: name,
+                part: group.part,
+                tar: group.tar,
             };
-            self.bins.insert(name.clone(), bin);
-        }
-        let name = name.clone();
-        let bin = self.bins.get_mut(&name).expect("inserted");
-        let out = match bin.grouper.push(clip.num_bytes) {
-            Some(group) => {
-                debug_assert_eq!(group.members.len(), bin.open.len());
-                let tar = TarId {
-                    bin_order: bin.rank,
-                    bin: name,
-                    part: group.part,
-                    tar: group.tar,
-                };
-                let members = std::mem::take(&mut bin.open);
-                bin.tars.push(tar.clone());
-                close(
-                    tar,
-                    members,
-                    &self.grouping,
-                    &self.completed,
-                    &mut self.part,
-                )
-            }
+            bin.tars.push(tar.clone());
+            (tar, std::mem::take(&mut bin.open))
+        });
+        bin.open.push(clip);
+        match closed {
+            Some((tar, members)) => close(
+                tar,
+                members,
+                &self.grouping,
+                &self.completed,
+                &mut self.part,
+            ),
             None => Vec::new(),
-        };
-        self.bins
-            .get_mut(clip.bin.as_ref().expect("has a bin"))
-            .expect("inserted")
-            .open
-            .push(clip);
-        out
+        }
     }
 
     /// The input is complete: every bin's last tar, and this worker's counts and tars.
