@@ -83,7 +83,7 @@ pub fn run(
         drop_below: drop_below(cfg),
     };
     let version_dir = cfg.version_dir();
-    let journal = Journal::new(output.clone(), version_dir.clone());
+    let journal = Journal::new(output.clone(), version_dir.clone()).with_names(cfg.names);
     let job = fingerprint(cfg, mtime)?;
     let finalizer = finalizer(cfg, &output);
     let (dali_index, batch_size, max_batch_tokens, layout) = (
@@ -130,6 +130,7 @@ pub fn run(
             .with_journal(journal.clone())
             .with_dali_index(dali_index)
             .with_layout(layout)
+            .with_names(journal.names())
             .with_reuse(EmbeddingSource::new(output.clone()));
         // the streaming plan lets the listing run only a bounded distance ahead of the writers
         let probe = ProbeHandle::new();
@@ -199,7 +200,8 @@ fn remove_stale(
     for bin in gone {
         storage.delete(&version_dir.join(&layout::wdinfo_rel(bin)))?;
         for stream in layout::Stream::ALL {
-            storage.delete(&version_dir.join(&layout::shardindex_rel(bin, stream)))?;
+            let index = journal.names().shardindex_rel(bin, stream);
+            storage.delete(&version_dir.join(&index))?;
         }
     }
     Ok(())
@@ -270,5 +272,6 @@ fn finalizer(cfg: &ShardConfig, output: &Storage) -> Finalizer {
         display_version_dir: cfg.display_version_dir(),
         max_tars_per_part: cfg.max_tars_per_part,
         wids_index: cfg.index.wids,
+        names: cfg.names,
     }
 }

@@ -61,7 +61,7 @@ pub fn preflight(
     if !resume {
         return Err(ShardError::OutputNotEmpty(version_dir.to_string()));
     }
-    let journal = Journal::new(output, version_dir.clone());
+    let journal = Journal::new(output, version_dir.clone()).with_names(cfg.names);
     let Some(old) = journal.read_job()? else {
         return Err(ShardError::ResumeRefused {
             dir: version_dir.to_string(),

@@ -190,7 +190,14 @@ fn verify_one(
     };
     let mut report = verify(&storage, &root, &opts)?;
     if let Some(enc) = encoder {
-        let mut more = reembed_sample(&storage, &root, &report.windows, args.tolerance, enc);
+        let mut more = reembed_sample(
+            &storage,
+            &root,
+            report.names,
+            &report.windows,
+            args.tolerance,
+            enc,
+        );
         report.problems.append(&mut more);
     }
     if args.checksums {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub use options::{ClusterSection, Merge, ShardArgs, ShardOptions, StorageSection};
 pub use resolve::{check_version, parse_remap};
 
-use crate::layout::OutputLayout;
+use crate::layout::{OutputLayout, StreamNames};
 use crate::model::{DeviceSpec, Precision};
 use crate::spec::BinSpec;
 use crate::storage::{Location, StorageOptions};
@@ -78,6 +78,10 @@ pub struct ShardConfig {
     pub index: Indexes,
     /// What the members hold (which trainer reads the dataset).
     pub layout: OutputLayout,
+    /// The dataset's stream names: the embedding stream is `umt5_xxl` for a UMT5 model in
+    /// the cosmos-predict2.5 layout, `t5_xxl` otherwise (read from the model's
+    /// `config.json` when resolved).
+    pub names: StreamNames,
     /// Where the live metrics are served (`--metrics-listen`); `None`: not served.
     pub metrics_listen: Option<std::net::SocketAddr>,
 }

@@ -4,7 +4,7 @@ use super::{
     Cluster, ClusterSection, Indexes, Listing, SemanticDedup, ShardConfig, ShardOptions,
     StorageSection,
 };
-use crate::layout::OutputLayout;
+use crate::layout::{EmbeddingName, OutputLayout, StreamNames};
 use crate::model::{DeviceSpec, Precision};
 use crate::spec::BinSpec;
 use crate::storage::StorageOptions;
@@ -145,7 +145,7 @@ impl ShardConfig {
                 })
                 .ok()
         });
-        let cfg = ShardConfig {
+        let mut cfg = ShardConfig {
             input: f.input_clip_path.unwrap_or_default(),
             output: f.output_dataset_path.unwrap_or_default(),
             version: f.annotation_version.unwrap_or_else(|| "v0".into()),
@@ -176,7 +176,15 @@ impl ShardConfig {
             gathered_plan: std::env::var("SHARDFLOW_PLANNER").is_ok_and(|v| v == "gathered"),
             index,
             layout,
+            names: StreamNames::REFERENCE,
             metrics_listen,
+        };
+        cfg.names = match cfg.embedding_of_model() {
+            Ok(e) => layout.stream_names(e),
+            Err(e) => {
+                errors.push(format!("t5_model (--t5-model): {e}"));
+                StreamNames::REFERENCE
+            }
         };
         if let Err(mut more) = cfg.validate() {
             errors.append(&mut more);
@@ -195,6 +203,23 @@ impl ShardConfig {
 }
 
 impl ShardConfig {
+    /// The embedding stream's name for the model: `umt5_xxl` when its `config.json` says
+    /// `"model_type": "umt5"`. Read only where the name follows the encoder (the
+    /// cosmos-predict2.5 layout) and the model directory exists (else validation names it).
+    fn embedding_of_model(&self) -> Result<EmbeddingName, crate::model::ModelError> {
+        use crate::model::t5::{ModelType, T5Config};
+        if self.layout.stream_names(EmbeddingName::Umt5Xxl) == StreamNames::REFERENCE
+            || !self.model_dir.is_dir()
+        {
+            return Ok(EmbeddingName::T5Xxl);
+        }
+        let config = T5Config::load(&self.model_dir.join("config.json"))?;
+        Ok(match config.model_type {
+            ModelType::Umt5 => EmbeddingName::Umt5Xxl,
+            ModelType::T5 => EmbeddingName::T5Xxl,
+        })
+    }
+
     /// Makes relative `--remap-clip-location` targets and `--allowed-clip-roots` absolute
     /// against the working directory: a relative path on the command line means the user's
     /// working directory, not the input root. URLs, absolute paths and an empty remap target

@@ -1,4 +1,5 @@
 use super::*;
+use crate::layout::StreamNames;
 
 fn cfg() -> ShardConfig {
     ShardConfig {
@@ -27,6 +28,7 @@ fn cfg() -> ShardConfig {
         allow_no_captions: false,
         gathered_plan: false,
         layout: crate::layout::OutputLayout::Reference,
+        names: crate::layout::StreamNames::REFERENCE,
         index: Indexes::default(),
         metrics_listen: None,
     }
@@ -317,14 +319,16 @@ fn relative_remap_targets_and_clip_roots_become_absolute() {
 
 #[test]
 fn layout_defaults_to_the_reference() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let f = ShardOptions {
         input_clip_path: Some(".".into()),
         output_dataset_path: Some("o".into()),
-        t5_model: Some(".".into()),
+        t5_model: Some(data.join("t5-tiny")),
         ..ShardOptions::default()
     };
     let c = ShardConfig::resolve(f.clone(), &no_env).unwrap();
     assert_eq!(c.layout, crate::layout::OutputLayout::Reference);
+    assert_eq!(c.names, StreamNames::REFERENCE);
     let p = ShardConfig::resolve(
         ShardOptions {
             layout: Some("cosmos-predict2.5".into()),
@@ -334,6 +338,38 @@ fn layout_defaults_to_the_reference() {
     )
     .unwrap();
     assert_eq!(p.layout, crate::layout::OutputLayout::CosmosPredict25);
+    assert_eq!(p.names, StreamNames::REFERENCE);
+    // a UMT5 model's embedding stream is umt5_xxl in the predict2.5 layout only
+    let umt5 = ShardOptions {
+        t5_model: Some(data.join("umt5-tiny")),
+        ..f.clone()
+    };
+    let r = ShardConfig::resolve(umt5.clone(), &no_env).unwrap();
+    assert_eq!(r.names, StreamNames::REFERENCE);
+    let u = ShardConfig::resolve(
+        ShardOptions {
+            layout: Some("cosmos-predict2.5".into()),
+            ..umt5
+        },
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(u.names.embedding, crate::layout::EmbeddingName::Umt5Xxl);
+    // the model's config.json is read for it: a directory without one is named
+    let errs = ShardConfig::resolve(
+        ShardOptions {
+            layout: Some("cosmos-predict2.5".into()),
+            t5_model: Some(".".into()),
+            ..f.clone()
+        },
+        &no_env,
+    )
+    .unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("t5_model (--t5-model): ") && e.contains("config.json")),
+        "{errs:?}"
+    );
     let errs = ShardConfig::resolve(
         ShardOptions {
             layout: Some("predict".into()),

@@ -52,10 +52,11 @@ pub fn inspect(
         &jobs,
         threads,
         |(bin, tar)| -> Result<(u64, f64, u64, u64), ShardError> {
+            let triple = layout.triple(root, bin, tar);
             let mut seconds = 0.0;
             let metas = visit_tar(
                 storage,
-                &Layout::tar(root, bin, Stream::Metas, tar),
+                &triple.location(Stream::Metas),
                 &mut |_: &str| true,
                 &mut |_: &str, d: Vec<u8>| {
                     let Ok(v) = pyjson::parse(&d) else { return };
@@ -71,7 +72,7 @@ pub fn inspect(
             let (mut windows, mut tokens) = (0, 0);
             let t5 = visit_tar(
                 storage,
-                &Layout::tar(root, bin, Stream::T5Xxl, tar),
+                &triple.location(Stream::T5Xxl),
                 &mut |_: &str| true,
                 &mut |_: &str, d: Vec<u8>| {
                     if let Ok(arrays) = read_window_arrays(&d) {
@@ -83,7 +84,7 @@ pub fn inspect(
             for (r, k) in [(&metas, Stream::Metas), (&t5, Stream::T5Xxl)] {
                 if let Some(e) = &r.error {
                     return Err(ShardError::BadFile {
-                        location: crate::layout::tar_rel(bin, k, tar),
+                        location: triple.rel(k),
                         message: format!("{e} (run shardflow verify)"),
                     });
                 }

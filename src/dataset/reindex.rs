@@ -68,7 +68,7 @@ pub fn index_dataset(
         }
     }
     let results = par_map(&jobs, threads, |(bin, k, tar)| -> Result<_, ShardError> {
-        let loc = Layout::tar(root, bin, *k, tar);
+        let loc = layout.triple(root, bin, tar).location(*k);
         let (index, size, sha256) = index_tar(storage, &loc)?;
         if which.dali {
             let at = crate::layout::idx_location(&loc).map_err(|message| ShardError::BadFile {
@@ -85,7 +85,7 @@ pub fn index_dataset(
     for ((bin, k, tar), r) in jobs.iter().zip(results) {
         let (samples, size, sha256) = r?;
         sums.push(Entry {
-            path: crate::layout::tar_rel(bin, *k, tar),
+            path: layout.names.tar_rel(bin, *k, tar),
             sha256,
         });
         report.tars += 1;
@@ -102,7 +102,7 @@ pub fn index_dataset(
     }
     if which.wids {
         for ((bin, k), shards) in wids {
-            let at = root.join(&crate::layout::shardindex_rel(&bin, k));
+            let at = root.join(&layout.names.shardindex_rel(&bin, k));
             storage.put(&at, wids_index_json(shards).as_bytes())?;
             report.wids_files += 1;
         }

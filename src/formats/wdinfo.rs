@@ -5,6 +5,8 @@ use super::pyjson::{dumps_indent4, PyValue};
 /// The content of one bin's `wdinfo.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WdInfo {
+    /// The dataset's stream names: `data_keys`.
+    pub names: crate::layout::StreamNames,
     /// Tars per part directory (`--max-tars-per-part`).
     pub chunk_size: usize,
     /// Tar paths relative to `<bin>/video`, sorted, e.g. `part_000000/000000.tar`.
@@ -31,7 +33,7 @@ impl WdInfo {
         PyValue::Object(vec![
             (
                 "data_keys".into(),
-                strs(&crate::layout::data_keys().map(String::from)),
+                strs(&self.names.data_keys().map(String::from)),
             ),
             (
                 "chunk_size".into(),
@@ -85,6 +87,7 @@ mod tests {
     fn wdinfo_matches_reference_file() {
         let bin = "v0/resolution_1080/aspect_ratio_16_9/frames_0_120";
         let info = WdInfo {
+            names: Default::default(),
             chunk_size: 100,
             data_list: vec![
                 "part_000000/000000.tar".into(),
@@ -98,7 +101,8 @@ mod tests {
 
     #[test]
     fn wdinfo_with_no_tars_and_odd_root() {
-        let info = WdInfo {
+        let mut info = WdInfo {
+            names: Default::default(),
             chunk_size: 2,
             data_list: vec![],
             root: "bucket-less/prefix/é".into(),
@@ -106,6 +110,8 @@ mod tests {
         };
         let want = "{\n    \"data_keys\": [\n        \"video\",\n        \"t5_xxl\",\n        \"metas\"\n    ],\n    \"chunk_size\": 2,\n    \"data_list\": [],\n    \"root\": \"bucket-less/prefix/\\u00e9\",\n    \"total_key_count\": 0\n}";
         assert_eq!(info.to_json(), want);
+        info.names.embedding = crate::layout::EmbeddingName::Umt5Xxl;
+        assert_eq!(info.to_json(), want.replace("\"t5_xxl", "\"umt5_xxl"));
     }
 
     #[test]

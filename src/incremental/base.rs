@@ -39,6 +39,8 @@ pub struct Base {
     pub job: JobFingerprint,
     /// Its completion records whose tars are intact, by triple.
     pub records: BTreeMap<TripleKey, TarDone>,
+    /// Its stream names.
+    pub names: crate::layout::StreamNames,
 }
 
 impl Base {
@@ -82,6 +84,9 @@ impl Base {
         if !diffs.is_empty() {
             return Err(refuse(BaseRefusal::MadeDifferently(diffs)));
         }
+        // the same as this run's (the options matched), read from the base all the same
+        let names = crate::journal::stream_names_of(&job.options).unwrap_or_default();
+        let journal = journal.with_names(names);
         let mut records = BTreeMap::new();
         for d in journal.load_done()? {
             if d.contents.as_ref().is_some_and(|c| {
@@ -104,17 +109,17 @@ impl Base {
             version_dir,
             job,
             records,
+            names,
         })
     }
 
     /// Where a member tar of a triple lies.
     pub fn tar_location(&self, key: &TripleKey, stream: Stream) -> Location {
-        crate::dataset::layout::Layout::tar(
-            &self.version_dir,
+        self.version_dir.join(&self.names.tar_rel(
             &key.0,
             stream,
             &crate::spec::tar_rel_path(key.1, key.2),
-        )
+        ))
     }
 
     /// The version as the change computation sees it.

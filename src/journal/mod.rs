@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ShardConfig;
 use crate::error::ShardError;
-use crate::layout::{tar_path, Stream};
+use crate::layout::{Stream, StreamNames};
 use crate::model::ModelError;
 pub use crate::model::ModelFingerprint;
 use crate::record::{PlanSummary, PlannedClip, TarDone, TarId};
@@ -107,11 +107,24 @@ pub fn options_of(cfg: &ShardConfig) -> BTreeMap<String, serde_json::Value> {
         // written in another is refused as any other option change
         options.insert("layout".into(), json!(cfg.layout.name()));
     }
+    if cfg.names != StreamNames::REFERENCE {
+        // where the embedding tars lie: a re-shard or an append reads its base's from here
+        options.insert("embedding_stream".into(), json!(cfg.names.embedding.name()));
+    }
     if cfg.drop_small_shards {
         options.insert("drop_small_shards".into(), json!(true));
         options.insert("min_clips_per_tar".into(), json!(cfg.min_clips_per_tar));
     }
     options
+}
+
+/// The stream names of a dataset written with `options` (a job record's; see
+/// [`options_of`]); `None` when they name an embedding stream this build does not know.
+pub fn stream_names_of(options: &BTreeMap<String, serde_json::Value>) -> Option<StreamNames> {
+    match options.get("embedding_stream") {
+        None => Some(StreamNames::REFERENCE),
+        Some(v) => v.as_str().and_then(StreamNames::with_embedding),
+    }
 }
 
 /// Fingerprints a model directory (see [`ModelFingerprint::of_dir`]), before the model is
@@ -180,6 +193,9 @@ pub fn differences(old: &JobFingerprint, new: &JobFingerprint) -> Vec<String> {
                 None if k == "layout" => {
                     format!("{:?}", crate::layout::OutputLayout::Reference.name())
                 }
+                None if k == "embedding_stream" => {
+                    format!("{:?}", StreamNames::REFERENCE.embedding.name())
+                }
                 None => "unset".into(),
             };
             out.push(format!("{k}: {} before, {} now", show(a), show(b)));
@@ -207,16 +223,30 @@ pub struct Journal {
     storage: Storage,
     dir: Location,
     version_dir: Location,
+    names: StreamNames,
 }
 
 impl Journal {
-    /// The journal of `<version_dir>/_shardflow`, accessed with `storage` (output role).
+    /// The journal of `<version_dir>/_shardflow`, accessed with `storage` (output role), of a
+    /// dataset with the reference's stream names.
     pub fn new(storage: Storage, version_dir: Location) -> Journal {
         Journal {
             storage,
             dir: version_dir.join(JOB_DIR),
             version_dir,
+            names: StreamNames::REFERENCE,
         }
+    }
+
+    /// The same journal, of a dataset whose streams are called `names` (where its records'
+    /// tars lie).
+    pub fn with_names(self, names: StreamNames) -> Journal {
+        Journal { names, ..self }
+    }
+
+    /// The dataset's stream names.
+    pub fn names(&self) -> StreamNames {
+        self.names
     }
 
     /// `_shardflow` itself.
@@ -274,7 +304,7 @@ impl Journal {
             for file in [rel.clone(), crate::layout::idx_path(&rel)] {
                 let loc = self
                     .version_dir
-                    .join(&crate::layout::tar_rel(&tar.bin, stream, &file));
+                    .join(&self.names.tar_rel(&tar.bin, stream, &file));
                 self.storage.delete(&loc)?;
             }
         }
@@ -315,7 +345,7 @@ impl Journal {
         }
         let tars: Vec<Location> = records
             .iter()
-            .flat_map(|d| Stream::ALL.map(|s| tar_path(&self.version_dir, &d.tar, s)))
+            .flat_map(|d| Stream::ALL.map(|s| self.names.tar_path(&self.version_dir, &d.tar, s)))
             .collect();
         let sizes = self.storage.size_many(&tars);
         let mut seen = HashSet::new();
@@ -327,7 +357,8 @@ impl Journal {
             } else {
                 tracing::warn!(
                     "{}: tar triple missing or changed since it was recorded; writing it again",
-                    tar_path(&self.version_dir, &d.tar, Stream::Video)
+                    self.names
+                        .tar_path(&self.version_dir, &d.tar, Stream::Video)
                 );
             }
         }

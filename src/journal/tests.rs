@@ -90,7 +90,7 @@ fn job_and_done_records_round_trip_and_stale_records_are_dropped() {
     for (t, sizes) in [(0, [1, 2, 3]), (1, [1, 2, 3]), (2, [1, 2, 3])] {
         let id = tar("b/x", t);
         for (stream, n) in crate::layout::Stream::ALL.into_iter().zip(sizes) {
-            let p = crate::layout::tar_path(&version, &id, stream);
+            let p = crate::layout::StreamNames::REFERENCE.tar_path(&version, &id, stream);
             let p = p.as_local().unwrap();
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, vec![0u8; n]).unwrap();
@@ -208,25 +208,46 @@ fn model_fingerprint_hashes_small_files_and_sizes_weights() {
 #[test]
 fn only_a_layout_other_than_the_reference_enters_the_fingerprint() {
     use crate::config::{ShardConfig, ShardOptions};
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let f = ShardOptions {
         input_clip_path: Some(".".into()),
         output_dataset_path: Some("o".into()),
-        t5_model: Some(".".into()),
+        t5_model: Some(data.join("t5-tiny")),
         ..ShardOptions::default()
     };
     let c = ShardConfig::resolve(f.clone(), &|_| None).unwrap();
     // journals written before the option still match
     assert!(!options_of(&c).contains_key("layout"));
-    let p = ShardConfig::resolve(
+    let p_options = ShardOptions {
+        layout: Some("cosmos-predict2.5".into()),
+        ..f
+    };
+    let p = ShardConfig::resolve(p_options.clone(), &|_| None).unwrap();
+    assert_eq!(
+        options_of(&p)["layout"],
+        serde_json::json!("cosmos-predict2.5")
+    );
+    // nor do the reference's stream names; a UMT5 model's in that layout do, and a base
+    // read back from them finds its tars there
+    assert!(!options_of(&p).contains_key("embedding_stream"));
+    assert_eq!(
+        stream_names_of(&options_of(&p)),
+        Some(StreamNames::REFERENCE)
+    );
+    let u = ShardConfig::resolve(
         ShardOptions {
-            layout: Some("cosmos-predict2.5".into()),
-            ..f
+            t5_model: Some(data.join("umt5-tiny")),
+            ..p_options
         },
         &|_| None,
     )
     .unwrap();
     assert_eq!(
-        options_of(&p)["layout"],
-        serde_json::json!("cosmos-predict2.5")
+        options_of(&u)["embedding_stream"],
+        serde_json::json!("umt5_xxl")
     );
+    assert_eq!(stream_names_of(&options_of(&u)), Some(u.names));
+    let mut unknown = options_of(&u);
+    unknown.insert("embedding_stream".into(), serde_json::json!("t6"));
+    assert_eq!(stream_names_of(&unknown), None);
 }

@@ -35,6 +35,8 @@ pub struct Finalizer {
     pub max_tars_per_part: u32,
     /// Write a wids `shardindex.json` per bin and stream (`--index wids`).
     pub wids_index: bool,
+    /// The dataset's stream names.
+    pub names: layout::StreamNames,
 }
 
 impl Finalizer {
@@ -73,6 +75,7 @@ impl Finalizer {
             data_list.sort();
             let samples = finished.iter().map(|d| d.samples).sum();
             let info = WdInfo {
+                names: self.names,
                 chunk_size: self.max_tars_per_part as usize,
                 data_list: data_list.clone(),
                 root: format!("{}/{bin}", self.root_version_dir),
@@ -124,14 +127,14 @@ impl Finalizer {
                         self.version_dir,
                         d.tar.bin,
                         d.tar.rel_path(),
-                        stream.name(),
+                        self.names.name(stream),
                         SHA256SUMS
                     );
                     self.storage.delete(&self.version_dir.join(SHA256SUMS))?;
                     return Ok(());
                 };
                 entries.push(Entry {
-                    path: layout::tar_rel(&d.tar.bin, stream, &d.tar.rel_path()),
+                    path: self.names.tar_rel(&d.tar.bin, stream, &d.tar.rel_path()),
                     sha256: sha.clone(),
                 });
             }
@@ -155,7 +158,9 @@ impl Finalizer {
                 })
                 .collect();
             self.storage.put(
-                &self.version_dir.join(&layout::shardindex_rel(bin, stream)),
+                &self
+                    .version_dir
+                    .join(&self.names.shardindex_rel(bin, stream)),
                 wids_index_json(shards).as_bytes(),
             )?;
         }
@@ -218,6 +223,7 @@ mod tests {
             display_version_dir: "out/v0".into(),
             max_tars_per_part: 2,
             wids_index: false,
+            names: Default::default(),
         };
         let plan = vec![
             (
@@ -257,6 +263,7 @@ mod tests {
         );
         let wd = std::fs::read_to_string(dir.path().join("v0/B/x/wdinfo.json")).unwrap();
         let expect = WdInfo {
+            names: Default::default(),
             chunk_size: 2,
             data_list: vec![
                 "part_000000/000000.tar".into(),
@@ -284,6 +291,7 @@ mod tests {
             display_version_dir: "out/v0".into(),
             max_tars_per_part: 2,
             wids_index: false,
+            names: Default::default(),
         };
         let plan = vec![("b".to_string(), vec![tar("b", 0, 0, 1), tar("b", 0, 0, 0)])];
         let with_sums = |t: TarId, c: char| TarDone {

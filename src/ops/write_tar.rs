@@ -33,6 +33,8 @@ pub struct TarWriters {
     dali_index: bool,
     /// How completed `.pickle` members are laid out.
     layout: crate::layout::OutputLayout,
+    /// The streams' directory names.
+    names: layout::StreamNames,
     reuse: Option<EmbeddingSource>,
     open: HashMap<TarId, OpenTar>,
     failed: std::collections::HashSet<TarId>,
@@ -71,6 +73,7 @@ impl TarWriters {
             journal: None,
             dali_index: false,
             layout: Default::default(),
+            names: Default::default(),
             reuse: None,
             open: HashMap::new(),
             failed: Default::default(),
@@ -87,6 +90,12 @@ impl TarWriters {
     /// Lays out completed `.pickle` members as `layout` has them.
     pub fn with_layout(mut self, layout: crate::layout::OutputLayout) -> Self {
         self.layout = layout;
+        self
+    }
+
+    /// Names the streams' directories as `names` has them.
+    pub fn with_names(mut self, names: layout::StreamNames) -> Self {
+        self.names = names;
         self
     }
 
@@ -158,7 +167,8 @@ impl TarWriters {
             let Some((s, fetch)) = open.pending.remove(&open.next) else {
                 break;
             };
-            ensure_files(open, &self.output, &self.version_dir, &id, self.dali_index)?;
+            let dir = (&self.version_dir, self.names);
+            ensure_files(open, &self.output, dir, &id, self.dali_index)?;
             let fetch = match open.copied[layout::Stream::Video] {
                 Some(_) => None,
                 None => Some(fetch.unwrap_or_else(|| start_fetch(&self.input, &s))),
@@ -172,13 +182,8 @@ impl TarWriters {
             return Ok(None);
         }
         let mut open = self.open.remove(&id).expect("present");
-        ensure_files(
-            &mut open,
-            &self.output,
-            &self.version_dir,
-            &id,
-            self.dali_index,
-        )?;
+        let dir = (&self.version_dir, self.names);
+        ensure_files(&mut open, &self.output, dir, &id, self.dali_index)?;
         // the three members are finished in order; if one fails, the ones not yet finished
         // are aborted when dropped, and the triple is reported incomplete
         let files = open.files.take().expect("created");
@@ -205,7 +210,7 @@ impl TarWriters {
                     open.done.sha256[kind] = Some(match &c.sha256 {
                         Some(sha256) => sha256.clone(),
                         None => {
-                            let at = layout::tar_path(&self.version_dir, &id, kind);
+                            let at = self.names.tar_path(&self.version_dir, &id, kind);
                             copied_sha256(&self.output, &at)?
                         }
                     });
@@ -283,22 +288,23 @@ pub fn clip_outage(
 }
 
 /// Creates the triple's member tars (those not copied) on its first sample.
+/// `dir`: the version's directory and its stream names.
 fn ensure_files(
     open: &mut OpenTar,
     output: &Storage,
-    version_dir: &Location,
+    dir: (&Location, layout::StreamNames),
     id: &TarId,
     dali: bool,
 ) -> Result<(), ShardError> {
     if open.files.is_none() {
-        open.files = Some(create_files(output, version_dir, id, &open.copied, dali)?);
+        open.files = Some(create_files(output, dir, id, &open.copied, dali)?);
     }
     Ok(())
 }
 
 fn create_files(
     output: &Storage,
-    version_dir: &Location,
+    (version_dir, names): (&Location, layout::StreamNames),
     id: &TarId,
     copied: &Copied,
     dali: bool,
@@ -308,7 +314,7 @@ fn create_files(
         if copied.is_some() {
             continue;
         }
-        let fin = layout::tar_path(version_dir, id, stream);
+        let fin = names.tar_path(version_dir, id, stream);
         files[stream] = Some(PartialTar {
             builder: tar::Builder::new(Counting::new(Sha256Hashing::new(output.writer(&fin)?))),
             fin,

@@ -1,8 +1,9 @@
 //! `--layout cosmos-predict2.5` with the real binary: the sample dataset written for NVIDIA's
 //! cosmos-predict2.5 trainer reads, sample by sample, as that trainer reads it
 //! (`tests/tools/read_predict25.py`), passes `verify`, `inspect` and `index`; a re-shard in
-//! the layout equals a fresh shard; and a layout change is refused by `--append` and
-//! `reshard`.
+//! the layout equals a fresh shard; a layout change is refused by `--append` and
+//! `reshard`; and a UMT5 model's embedding stream is `umt5_xxl` in this layout, through
+//! every command that writes or reads the dataset.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,8 +24,23 @@ fn stderr(o: &Output) -> String {
 /// `read_predict25.py` on `version_dir`, run in `cwd` (the wdinfo roots are relative to it):
 /// its summary, or its problems.
 fn read_as_the_trainer(cwd: &Path, version_dir: &str) -> Result<serde_json::Value, String> {
+    read_as_the_trainer_with(cwd, version_dir, "t5_xxl")
+}
+
+/// [`read_as_the_trainer`] with the trainer's `embedding_type` set to `embedding_key`.
+fn read_as_the_trainer_with(
+    cwd: &Path,
+    version_dir: &str,
+    embedding_key: &str,
+) -> Result<serde_json::Value, String> {
     let out = tool("read_predict25.py")
-        .args([version_dir, "--d-model", "16"])
+        .args([
+            version_dir,
+            "--d-model",
+            "16",
+            "--embedding-key",
+            embedding_key,
+        ])
         .current_dir(cwd)
         .output()
         .expect("python3 runs");
@@ -227,4 +243,176 @@ fn a_reshard_keeps_the_layout_and_a_layout_change_is_refused() {
     let o = run(&work, "shard", "v1", &["--append"]);
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(stderr(&o).contains("layout:"), "{}", stderr(&o));
+}
+
+/// Each tar of `version_dir` by the stream directory it lies in.
+fn tars_by_stream(version_dir: &Path) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for p in files_below(version_dir) {
+        if p.extension().is_some_and(|e| e == "tar") {
+            let stream = p.parent().unwrap().parent().unwrap().file_name().unwrap();
+            *out.entry(stream.to_string_lossy().into_owned())
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_umt5_model_writes_the_predict25_embedding_stream_as_umt5_xxl() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    copy_tree(&data("sample-dataset"), &input);
+    let umt5 = data("umt5-tiny");
+    let model = umt5.to_str().unwrap();
+    let o = shard_with_model(dir.path(), &input, "out", &umt5, &LAYOUT);
+    assert_ok(&o);
+    let v0 = dir.path().join("out/v0");
+    let by_stream = tars_by_stream(&v0);
+    assert_eq!(
+        by_stream.keys().collect::<Vec<_>>(),
+        ["metas", "umt5_xxl", "video"],
+        "{by_stream:?}"
+    );
+    assert!(by_stream["umt5_xxl"] == by_stream["video"] && by_stream["video"] > 0);
+    let job = std::fs::read_to_string(v0.join("_shardflow/job.json")).unwrap();
+    assert!(job.contains("\"embedding_stream\": \"umt5_xxl\""), "{job}");
+    // the trainer set to embedding_type umt5_xxl reads every sample; set to t5_xxl it finds
+    // no such data key
+    let summary = read_as_the_trainer_with(dir.path(), "out/v0", "umt5_xxl").unwrap();
+    assert_eq!(summary["samples"], 23, "{summary}");
+    let e = read_as_the_trainer(dir.path(), "out/v0").unwrap_err();
+    assert!(e.contains("data_keys"), "{e}");
+
+    // the dataset tools find the stream by its name
+    let o = shardflow(dir.path(), &["verify", "out", "--json"]);
+    assert_ok(&o);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["embedding_stream"], "umt5_xxl", "{report}");
+    assert_eq!(report["samples"], 23, "{report}");
+    let o = shardflow(
+        dir.path(),
+        &[
+            "verify",
+            "out/v0",
+            "--checksums",
+            "--t5-model",
+            model,
+            "--sample",
+            "8",
+        ],
+    );
+    assert_ok(&o);
+    let o = shardflow(dir.path(), &["inspect", "out/v0", "--json"]);
+    assert_ok(&o);
+    let bins: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let windows: u64 = bins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["windows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(windows, 31, "{bins}");
+    let o = shardflow(dir.path(), &["index", "out/v0"]);
+    assert_ok(&o);
+    assert!(files_below(&v0)
+        .iter()
+        .any(|p| p.ends_with("umt5_xxl/shardindex.json")));
+    let o = shardflow(
+        dir.path(),
+        &["export", "--format", "cosmos-predict2-dir", "out/v0", "exp"],
+    );
+    assert_ok(&o);
+    let checked = run_tool(
+        "check_export.py",
+        [
+            v0.to_str().unwrap(),
+            dir.path().join("exp").to_str().unwrap(),
+            "--d-model",
+            "16",
+            "--embedding-key",
+            "umt5_xxl",
+        ],
+    );
+    assert!(checked.contains("\"entries\": 31"), "{checked}");
+
+    // a resume of the complete job keeps everything; a re-shard from it copies every tar
+    let before = dataset_files(&v0);
+    let o = shard_with_model(
+        dir.path(),
+        &input,
+        "out",
+        &umt5,
+        &[&LAYOUT[..], &["--resume"]].concat(),
+    );
+    assert_ok(&o);
+    assert_eq!(dataset_files(&v0), before);
+    copy_tree(&input.join("metas/v0"), &input.join("metas/v1"));
+    let remap = format!("{SAMPLE_ROOT}={}", input.display());
+    let o = shardflow(
+        dir.path(),
+        &[
+            &[
+                "reshard",
+                "--input-clip-path",
+                input.to_str().unwrap(),
+                "--output-dataset-path",
+                "out",
+                "--annotation-version",
+                "v1",
+                "--from-version",
+                "v0",
+                "--t5-model",
+                model,
+                "--remap-clip-location",
+                &remap,
+                "--max-rejected-fraction",
+                "0.5",
+            ][..],
+            &LAYOUT,
+        ]
+        .concat(),
+    );
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains("0 caption windows embedded"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(tars_by_stream(&dir.path().join("out/v1")), by_stream);
+    let o = shardflow(dir.path(), &["verify", "out/v1"]);
+    assert_ok(&o);
+
+    // a re-shard with the T5 model is another model: refused, naming the stream it changes
+    copy_tree(&input.join("metas/v0"), &input.join("metas/v2"));
+    let o = shardflow(
+        dir.path(),
+        &[
+            &[
+                "reshard",
+                "--input-clip-path",
+                input.to_str().unwrap(),
+                "--output-dataset-path",
+                "out",
+                "--annotation-version",
+                "v2",
+                "--from-version",
+                "v0",
+                "--t5-model",
+                data("t5-tiny").to_str().unwrap(),
+                "--remap-clip-location",
+                &remap,
+                "--max-rejected-fraction",
+                "0.5",
+            ][..],
+            &LAYOUT,
+        ]
+        .concat(),
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("embedding_stream: \"umt5_xxl\" before, \"t5_xxl\" now"),
+        "{}",
+        stderr(&o)
+    );
 }

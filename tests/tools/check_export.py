@@ -14,7 +14,11 @@ format define them:
   by ffprobe (-count_frames) with exactly end_frame - start_frame + 1 frames.
 
 usage: check_export.py VERSION_DIR EXPORT_DIR --d-model N [--caption-field qwen_caption]
-       [--min-frames N]
+       [--min-frames N] [--embedding-key t5_xxl]
+
+(`--embedding-key`: the dataset's embedding stream, `umt5_xxl` for a UMT5 model's dataset in
+the cosmos-predict2.5 layout; the export's folder is `t5_xxl` whatever it is, as the
+directory loader reads it.)
 Prints a JSON summary; exits 1 listing every problem.
 """
 
@@ -56,6 +60,7 @@ def main():
     ap.add_argument("--d-model", type=int, required=True)
     ap.add_argument("--caption-field", default="qwen_caption")
     ap.add_argument("--min-frames", type=int, default=0)
+    ap.add_argument("--embedding-key", default="t5_xxl")
     a = ap.parse_args()
     problems = []
     expected = set()
@@ -65,7 +70,7 @@ def main():
         problems.append(f"no metas tars under {a.dataset}")
     for mt in metas_tars:
         metas = members(mt)
-        pickles = members(mt.replace("/metas/", "/t5_xxl/"))
+        pickles = members(mt.replace("/metas/", f"/{a.embedding_key}/"))
         videos = members(mt.replace("/metas/", "/video/"))
         for key, raw in metas.items():
             meta = json.loads(raw)

@@ -133,7 +133,9 @@ def main():
             info = json.load(f)
         stats["bins"] += 1
         if info["data_keys"] != ["video", args.embedding_key, "metas"]:
+            # the trainer finds no tars for the key it was told to read
             problems.append(f"{row}: data_keys {info['data_keys']}")
+            continue
         count = 0
         for path in info["data_list"]:
             stats["tars"] += 1

@@ -19,13 +19,13 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::dataset::index::split_name;
-use crate::dataset::layout::Layout;
+use crate::dataset::layout::{Layout, TripleAt};
 use crate::dataset::par_map;
 use crate::dataset::read::visit_tar;
 use crate::error::ShardError;
 use crate::formats::npy_pickle::{read_window_arrays, write_array_list};
 use crate::formats::pyjson;
-use crate::layout::{tar_rel, Stream};
+use crate::layout::Stream;
 use crate::storage::{Location, Storage};
 use crate::text::shown;
 
@@ -103,16 +103,17 @@ pub fn export(
         .collect();
     let results = par_map(&jobs, opts.threads, |(bin, tar)| {
         let sizes = &layout.bins[*bin][*tar];
+        let triple = layout.triple(root, bin, tar);
         if let Some((k, _)) = sizes.iter().find(|(_, s)| s.is_none()) {
             return ExportReport {
                 failures: vec![Failure {
-                    path: tar_rel(bin, k, tar),
+                    path: triple.rel(k),
                     message: format!("missing (the other streams have {tar})"),
                 }],
                 ..Default::default()
             };
         }
-        export_triple(storage, root, bin, tar, out, &existing, opts)
+        export_triple(storage, triple, out, &existing, opts)
     });
     let mut report = ExportReport::default();
     for r in results {
@@ -124,16 +125,14 @@ pub fn export(
 /// Exports one tar triple.
 fn export_triple(
     storage: &Storage,
-    root: &Location,
-    bin: &str,
-    tar: &str,
+    triple: TripleAt<'_>,
     out: &Location,
     existing: &HashSet<String>,
     opts: &ExportOptions,
 ) -> ExportReport {
     let mut report = ExportReport::default();
     let field = format!("{}_caption", opts.captioning_algorithm);
-    let rel = |s: Stream| tar_rel(bin, s, tar);
+    let rel = |s: Stream| triple.rel(s);
     let fail = |report: &mut ExportReport, path: String, message: String| {
         report.failures.push(Failure { path, message })
     };
@@ -142,7 +141,7 @@ fn export_triple(
     let mut bad = Vec::new();
     let metas = visit_tar(
         storage,
-        &Layout::tar(root, bin, Stream::Metas, tar),
+        &triple.location(Stream::Metas),
         &mut |name: &str| split_name(name).1 == "json",
         &mut |name: &str, data: Vec<u8>| {
             let key = split_name(name).0;
@@ -188,7 +187,7 @@ fn export_triple(
     let mut seen: HashSet<String> = HashSet::new();
     let t5 = visit_tar(
         storage,
-        &Layout::tar(root, bin, Stream::T5Xxl, tar),
+        &triple.location(Stream::T5Xxl),
         &mut |name: &str| pending.contains_key(split_name(name).0),
         &mut |name: &str, data: Vec<u8>| {
             let key = split_name(name).0;
@@ -237,7 +236,7 @@ fn export_triple(
     let mut seen_video: HashSet<String> = HashSet::new();
     let video = visit_tar(
         storage,
-        &Layout::tar(root, bin, Stream::Video, tar),
+        &triple.location(Stream::Video),
         &mut |name: &str| pending.contains_key(split_name(name).0),
         &mut |name: &str, data: Vec<u8>| {
             let key = split_name(name).0;

@@ -63,7 +63,7 @@ pub fn check_checksums(
     for (bin, tars) in &layout.bins {
         for (tar, sizes) in tars {
             for (stream, size) in sizes.iter() {
-                let path = crate::layout::tar_rel(bin, stream, tar);
+                let path = layout.names.tar_rel(bin, stream, tar);
                 if size.is_some() && !listed.contains(path.as_str()) {
                     out.problems
                         .push(problem(&path, format!("not listed in {SHA256SUMS}")));

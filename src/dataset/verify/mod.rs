@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::dataset::layout::Layout;
 use crate::dataset::par_map;
 use crate::error::ShardError;
-use crate::layout::{data_keys, wdinfo_dir, wdinfo_rel, PerStream, WDINFO_LIST};
+use crate::layout::{wdinfo_dir, wdinfo_rel, PerStream, StreamNames, WDINFO_LIST};
 use crate::storage::{Location, Storage};
 use crate::text::shown;
 
@@ -73,6 +73,13 @@ pub struct VerifyReport {
     /// out of reports of reference datasets, which read as they always have.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
+    /// The embedding stream's name when it is not `t5_xxl` (`umt5_xxl`): left out of reports
+    /// of datasets with the reference's names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding_stream: Option<String>,
+    /// The stream names the dataset's directories have.
+    #[serde(skip)]
+    pub names: StreamNames,
     /// Tars whose SHA-256 was checked against `SHA256SUMS` (`--checksums`); left out of
     /// reports without that check.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,8 +228,40 @@ pub fn verify(
             ),
         });
     }
-    // the layout the job recorded in its journal (none in a dataset the reference wrote)
+    report.names = layout.names;
+    if layout.names != StreamNames::REFERENCE {
+        report.embedding_stream = Some(layout.names.embedding.name().to_string());
+        if layouts.contains(&crate::layout::OutputLayout::Reference) {
+            problems.push(Problem {
+                path: ".".into(),
+                message: format!(
+                    "samples in the reference layout under {}: its trainer reads {}",
+                    layout.names.embedding.name(),
+                    StreamNames::REFERENCE.embedding.name()
+                ),
+            });
+        }
+    }
+    // the layout and stream names the job recorded in its journal (none in a dataset the
+    // reference wrote)
     let job = crate::journal::Journal::new(storage.clone(), root.clone()).read_job();
+    if let Ok(Some(job)) = &job {
+        let recorded = crate::journal::stream_names_of(&job.options);
+        // a dataset without embedding tars has no name to compare
+        if recorded != Some(layout.names) && layout.bins.values().any(|t| !t.is_empty()) {
+            problems.push(Problem {
+                path: format!("{}/job.json", crate::journal::JOB_DIR),
+                message: format!(
+                    "the job wrote the embedding stream as {}, but the dataset's is {}",
+                    job.options
+                        .get("embedding_stream")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or(StreamNames::REFERENCE.embedding.name()),
+                    layout.names.embedding.name()
+                ),
+            });
+        }
+    }
     if let (Ok(Some(job)), [found]) = (job, &layouts.iter().collect::<Vec<_>>()[..]) {
         let recorded = job
             .options
@@ -275,11 +314,11 @@ pub fn verify(
             bad("not valid JSON".into());
             continue;
         };
-        if v["data_keys"] != serde_json::json!(data_keys()) {
+        let data_keys = layout.names.data_keys();
+        if v["data_keys"] != serde_json::json!(data_keys) {
             bad(format!(
-                "data_keys is {}, not {:?}",
+                "data_keys is {}, not {data_keys:?}",
                 shown(&v["data_keys"].to_string()),
-                data_keys()
             ));
         }
         let listed: BTreeSet<String> = v["data_list"]

@@ -4,10 +4,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::{Problem, StoredWindow};
 use crate::dataset::index::split_name;
-use crate::dataset::layout::Layout;
+
 use crate::dataset::read::visit_tar;
 use crate::formats::npy_pickle::read_window_arrays;
-use crate::layout::{self, Stream};
+use crate::layout::{self, Stream, StreamNames};
 use crate::model::TextEncoder;
 use crate::storage::{Location, Storage};
 use crate::text::shown;
@@ -21,6 +21,7 @@ type Pickles = HashMap<String, Vec<u8>>;
 pub fn reembed_sample(
     storage: &Storage,
     root: &Location,
+    names: StreamNames,
     windows: &[StoredWindow],
     tolerance: f32,
     encoder: &dyn TextEncoder,
@@ -34,7 +35,7 @@ pub fn reembed_sample(
     for w in order {
         let path = format!(
             "{}:{}[{}]",
-            layout::tar_rel(&w.bin, Stream::T5Xxl, &w.tar),
+            names.tar_rel(&w.bin, Stream::T5Xxl, &w.tar),
             layout::member_name(&shown(&w.key), Stream::T5Xxl),
             w.window
         );
@@ -42,7 +43,7 @@ pub fn reembed_sample(
             .as_ref()
             .is_none_or(|(b, t, _)| (*b, *t) != (w.bin.as_str(), w.tar.as_str()))
         {
-            let loc = Layout::tar(root, &w.bin, Stream::T5Xxl, &w.tar);
+            let loc = root.join(&names.tar_rel(&w.bin, Stream::T5Xxl, &w.tar));
             let keys: HashSet<&str> = windows
                 .iter()
                 .filter(|o| (&o.bin, &o.tar) == (&w.bin, &w.tar))

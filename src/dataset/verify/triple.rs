@@ -105,7 +105,8 @@ pub(crate) fn check_triple(
         layouts: BTreeSet::new(),
         sha256: vec![],
     };
-    let rel = |s: Stream| crate::layout::tar_rel(bin, s, tar);
+    let triple = layout.triple(root, bin, tar);
+    let rel = |s: Stream| triple.rel(s);
     let field = format!("{}_caption", opts.captioning_algorithm);
     // members are reduced to facts as they stream by: memory is one member, not a tar
     let mut pickles: BTreeMap<String, PickleFacts> = BTreeMap::new();
@@ -121,7 +122,7 @@ pub(crate) fn check_triple(
         }
         let r = visit_tar_hashing(
             storage,
-            &Layout::tar(root, bin, k, tar),
+            &triple.location(k),
             &mut |_: &str| k != Stream::Video,
             &mut |name: &str, data: Vec<u8>| {
                 let key = split_name(name).0.to_string();

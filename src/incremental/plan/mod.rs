@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::journal::Journal;
-use crate::layout::{tar_path, Stream};
+use crate::layout::Stream;
 use crate::record::{Copied, CopiedTar, EmbeddingRef, PlanSummary, PlannedClip, TarDone, TarId};
 use crate::spec::group_tars;
 use crate::storage::{Location, Storage};
@@ -134,7 +134,10 @@ pub fn reshard(
     let mut pairs: Vec<(Location, Location, Option<u64>)> = copies
         .iter()
         .map(|(k, kind)| {
-            let to = tar_path(target.version_dir, &plan_triples[k].0, *kind);
+            let to = target
+                .journal
+                .names()
+                .tar_path(target.version_dir, &plan_triples[k].0, *kind);
             (base.tar_location(k, *kind), to, Some(size(k, *kind)))
         })
         .collect();

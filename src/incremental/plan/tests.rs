@@ -59,6 +59,7 @@ fn append_keeps_existing_tars_and_starts_new_parts_after_them() {
             inputs: None,
         },
         records,
+        names: Default::default(),
     };
     let planned = vec![
         clip("c", "n1", 0),

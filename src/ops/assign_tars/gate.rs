@@ -134,7 +134,7 @@ impl PlanGate {
                 if !same {
                     tracing::warn!(
                         "{}: a clip changed since this tar triple was written; writing it again",
-                        crate::layout::tar_path(
+                        self.journal.names().tar_path(
                             self.journal.version_dir(),
                             &d.tar,
                             crate::layout::Stream::Video

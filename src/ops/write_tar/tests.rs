@@ -11,7 +11,8 @@ fn writers(dir: impl AsRef<Path>) -> TarWriters {
 }
 
 fn local_tar(dir: &Path, t: &TarId, stream: Stream) -> PathBuf {
-    let loc = layout::tar_path(&Location::Local(dir.to_path_buf()), t, stream);
+    let loc =
+        layout::StreamNames::REFERENCE.tar_path(&Location::Local(dir.to_path_buf()), t, stream);
     loc.as_local().unwrap().to_path_buf()
 }
 

@@ -1,12 +1,16 @@
 //! The shape of a written dataset, in one place: its streams ([`Stream`]: name, member
-//! extension), a value per stream ([`PerStream`]), where each stream's tar of a triple lies
-//! ([`tar_path`]), its members' names ([`member_name`]), the index and summary files beside
-//! the tars ([`idx_path`], [`shardindex_rel`], [`wdinfo_rel`], [`WDINFO_LIST`]) and
-//! `wdinfo.json`'s `data_keys` ([`data_keys`]).
+//! extension), a value per stream ([`PerStream`]), what a dataset calls them
+//! ([`StreamNames`]: where each stream's tar of a triple lies, `wdinfo.json`'s `data_keys`,
+//! the wids indexes), its members' names ([`member_name`]) and the other files beside the
+//! tars ([`idx_path`], [`wdinfo_rel`], [`WDINFO_LIST`]).
 //!
 //! Every `<bin>/<stream>/part_NNNNNN/NNNNNN.tar` of a version comes from here; to add a
 //! stream, add a variant to [`Stream`] (and to [`Stream::ALL`], its name and extension) and
 //! widen [`PerStream`]. A bottom-layer module: it imports only specs and storage locations.
+
+mod names;
+
+pub use names::{EmbeddingName, StreamNames};
 
 use std::ops::{Index, IndexMut};
 
@@ -46,8 +50,9 @@ pub enum Stream {
     /// The clip's mp4.
     Video,
     /// The caption embeddings (a pickled list of float16 arrays, or of one dict per window in
-    /// the cosmos-predict2.5 layout). Its name is the trainer's `embedding_type`; an umT5
-    /// encoder's stream would be `umt5_xxl` (see [`OutputLayout::embedding_stream`]).
+    /// the cosmos-predict2.5 layout). Its directory is the trainer's `embedding_type`:
+    /// `t5_xxl` here, `umt5_xxl` for a UMT5 encoder in the cosmos-predict2.5 layout
+    /// ([`StreamNames`]).
     T5Xxl,
     /// The clip's metadata (`json.dumps`).
     Metas,
@@ -57,7 +62,8 @@ impl Stream {
     /// Every stream, in `wdinfo.json`'s `data_keys` order (the reference's).
     pub const ALL: [Stream; STREAM_COUNT] = [Stream::Video, Stream::T5Xxl, Stream::Metas];
 
-    /// The stream's directory name and `data_keys` entry.
+    /// The stream's name in the reference layout: its directory and `data_keys` entry there
+    /// (a dataset's own names: [`StreamNames::name`]), and its name in logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
             Stream::Video => "video",
@@ -83,11 +89,6 @@ impl Stream {
     /// The stream at position `i` of [`Stream::ALL`].
     pub fn from_index(i: usize) -> Option<Stream> {
         Stream::ALL.get(i).copied()
-    }
-
-    /// The stream whose directory is `name`.
-    pub fn from_name(name: &str) -> Option<Stream> {
-        Stream::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -139,12 +140,15 @@ impl OutputLayout {
             })
     }
 
-    /// The directory (and the trainer's `embedding_type`) of the embedding stream. Today's
-    /// encoders are T5, so it is always `t5_xxl`; an umT5 encoder's stream is `umt5_xxl`
-    /// (cosmos-predict2.5 accepts both), and this is the one place that choice goes: add the
-    /// encoder family as an argument and give [`Stream::T5Xxl`] a second name.
-    pub fn embedding_stream(self) -> &'static str {
-        Stream::T5Xxl.name()
+    /// The stream names of a dataset in this layout written by an `encoder`-family model:
+    /// the reference's trainer reads `t5_xxl` whatever the encoder, so only the
+    /// cosmos-predict2.5 layout names the embedding stream after the encoder (its trainer
+    /// takes `t5_xxl` or `umt5_xxl` as `embedding_type`).
+    pub fn stream_names(self, encoder: EmbeddingName) -> StreamNames {
+        match self {
+            OutputLayout::Reference => StreamNames::REFERENCE,
+            OutputLayout::CosmosPredict25 => StreamNames { embedding: encoder },
+        }
     }
 }
 
@@ -152,11 +156,6 @@ impl std::fmt::Display for OutputLayout {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// `wdinfo.json`'s `data_keys`: the stream names in order.
-pub fn data_keys() -> [&'static str; STREAM_COUNT] {
-    Stream::ALL.map(Stream::name)
 }
 
 /// One value per stream, in [`Stream::ALL`] order. Serialized as a plain array of the values
@@ -223,21 +222,6 @@ impl<'a, T> IntoIterator for &'a PerStream<T> {
     }
 }
 
-/// `<bin>/<stream>`: the directory of a bin's tars of one stream, relative to the version.
-pub fn stream_dir(bin: &str, stream: Stream) -> String {
-    format!("{bin}/{}", stream.name())
-}
-
-/// `<bin>/<stream>/<tar>` (`tar`: `part_NNNNNN/NNNNNN.tar`), relative to the version.
-pub fn tar_rel(bin: &str, stream: Stream, tar: &str) -> String {
-    format!("{}/{tar}", stream_dir(bin, stream))
-}
-
-/// Final location of one stream's tar of a triple under `version_dir`.
-pub fn tar_path(version_dir: &Location, tar: &TarId, stream: Stream) -> Location {
-    version_dir.join(&tar_rel(&tar.bin, stream, &tar.rel_path()))
-}
-
 /// `<key>.<ext>`: the name of sample `key`'s member in the tar of `stream`.
 pub fn member_name(key: &str, stream: Stream) -> String {
     format!("{key}.{}", stream.ext())
@@ -285,108 +269,5 @@ pub fn shardindex_in(dir: &str) -> String {
     format!("{dir}/{SHARDINDEX}")
 }
 
-/// `<bin>/<stream>/shardindex.json`, relative to the version.
-pub fn shardindex_rel(bin: &str, stream: Stream) -> String {
-    shardindex_in(&stream_dir(bin, stream))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn streams_in_reference_order() {
-        assert_eq!(data_keys(), ["video", "t5_xxl", "metas"]);
-        assert_eq!(Stream::ALL.map(Stream::ext), ["mp4", "pickle", "json"]);
-        for (i, s) in Stream::ALL.into_iter().enumerate() {
-            assert_eq!(s.index(), i);
-            assert_eq!(Stream::from_index(i), Some(s));
-            assert_eq!(Stream::from_name(s.name()), Some(s));
-        }
-        assert_eq!(Stream::from_index(STREAM_COUNT), None);
-        assert_eq!(Stream::from_name("t5"), None);
-        for s in Stream::ALL {
-            let json = serde_json::to_string(&s).unwrap();
-            assert_eq!(json, format!("\"{}\"", s.name()));
-            assert_eq!(serde_json::from_str::<Stream>(&json).unwrap(), s);
-        }
-        assert!(Stream::ALL.windows(2).all(|w| w[0] < w[1]));
-    }
-
-    #[test]
-    fn per_stream_is_a_plain_array_on_the_wire() {
-        let p = PerStream([1u64, 2, 3]);
-        assert_eq!(serde_json::to_string(&p).unwrap(), "[1,2,3]");
-        let back: PerStream<u64> = serde_json::from_str("[1,2,3]").unwrap();
-        assert_eq!(back, p);
-        let o: PerStream<Option<u64>> = Default::default();
-        assert_eq!(serde_json::to_string(&o).unwrap(), "[null,null,null]");
-        assert_eq!(p[Stream::T5Xxl], 2);
-        assert_eq!(p.map(|x| x * 2).0, [2, 4, 6]);
-        let pairs: Vec<(Stream, u64)> = p.iter().map(|(s, v)| (s, *v)).collect();
-        assert_eq!(pairs[2], (Stream::Metas, 3));
-    }
-
-    #[test]
-    fn layouts_by_name() {
-        for l in OutputLayout::ALL {
-            assert_eq!(OutputLayout::parse(l.name()), Ok(l));
-            assert_eq!(l.to_string(), l.name());
-        }
-        assert_eq!(OutputLayout::default(), OutputLayout::Reference);
-        let e = OutputLayout::parse("predict2").unwrap_err();
-        assert!(e.contains("reference or cosmos-predict2.5"), "{e}");
-        assert_eq!(OutputLayout::CosmosPredict25.embedding_stream(), "t5_xxl");
-    }
-
-    #[test]
-    fn tar_paths() {
-        let id = TarId {
-            bin_order: 0,
-            bin: "r/a".into(),
-            part: 1,
-            tar: 2,
-        };
-        let root = Location::Local("/o/v".into());
-        assert_eq!(
-            tar_path(&root, &id, Stream::T5Xxl),
-            root.join("r/a/t5_xxl/part_000001/000002.tar")
-        );
-    }
-
-    #[test]
-    fn member_names() {
-        assert_eq!(member_name("k0_0", Stream::T5Xxl), "k0_0.pickle");
-        assert_eq!(member_name("k", Stream::Video), "k.mp4");
-        assert_eq!(member_key("k0_0.pickle", Stream::T5Xxl), Some("k0_0"));
-        assert_eq!(member_key("a.b.json", Stream::Metas), Some("a.b"));
-        assert_eq!(member_key("k.json", Stream::T5Xxl), None);
-        assert_eq!(member_key("kpickle", Stream::T5Xxl), None);
-        assert_eq!(member_key(".pickle", Stream::T5Xxl), Some(""));
-    }
-
-    #[test]
-    fn files_beside_the_tars() {
-        assert_eq!(
-            idx_path("r/a/video/part_000000/000001.tar"),
-            "r/a/video/part_000000/000001.idx"
-        );
-        assert_eq!(idx_path("x"), "x.idx");
-        let tar = Location::Local("/o/v/r/a/video/part_000000/000001.tar".into());
-        assert_eq!(
-            idx_location(&tar).unwrap(),
-            Location::Local("/o/v/r/a/video/part_000000/000001.idx".into())
-        );
-        assert_eq!(wdinfo_rel("r/a"), "r/a/wdinfo.json");
-        assert_eq!(WDINFO_LIST, "wdinfo_list.csv");
-        assert_eq!(wdinfo_dir("out/v0/r/a/wdinfo.json"), Some("out/v0/r/a"));
-        assert_eq!(wdinfo_dir("wdinfo.json"), None);
-        assert_eq!(wdinfo_dir("r/a/xwdinfo.json"), None);
-        assert_eq!(wdinfo_dir("r/a"), None);
-        assert_eq!(
-            shardindex_rel("r/a", Stream::Metas),
-            "r/a/metas/shardindex.json"
-        );
-        assert_eq!(shardindex_in("r/a/t5_xxl"), "r/a/t5_xxl/shardindex.json");
-    }
-}
+mod tests;
