@@ -22,6 +22,10 @@ pub struct SyntheticSpec {
     pub clip_bytes: u64,
     /// Seed: the same seed writes the same files.
     pub seed: u64,
+    /// `clip_location` is `<root>/clips/<uuid>.mp4`; `None`: `clips/<uuid>.mp4`, relative to
+    /// the input (which shardflow resolves against `--input-clip-path`; a tool that reads
+    /// the location as is, as the reference does, needs the root).
+    pub clip_root: Option<String>,
 }
 
 /// What was generated.
@@ -252,7 +256,10 @@ pub fn generate(spec: &SyntheticSpec, dir: &Path, version: &str) -> Result<Gener
             width_source: width * 2,
             height_source: height * 2,
             framerate_source: framerate,
-            clip_location: format!("clips/{span_uuid}.mp4"),
+            clip_location: match &spec.clip_root {
+                Some(root) => format!("{}/clips/{span_uuid}.mp4", root.trim_end_matches('/')),
+                None => format!("clips/{span_uuid}.mp4"),
+            },
             width,
             height,
             framerate,

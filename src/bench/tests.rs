@@ -17,6 +17,7 @@ fn spec(seed: u64) -> SyntheticSpec {
         caption_words: (5, 9),
         clip_bytes: 2000,
         seed,
+        clip_root: None,
     }
 }
 
@@ -153,4 +154,39 @@ fn the_summary_divides_by_the_steady_time_and_names_the_largest_stage() {
         text.contains("encode") && text.contains("<- bounds the job"),
         "{text}"
     );
+}
+
+#[test]
+fn a_clip_root_makes_every_clip_location_absolute_and_nothing_else_changes() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate(&spec(3), a.path(), "v0").unwrap();
+    let rooted = SyntheticSpec {
+        clip_root: Some("/data/in/".into()),
+        ..spec(3)
+    };
+    generate(&rooted, b.path(), "v0").unwrap();
+    let metas = |d: &std::path::Path| -> Vec<(String, serde_json::Value)> {
+        let mut v: Vec<_> = std::fs::read_dir(d.join("metas/v0"))
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let json = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                (p.file_name().unwrap().to_string_lossy().into_owned(), json)
+            })
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    let (plain, with_root) = (metas(a.path()), metas(b.path()));
+    assert_eq!(plain.len(), 12);
+    for ((name, m), (name2, mut r)) in plain.into_iter().zip(with_root) {
+        assert_eq!(name, name2);
+        let loc = r["clip_location"].as_str().unwrap().to_string();
+        assert_eq!(
+            loc,
+            format!("/data/in/{}", m["clip_location"].as_str().unwrap())
+        );
+        r["clip_location"] = m["clip_location"].clone();
+        assert_eq!(r, m);
+    }
 }

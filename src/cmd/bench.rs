@@ -1,6 +1,8 @@
 //! `shardflow bench`: how fast a shard job runs on this machine, and which stage bounds it.
 //! Generates a synthetic input (or samples a real one) in a temporary directory, runs the real
-//! shard job on it in-process, prints the figures, and removes both directories.
+//! shard job on it in-process, prints the figures, and removes both directories. With
+//! `--keep-input DIR` the generated input is written to DIR and kept, and `--generate-only`
+//! stops there: the repository's Python benchmarks make their datasets so.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +20,9 @@ use crate::load_model;
 
 #[derive(clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Hugging Face T5 or UMT5 model directory.
-    #[arg(long)]
-    t5_model: PathBuf,
+    /// Hugging Face T5 or UMT5 model directory (not needed with --generate-only).
+    #[arg(long, required_unless_present = "generate_only")]
+    t5_model: Option<PathBuf>,
     /// Where the encoder runs: cpu, cuda or cuda:N [default: cpu].
     #[arg(long)]
     device: Option<String>,
@@ -56,6 +58,18 @@ pub(crate) struct BenchArgs {
     /// Annotation version of --input-clip-path.
     #[arg(long, default_value = "v0")]
     annotation_version: String,
+    /// Write the generated input to this directory (new or empty) and keep it, instead of a
+    /// temporary one: the repository's Python benchmarks take their datasets from here.
+    #[arg(long, conflicts_with = "input_clip_path")]
+    keep_input: Option<PathBuf>,
+    /// Write each generated clip_location as ROOT/clips/<uuid>.mp4 instead of relative to the
+    /// input (for tools that read it as is, like the reference; e.g. the --keep-input
+    /// directory's absolute path).
+    #[arg(long, requires = "keep_input")]
+    clip_location_root: Option<String>,
+    /// Only generate the input (into --keep-input) and stop: no model, no job.
+    #[arg(long, requires = "keep_input")]
+    generate_only: bool,
     /// Print one JSON object (the keys README "Sizing a run" lists) instead of text.
     #[arg(long)]
     json: bool,
@@ -109,7 +123,18 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let work = WorkDir(
         std::env::temp_dir().join(format!("shardflow-bench-{}-{stamp}", std::process::id())),
     );
-    let input = work.0.join("input");
+    let input = match &args.keep_input {
+        Some(dir) => {
+            let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+            anyhow::ensure!(
+                empty,
+                "--keep-input {}: not empty (the generated input goes into a new or empty directory)",
+                dir.display()
+            );
+            std::path::absolute(dir)?
+        }
+        None => work.0.join("input"),
+    };
     std::fs::create_dir_all(&input)?;
     let (version, input_name) = match &args.input_clip_path {
         Some(real) => {
@@ -129,7 +154,9 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 caption_words: args.caption_words,
                 clip_bytes: (args.clip_mb * 1e6) as u64,
                 seed: args.seed,
+                clip_root: args.clip_location_root.clone(),
             };
+            let started = Instant::now();
             let g = bench::generate(&spec, &input, "v0")?;
             tracing::info!(
                 "generated {} clips ({:.1} MB), {} caption windows in {}",
@@ -138,14 +165,42 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 g.windows,
                 input.display()
             );
+            if args.generate_only {
+                let seconds = started.elapsed().as_secs_f64();
+                if args.json {
+                    let out = serde_json::json!({
+                        "input": input.display().to_string(),
+                        "clips": g.clips,
+                        "windows": g.windows,
+                        "clip_bytes": g.clip_bytes,
+                        "seed": args.seed,
+                        "seconds": seconds,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    println!(
+                        "{}: {} clips ({:.1} MB), {} caption windows generated in {seconds:.1}s (seed {})",
+                        input.display(),
+                        g.clips,
+                        g.clip_bytes as f64 / 1e6,
+                        g.windows,
+                        args.seed
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             ("v0".to_string(), "synthetic".to_string())
         }
     };
+    let model = args
+        .t5_model
+        .clone()
+        .expect("clap requires --t5-model without --generate-only");
     let options = ShardOptions {
         input_clip_path: Some(input.display().to_string()),
         output_dataset_path: Some(work.0.join("output").display().to_string()),
         annotation_version: Some(version),
-        t5_model: Some(args.t5_model.clone()),
+        t5_model: Some(model.clone()),
         device: args.device.clone(),
         t5_dtype: args.t5_dtype.clone(),
         workers: args.workers,
@@ -162,7 +217,7 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let setup = BenchSetup {
         input: input_name,
-        model: args.t5_model.display().to_string(),
+        model: model.display().to_string(),
         device: cfg.device.to_string(),
         t5_dtype: args.t5_dtype.unwrap_or_else(|| "fp32".to_string()),
         workers: cfg.workers,

@@ -235,3 +235,100 @@ fn bench_on_a_real_input_reports_its_clips_and_leaves_it_untouched() {
     assert_eq!(json_of(&out)["clips"], 5);
     assert_eq!(snapshot(&input), before, "the input changed");
 }
+
+/// Every file below `dir` with its bytes, by path relative to it.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    files_below(dir)
+        .into_iter()
+        .map(|p| {
+            (
+                p.strip_prefix(dir).unwrap().to_path_buf(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn generate_only_keeps_a_seeded_input_that_shard_and_bench_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let generate = |to: &str, seed: &str| {
+        shardflow(
+            dir.path(),
+            &[
+                "bench",
+                "--generate-only",
+                "--keep-input",
+                to,
+                "--clips",
+                "30",
+                "--windows-per-clip",
+                "3",
+                "--clip-mb",
+                "0.01",
+                "--seed",
+                seed,
+                "--json",
+            ],
+        )
+    };
+    let g = json_of(&generate("a", "7"));
+    assert_eq!(
+        (g["clips"].as_u64(), g["windows"].as_u64()),
+        (Some(30), Some(90))
+    );
+    let a = tree(&dir.path().join("a"));
+    let metas = a.keys().filter(|p| p.starts_with("metas/v0")).count();
+    let clips: u64 = a
+        .iter()
+        .filter(|(p, _)| p.starts_with("clips"))
+        .map(|(_, b)| b.len() as u64)
+        .sum();
+    assert_eq!(metas, 30);
+    assert_eq!(Some(clips), g["clip_bytes"].as_u64());
+    // the same seed writes the same files; another seed other ones
+    json_of(&generate("b", "7"));
+    assert!(a == tree(&dir.path().join("b")), "same seed, other files");
+    json_of(&generate("c", "8"));
+    assert!(a != tree(&dir.path().join("c")));
+    // a directory that holds anything is refused, and left as it was
+    let o = generate("a", "9");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+    assert!(a == tree(&dir.path().join("a")));
+
+    // the kept input is a shard input as it is
+    let o = shardflow(
+        dir.path(),
+        &[
+            "shard",
+            "--input-clip-path",
+            "a",
+            "--output-dataset-path",
+            "out",
+            "--t5-model",
+            data("t5-tiny").to_str().unwrap(),
+        ],
+    );
+    assert_ok(&o);
+    assert_eq!(reconciled_counts(&dir.path().join("out/v0"))["written"], 30);
+    // and bench --keep-input runs on it and keeps it
+    let j = json_of(&bench(
+        dir.path(),
+        &[
+            "--keep-input",
+            "kept",
+            "--clips",
+            "12",
+            "--clip-mb",
+            "0.01",
+            "--json",
+        ],
+    ));
+    assert_eq!(j["clips_written"], 12, "{j}");
+    assert_eq!(
+        files_below(&dir.path().join("kept/metas/v0")).len(),
+        12,
+        "the input is kept"
+    );
+}
