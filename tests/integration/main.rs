@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod dataset_tools;
 mod export;
+mod gcs;
 mod hosts;
 mod layout;
 mod memory;
