@@ -81,9 +81,11 @@ def ensure_model(path: str | None, shape: str = "small") -> Path:
     return p
 
 
-def ensure_dataset(count: int, seed: int, data_dir: Path) -> Path:
-    """`make_dataset.py generate --size random --count N --seed S`, cached under data_dir (needs ffmpeg)."""
-    d = data_dir / f"random-n{count}-s{seed}"
+def ensure_dataset(count: int, seed: int, data_dir: Path, shardflow: Path) -> Path:
+    """A synthetic split-pipeline dataset of `count` clips from `shardflow bench`'s generator (the one
+    `shardflow bench` measures with), cached under data_dir: 2 caption windows per clip of 30..250 words,
+    clips of ~0.15 MB of seeded random bytes, absolute clip locations (the reference reads them as is)."""
+    d = (data_dir / f"synthetic-n{count}-s{seed}").resolve()
     done = d / ".complete"
     if done.exists():
         return d
@@ -92,8 +94,10 @@ def ensure_dataset(count: int, seed: int, data_dir: Path) -> Path:
     d.parent.mkdir(parents=True, exist_ok=True)
     log(f"generating {count} clips (seed {seed}) into {d}")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(TOOLS / "make_dataset.py"), "generate", str(d), "--size", "random",
-                    "--count", str(count), "--seed", str(seed)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(shardflow), "bench", "--generate-only", "--keep-input", str(d),
+                    "--clip-location-root", str(d), "--clips", str(count), "--seed", str(seed),
+                    "--windows-per-clip", "2", "--caption-words", "30..250", "--clip-mb", "0.15"],
+                   check=True, stdout=subprocess.DEVNULL)
     done.write_text("ok\n")
     log(f"generated in {time.perf_counter() - t0:.1f} s")
     return d

@@ -4,7 +4,7 @@ generated dataset (release build, tiny model for the shard step, which is not ti
 
     dataset_tools.py [--count 50000] [--threads N] [--shardflow BIN] [--out-dir DIR]
 
-Shards `make_dataset.py generate --size random --count N --seed 2` (cached in
+Shards `shardflow bench --generate-only` (`bench_common.ensure_dataset`, N clips, seed 2) (cached in
 target/bench-data) once into target/bench-work/tools/out, then times `index` (DALI + wids) and
 `verify` (every check; then `--t5-model` with 16 re-embedded windows) and reports MB/s and
 seconds per GB of tars. Writes <out-dir>/dataset_tools.{json,md}.
@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--out-dir", default=str(bc.DEFAULT_OUT))
     a = ap.parse_args()
     sf = bc.shardflow_bin(a.shardflow)
-    src = bc.ensure_dataset(a.count, 2, Path(a.data_dir))
+    src = bc.ensure_dataset(a.count, 2, Path(a.data_dir), sf)
     work = bc.REPO / "target" / "bench-work" / "tools"
     if work.exists():
         shutil.rmtree(work)

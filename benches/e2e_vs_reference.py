@@ -5,8 +5,8 @@
     e2e_vs_reference.py [--quick] [--count N] [--seed S] [--model DIR] [--workers N] [--shardflow BIN]
                         [--data-dir DIR] [--work-dir DIR] [--out-dir DIR] [--keep] [--skip-reference]
 
-  1. `tests/tools/make_dataset.py generate --size random --count N --seed S` (cached in --data-dir,
-     default target/bench-data/random-n<N>-s<S>; needs ffmpeg). Default N: 2000, --quick: 100.
+  1. `shardflow bench --generate-only --clips N --seed S` (`bench_common.ensure_dataset`) (cached in --data-dir,
+     default target/bench-data/synthetic-n<N>-s<S>). Default N: 2000, --quick: 100.
   2. `tests/tools/reference_shard.py --backend hf` (the reference's T5 stage: T5TokenizerFast,
      T5EncoderModel fp32, padding="max_length" 512, batches of 8, torch threads = cores), and
      `shardflow shard --workers <cores>` (its default batching), each in its own working directory with
@@ -58,7 +58,7 @@ def main() -> int:
     model_dir = bc.ensure_model(a.model).resolve()
     ncores = bc.cores()
     workers = a.workers or ncores
-    data = bc.ensure_dataset(n, a.seed, Path(a.data_dir)).resolve()
+    data = bc.ensure_dataset(n, a.seed, Path(a.data_dir), sf).resolve()
     valid_clips, windows = bc.count_windows(data)
     for f in data.rglob("*"):  # warm the page cache, so neither run pays for cold reads
         if f.is_file():
@@ -136,7 +136,7 @@ def main() -> int:
         rows.append([name, r["clips"], r["windows"], r["mp4_bytes"] / 1e6, r["wall_seconds"], r["clips_per_s"],
                      r["captions_per_s"], r["mp4_mb_per_s"], speed])
     md = [f"### End to end: reference (HF, padded, batches of 8) vs shardflow shard ({'quick' if a.quick else 'full'})",
-          "", f"model `{model_dir}`, dataset `make_dataset.py generate --size random --count {n} --seed {a.seed}` "
+          "", f"model `{model_dir}`, dataset `shardflow bench --generate-only --clips {n} --seed {a.seed}` "
           f"({valid_clips} clips, {windows} captions), {ncores} cores ({bc.machine()['cpu'] or 'CPU model unknown'}), shardflow --workers {workers}, "
           f"torch threads {ncores}. Wall = whole process, model load included.", "",
           bc.md_table(["run", "clips", "captions", "mp4 MB", "wall s", "clips/s", "captions/s", "MB/s",

@@ -6,7 +6,7 @@
                         [--shardflow BIN] [--data-dir DIR] [--work-dir DIR] [--out-dir DIR]
 
   1. Input: the first N metadata files (default 3000, --quick 300) of the generated dataset
-     `make_dataset.py generate --size random --count 10000 --seed 2` (cached in --data-dir; its
+     `shardflow bench --generate-only --clips 10000 --seed 2` (cached in --data-dir; its
      clips are real H.264, referenced by absolute path) as metas/v0, and as metas/v1 the same
      files with the first window's caption of a fraction F of the clips (default 0.10) replaced
      by a new caption.
@@ -59,7 +59,7 @@ def main() -> int:
     sf = bc.shardflow_bin(a.shardflow)
     model = bc.ensure_model(a.model).resolve()
     workers = a.workers or bc.cores()
-    src = bc.ensure_dataset(10000, 2, Path(a.data_dir))
+    src = bc.ensure_dataset(10000, 2, Path(a.data_dir), sf)
     names = sorted(os.listdir(src / "metas" / "v0"))[:n]
 
     work = Path(a.work_dir)

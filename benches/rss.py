@@ -4,7 +4,7 @@
     rss.py [--quick] [--sizes 1000,10000,50000] [--model DIR] [--workers N] [--shardflow BIN]
            [--data-dir DIR] [--work-dir DIR] [--out-dir DIR] [--keep-data]
 
-For each size N: `tests/tools/make_dataset.py generate --size random --count N --seed 2` (cached in
+For each size N: `shardflow bench --generate-only --clips N --seed 2` (`bench_common.ensure_dataset`) (cached in
 --data-dir, default target/bench-data; about 13 KB of mp4 per clip, so 50k clips is ~0.7 GB in and the
 same out), then `shardflow shard --workers <cores> --t5-model tests/data/t5-tiny` under
 `/usr/bin/time -v` (peak RSS = "Maximum resident set size"; without GNU time, the child's
@@ -93,8 +93,8 @@ def main() -> int:
     data_dir = Path(a.data_dir)
     rows, results = [], []
     for n in sizes:
-        cached = (data_dir / f"random-n{n}-s{a.seed}" / ".complete").exists()
-        data = bc.ensure_dataset(n, a.seed, data_dir).resolve()
+        cached = (data_dir / f"synthetic-n{n}-s{a.seed}" / ".complete").exists()
+        data = bc.ensure_dataset(n, a.seed, data_dir, sf).resolve()
         Path(a.work_dir).mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="rss.", dir=a.work_dir))
         try:
@@ -115,7 +115,7 @@ def main() -> int:
         rows.append([n, written, r["windows"], wall, r["clips_per_s"], r["peak_rss_mib"]])
         bc.log(f"{n} clips: peak RSS {kib / 1024:.1f} MiB, {wall:.1f} s")
     md = [f"### Peak RSS of shardflow shard ({'quick' if a.quick else 'full'})", "",
-          f"model `{model}`, `make_dataset.py generate --size random --seed {a.seed}`, {bc.cores()} cores, "
+          f"model `{model}`, `shardflow bench --generate-only --seed {a.seed}`, {bc.cores()} cores, "
           f"--workers {workers}; peak RSS from {'/usr/bin/time -v' if use_gnu else 'getrusage(RUSAGE_CHILDREN)'}.",
           "", bc.md_table(["clips", "written", "captions", "wall s", "clips/s", "peak RSS MiB"], rows)]
     bc.write_results(Path(a.out_dir), "rss", {"machine": bc.machine(), "quick": a.quick, "model": str(model),
