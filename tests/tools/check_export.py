@@ -11,7 +11,10 @@ format define them:
   of arrays, one per captioned window, or in the cosmos-predict2.5 layout one dict per window);
 - the `.txt` is the caption `.strip()`-ed;
 - a window covering the whole clip has the clip's mp4 bytes; any other window's mp4 is read
-  by ffprobe (-count_frames) with exactly end_frame - start_frame + 1 frames.
+  by ffprobe (-count_frames) with exactly end_frame - start_frame + 1 frames, and its pixels
+  are those frames of the clip: decoded (gray, 64x36), the cut matches the clip's frames
+  start_frame.. better than the same frames shifted one earlier or later (`aligned`; a window
+  whose neighbouring frames are too alike to tell apart counts as `static` instead).
 
 usage: check_export.py VERSION_DIR EXPORT_DIR --d-model N [--caption-field qwen_caption]
        [--min-frames N] [--embedding-key t5_xxl]
@@ -53,6 +56,27 @@ def frames_of(path):
     return int(out.stdout.strip())
 
 
+def gray_frames(path):
+    """Every frame of the video at `path`, decoded to 64x36 gray, as a float array (n, 36, 64)."""
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", path, "-vf", "scale=64:36", "-f", "rawvideo",
+         "-pix_fmt", "gray", "-"], capture_output=True, check=True)
+    return np.frombuffer(out.stdout, dtype=np.uint8).reshape(-1, 36, 64).astype(np.float64)
+
+
+def alignment(cut, clip, start):
+    """Mean squared difference of the cut's frames against the clip's from `start + o`, for
+    o = -1, 0, +1 (None where the shifted range leaves the clip)."""
+    out = {}
+    for o in (-1, 0, 1):
+        lo = start + o
+        if lo < 0 or lo + len(cut) > len(clip):
+            out[o] = None
+            continue
+        out[o] = float(np.mean((cut - clip[lo:lo + len(cut)]) ** 2))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset")
@@ -64,7 +88,8 @@ def main():
     a = ap.parse_args()
     problems = []
     expected = set()
-    summary = {"entries": 0, "cut": 0, "whole": 0, "uncaptioned": 0, "too_short": 0}
+    summary = {"entries": 0, "cut": 0, "whole": 0, "uncaptioned": 0, "too_short": 0,
+               "aligned": 0, "static": 0}
     metas_tars = sorted(glob.glob(os.path.join(a.dataset, "**/metas/part_*/*.tar"), recursive=True))
     if not metas_tars:
         problems.append(f"no metas tars under {a.dataset}")
@@ -122,6 +147,28 @@ def main():
                     n = frames_of(mp4)
                     if n != end - start + 1:
                         problems.append(f"{eid}: {n} frames, not {end - start + 1}")
+                        continue
+                    clip_path = os.path.join(a.export, f".check-{key}.mp4")
+                    with open(clip_path, "wb") as f:
+                        f.write(videos[key])
+                    try:
+                        clip = gray_frames(clip_path)
+                    finally:
+                        os.remove(clip_path)
+                    err = alignment(gray_frames(mp4), clip, start)
+                    known = {o: v for o, v in err.items() if v is not None}
+                    best = min(known, key=known.get)
+                    others = [v for o, v in known.items() if o != best]
+                    # re-encoding (CRF 18) leaves a small error, a frame shifted by one a much
+                    # larger one unless the clip hardly moves
+                    if not others or min(others) < 4 * max(known[best], 1.0):
+                        summary["static"] += 1
+                    elif best == 0:
+                        summary["aligned"] += 1
+                    else:
+                        problems.append(f"{eid}: the cut's frames are the clip's from frame "
+                                        f"{start + best}, not {start} (mean squared error by "
+                                        f"offset: {err})")
     found = set()
     for root, _, names in os.walk(a.export):
         for n in names:

@@ -95,8 +95,6 @@ pub(super) struct LocalLock {
     path: std::path::PathBuf,
     /// The folders taking the lock created, deepest last.
     created_dirs: Vec<std::path::PathBuf>,
-    /// The lock file did not exist before.
-    created_file: bool,
 }
 
 /// One try at the local lock: `None` when the file that was locked is no longer the one at
@@ -114,7 +112,6 @@ fn lock_local(p: &std::path::Path) -> Result<Option<LocalLock>, LockError> {
     if let Some(dir) = p.parent() {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io("create", &dir.display(), &e))?;
     }
-    let created_file = !p.exists();
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -160,21 +157,28 @@ fn lock_local(p: &std::path::Path) -> Result<Option<LocalLock>, LockError> {
         _file: f,
         path: p.to_path_buf(),
         created_dirs,
-        created_file,
     }))
+}
+
+impl Drop for LocalLock {
+    /// Removes the lock file while it is still locked, so that a finished output holds none:
+    /// copied as is to an object store, a lock file would read as a lock object, a job still
+    /// writing. A job that opened the file meanwhile sees, once it holds it, that the path
+    /// names another file (or none), and takes that one instead ([`lock_local`]). A killed
+    /// job leaves its file, unlocked, which the next job takes.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl OutputLock {
     /// Releases the lock of a job that refused to run, removing what taking it created (the
-    /// lock file and its folders, when they did not exist before and hold nothing else), so
-    /// that a refusal leaves no trace. A lock object is removed in any case.
+    /// lock file, as every release does, and its folders, when they did not exist before
+    /// and hold nothing else), so that a refusal leaves no trace. A lock object is removed
+    /// in any case.
     pub fn discard(self) {
         if let Inner::Local(l) = &self.inner {
-            if l.created_file {
-                // removed while still locked: a job that opened it meanwhile sees, once it
-                // holds it, that the path names another file, and takes that one instead
-                let _ = std::fs::remove_file(&l.path);
-            }
+            let _ = std::fs::remove_file(&l.path);
             for d in l.created_dirs.iter().rev() {
                 if std::fs::remove_dir(d).is_err() {
                     break;

@@ -15,9 +15,16 @@ fn a_local_lock_is_exclusive_until_dropped_and_says_who_holds_it() {
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("a second lock was granted"),
     }
+    assert!(dir.path().join("v0/_shardflow/lock").exists());
     drop(held);
+    // a finished job leaves no lock file: copied to a store, it would read as a lock object
+    assert!(!dir.path().join("v0/_shardflow/lock").exists());
+    // a killed job's file (there, unlocked) is taken, and removed when released
+    std::fs::write(dir.path().join("v0/_shardflow/lock"), "process 1 on gone").unwrap();
     let again = st.lock(&loc).unwrap();
     drop(again);
+    assert!(!dir.path().join("v0/_shardflow/lock").exists());
+    assert!(dir.path().join("v0/_shardflow").is_dir());
 }
 
 #[test]
