@@ -234,5 +234,62 @@ pub fn sample_real_input(
     Ok(files.len() as u64)
 }
 
+/// [`sample_real_input`] for an input on an object store: downloads the first `n` metadata
+/// files of `<input>/metas/<version>/` (in path order) into `<into>/metas/<version>/`; a
+/// relative `clip_location` is rewritten to the clip's absolute location under `input` (where
+/// the job would resolve it), so the clips are read from the store where they are. A file that
+/// is not a JSON object is copied as it is (the job rejects it, as it would in a real run).
+/// `input` is only read. Returns the files copied.
+pub fn sample_remote_input(
+    storage: &crate::storage::Storage,
+    input: &crate::storage::Location,
+    version: &str,
+    n: u64,
+    into: &Path,
+) -> Result<u64, ShardError> {
+    use crate::formats::pyjson::{self, PyValue};
+    let metas = input.join(&format!("metas/{version}"));
+    let mut listed: Vec<String> = storage
+        .list(&metas)?
+        .into_iter()
+        .filter(|l| l.error.is_none())
+        .map(|l| l.rel)
+        .collect();
+    listed.sort();
+    listed.truncate(n as usize);
+    let locations: Vec<_> = listed.iter().map(|rel| metas.join(rel)).collect();
+    for ((rel, loc), bytes) in listed
+        .iter()
+        .zip(&locations)
+        .zip(storage.read_many(&locations))
+    {
+        let bytes = bytes?;
+        let out = match pyjson::parse(&bytes) {
+            Ok(mut meta) => {
+                let relative = meta
+                    .get("clip_location")
+                    .and_then(PyValue::as_str)
+                    .filter(|l| !l.contains("://") && !l.starts_with('/'))
+                    .map(|l| input.join(l).to_string());
+                match relative {
+                    Some(absolute) => {
+                        meta.set("clip_location", PyValue::Str(absolute));
+                        pyjson::dumps_indent4(&meta).into_bytes()
+                    }
+                    None => bytes.to_vec(),
+                }
+            }
+            Err(_) => bytes.to_vec(),
+        };
+        let dst = into.join("metas").join(version).join(rel);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ShardError::io(parent, e))?;
+        }
+        std::fs::write(&dst, out).map_err(|e| ShardError::io(&dst, e))?;
+        tracing::debug!("sampled {loc}");
+    }
+    Ok(listed.len() as u64)
+}
+
 #[cfg(test)]
 mod tests;

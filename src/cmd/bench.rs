@@ -13,7 +13,7 @@ use shardflow::bench::{self, BenchSetup, SyntheticSpec};
 use shardflow::config::{ShardConfig, ShardOptions};
 use shardflow::prepare;
 use shardflow::report::Progress;
-use shardflow::storage::Storage;
+use shardflow::storage::{Location, Storage, StorageOptions};
 
 use crate::cmd::shard::ShardJob;
 use crate::load_model;
@@ -50,11 +50,16 @@ pub(crate) struct BenchArgs {
     /// Clips of the whole project, for the "N clips ≈ H hours" estimate.
     #[arg(long, default_value_t = 20_000_000)]
     project_clips: u64,
-    /// Benchmark on the first --clips metadata files (in path order) of this local dataset
-    /// instead: they are copied to a temporary input whose other entries (clips/) link to the
-    /// real ones; the dataset itself is only read.
+    /// Benchmark on the first --clips metadata files (in path order) of this dataset instead,
+    /// a directory or an object-store URL (s3://, gs://, az://): they are copied to a
+    /// temporary input (a local one's other entries, clips/, link to the real ones; an object
+    /// store's relative clip locations are made absolute), so the clips are read where they
+    /// are; the dataset itself is only read.
     #[arg(long)]
-    input_clip_path: Option<PathBuf>,
+    input_clip_path: Option<String>,
+    /// AWS profile for reading an s3:// --input-clip-path and its clips.
+    #[arg(long)]
+    input_s3_profile_name: Option<String>,
     /// Annotation version of --input-clip-path.
     #[arg(long, default_value = "v0")]
     annotation_version: String,
@@ -137,12 +142,30 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&input)?;
     let (version, input_name) = match &args.input_clip_path {
-        Some(real) => {
-            let real = std::path::absolute(real)?;
-            let n = bench::sample_real_input(&real, &args.annotation_version, args.clips, &input)?;
-            tracing::info!("benchmarking on {n} metadata files of {}", real.display());
-            (args.annotation_version.clone(), real.display().to_string())
-        }
+        Some(real) => match Location::parse(real).map_err(anyhow::Error::msg)? {
+            Location::Local(real) => {
+                let real = std::path::absolute(real)?;
+                let n =
+                    bench::sample_real_input(&real, &args.annotation_version, args.clips, &input)?;
+                tracing::info!("benchmarking on {n} metadata files of {}", real.display());
+                (args.annotation_version.clone(), real.display().to_string())
+            }
+            remote => {
+                let storage = Storage::new(StorageOptions {
+                    input_profile: args.input_s3_profile_name.clone(),
+                    ..Default::default()
+                });
+                let n = bench::sample_remote_input(
+                    &storage,
+                    &remote,
+                    &args.annotation_version,
+                    args.clips,
+                    &input,
+                )?;
+                tracing::info!("benchmarking on {n} metadata files of {remote}");
+                (args.annotation_version.clone(), remote.to_string())
+            }
+        },
         None => {
             anyhow::ensure!(
                 args.clip_mb > 0.0 && args.clip_mb.is_finite(),
@@ -201,6 +224,7 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         output_dataset_path: Some(work.0.join("output").display().to_string()),
         annotation_version: Some(version),
         t5_model: Some(model.clone()),
+        input_s3_profile_name: args.input_s3_profile_name.clone(),
         device: args.device.clone(),
         t5_dtype: args.t5_dtype.clone(),
         workers: args.workers,

@@ -332,3 +332,53 @@ fn generate_only_keeps_a_seeded_input_that_shard_and_bench_take() {
         "the input is kept"
     );
 }
+
+/// `--input-clip-path s3://...`: the first N metadata files of a dataset on the store, whose
+/// relative clip locations are read from the store; the input is left as it was.
+#[test]
+fn bench_on_an_s3_input_reads_its_clips_there_and_leaves_it_untouched() {
+    let Some(s3) = crate::s3::s3() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // a generated input: its clip locations are relative to it
+    let o = shardflow(
+        dir.path(),
+        &[
+            "bench",
+            "--generate-only",
+            "--keep-input",
+            "in",
+            "--clips",
+            "20",
+            "--clip-mb",
+            "0.01",
+        ],
+    );
+    assert_ok(&o);
+    let bucket = s3.bucket("bench-in");
+    let uri = format!("s3://{bucket}/data");
+    s3.util(&["upload", dir.path().join("in").to_str().unwrap(), &uri]);
+    let before = s3.util(&["ls", &uri]);
+    // only the store's copy is left to read the clips from
+    std::fs::remove_dir_all(dir.path().join("in")).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let o = s3
+        .command(dir.path())
+        .env("TMPDIR", &tmp)
+        .args(["bench", "--t5-model", data("t5-tiny").to_str().unwrap()])
+        .args(["--input-clip-path", &uri, "--clips", "12", "--json"])
+        .output()
+        .unwrap();
+    let j = json_of(&o);
+    assert_eq!(j["input"], uri.as_str(), "{j}");
+    assert_eq!(
+        (j["clips"].as_u64(), j["clips_written"].as_u64()),
+        (Some(12), Some(12)),
+        "{j}"
+    );
+    assert_eq!(s3.util(&["ls", &uri]), before, "the input is only read");
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "temporary files removed"
+    );
+}
