@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HF transformers T5 encoder throughput on one device, the reference's way (every caption
+"""HF transformers T5 (or UMT5, by the model's `model_type`) encoder throughput on one device, the reference's way (every caption
 padded to 512, fp32) and without padding (length-sorted batches).
 
     hf_encode.py MODEL_DIR CAPTIONS.json [--device cuda] [--batch 64] [--dtype fp32|bf16|fp16] [--mode padded|sorted]
@@ -10,7 +10,7 @@ import json
 import time
 
 import torch
-from transformers import T5EncoderModel, T5TokenizerFast
+from transformers import T5EncoderModel, T5TokenizerFast, UMT5EncoderModel
 
 
 def main() -> None:
@@ -24,7 +24,9 @@ def main() -> None:
     a = ap.parse_args()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[a.dtype]
     tok = T5TokenizerFast.from_pretrained(a.model, model_max_length=512)
-    model = T5EncoderModel.from_pretrained(a.model, dtype=dtype).to(a.device).eval()
+    umt5 = json.load(open(f"{a.model}/config.json")).get("model_type") == "umt5"
+    cls = UMT5EncoderModel if umt5 else T5EncoderModel
+    model = cls.from_pretrained(a.model, dtype=dtype).to(a.device).eval()
     caps = [c.strip() for c in json.load(open(a.captions))]
     lengths = [len(x) for x in tok(caps, truncation=True, max_length=512)["input_ids"]]
     order = list(range(len(caps)))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks and benchmarks, run on a CUDA host from the repo root:
-#   benches/gpu/run_device.sh BIN OUTDIR [large|11b]
+#   benches/gpu/run_device.sh BIN OUTDIR [large|11b|umt5-xxl]
 # BIN: a `cargo build --release --features cuda` shardflow. Needs python3 with torch,
 # transformers, safetensors and numpy (for the HF comparison and the random model).
 set -uo pipefail
