@@ -57,7 +57,8 @@ pub fn python_prefixes(exe: &Path, env: impl Fn(&str) -> Option<OsString>) -> Ve
 }
 
 /// The `site-packages` folders of `prefix`: `lib/python3.*/site-packages` and the same under
-/// `lib64`, sorted by name.
+/// `lib64`, sorted by name, each followed by its `dist-packages` (Debian's name, as in
+/// `/usr/local/lib/python3.11/dist-packages`).
 pub fn site_packages(prefix: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for lib in ["lib", "lib64"] {
@@ -66,9 +67,11 @@ pub fn site_packages(prefix: &Path) -> Vec<PathBuf> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("python3"));
-            let site = python.join("site-packages");
-            if is_python3 && site.is_dir() && !found.contains(&site) {
-                found.push(site);
+            for name in ["site-packages", "dist-packages"] {
+                let site = python.join(name);
+                if is_python3 && site.is_dir() && !found.contains(&site) {
+                    found.push(site);
+                }
             }
         }
     }
@@ -198,6 +201,8 @@ mod tests {
         let conda_site = conda.join("lib64/python3.11/site-packages/nvidia");
         touch(&conda_site.join("cublas/lib/libcublas.so.12"));
         touch(&conda_site.join("cuda_runtime/include/cuda_runtime.h"));
+        let debian = conda.join("lib/python3.11/dist-packages/nvidia");
+        touch(&debian.join("cuda_nvrtc/lib/libnvrtc.so.12"));
 
         let found = find_wheel_cuda(&[venv.clone(), conda.clone(), root.path().join("none")]);
         assert_eq!(
@@ -205,6 +210,7 @@ mod tests {
             [
                 site.join("cuda_nvrtc/lib"),
                 site.join("cuda_runtime/lib"),
+                debian.join("cuda_nvrtc/lib"),
                 conda_site.join("cublas/lib")
             ]
         );

@@ -103,7 +103,7 @@ pub fn dispatch<J: BackendJob>(
         }
         #[cfg(not(feature = "cuda"))]
         (DeviceSpec::Cuda(_), _) => Err(ModelError::Unsupported(
-            "this shardflow was built without CUDA support; rebuild with `cargo build --release --features cuda`".into(),
+            "this shardflow was built without CUDA support; install the wheel (`pip install shardflow[cuda]`) or rebuild with `cargo build --release --features cuda`".into(),
         )),
     }
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use burn::tensor::backend::Backend;
 use shardflow::config::{ShardConfig, ShardOptions};
+use shardflow::model::{dispatch, BackendJob, DeviceSpec, Precision};
 
 mod files;
 
@@ -35,6 +37,12 @@ pub(crate) fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "{} is not empty; give another folder (shardflow demo OUT)",
         out.display()
     );
+    // a device that cannot be used is said before anything is written
+    let device: DeviceSpec = args
+        .device
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    dispatch(device, Precision::Fp32, Nothing)?;
     let input = out.join("input");
     let model = out.join("t5-tiny");
     let dataset = out.join("dataset");
@@ -80,6 +88,15 @@ pub(crate) fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     print!("{}", guide(&out));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A job that does nothing: [`dispatch`] checks the device (CUDA's driver and libraries)
+/// before it runs one.
+struct Nothing;
+
+impl BackendJob for Nothing {
+    type Output = ();
+    fn run<B: Backend>(self, _device: B::Device) {}
 }
 
 /// What the demo wrote and how to check and read it.
