@@ -16,7 +16,7 @@ pub(crate) fn use_wheel_libraries() {
     if env(REEXEC_MARKER).is_some() {
         return;
     }
-    let headers = cuda_env::system_cuda_path(env).is_some();
+    let headers = cuda_env::system_cuda_path(env).is_some_and(|p| cuda_env::has_cuda_headers(&p));
     if headers && shardflow::model::device::nvrtc_loads() {
         return;
     }

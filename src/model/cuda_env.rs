@@ -88,10 +88,7 @@ pub fn find_wheel_cuda(prefixes: &[PathBuf]) -> WheelCuda {
                 found.lib_dirs.push(lib);
             }
             let is_runtime = component.file_name().is_some_and(|n| n == "cuda_runtime");
-            if is_runtime
-                && found.cuda_path.is_none()
-                && component.join("include/cuda_runtime.h").is_file()
-            {
+            if is_runtime && found.cuda_path.is_none() && has_cuda_headers(&component) {
                 found.cuda_path = Some(component);
             }
         }
@@ -115,6 +112,11 @@ pub fn system_cuda_path(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBu
     } else {
         None
     }
+}
+
+/// Whether `cuda_path` holds the header NVRTC compiles Burn's kernels against.
+pub fn has_cuda_headers(cuda_path: &Path) -> bool {
+    cuda_path.join("include/cuda_runtime.h").is_file()
 }
 
 /// `dirs` in front of `current` (a `LD_LIBRARY_PATH` value), leaving out those already in it.
@@ -239,5 +241,9 @@ mod tests {
     fn cuda_path_variable_comes_first() {
         let env = |k: &str| (k == "CUDA_PATH").then(|| OsString::from("/cuda-12.4"));
         assert_eq!(system_cuda_path(env), Some(PathBuf::from("/cuda-12.4")));
+        let root = tempfile::tempdir().unwrap();
+        assert!(!has_cuda_headers(root.path()));
+        touch(&root.path().join("include/cuda_runtime.h"));
+        assert!(has_cuda_headers(root.path()));
     }
 }

@@ -140,12 +140,14 @@ mod cuda {
             ));
         }
         // Burn hands NVRTC the toolkit's include/ and panics on its first kernel without it
-        if crate::model::cuda_env::system_cuda_path(|k| std::env::var_os(k)).is_none() {
-            return Err(ModelError::Unsupported(
-                "CUDA's headers (include/cuda_runtime.h) were not found: set CUDA_PATH to a CUDA toolkit, or `pip install shardflow[cuda]` (the nvidia-cuda-runtime wheel)".into(),
-            ));
+        use crate::model::cuda_env::{has_cuda_headers, system_cuda_path};
+        match system_cuda_path(|k| std::env::var_os(k)) {
+            Some(path) if has_cuda_headers(&path) => Ok(()),
+            found => Err(ModelError::Unsupported(format!(
+                "CUDA's headers (include/cuda_runtime.h) were not found{}: set CUDA_PATH to a CUDA toolkit, or `pip install shardflow[cuda]` (the nvidia-cuda-runtime wheel)",
+                found.map(|p| format!(" in {}", p.display())).unwrap_or_default()
+            ))),
         }
-        Ok(())
     }
 
     /// Whether NVRTC loads (and compiles an empty kernel) from the current library path.
