@@ -51,6 +51,27 @@ enum Command {
     /// How fast a shard job runs on this machine and which stage bounds it: runs the real job
     /// on a generated (or sampled real) input in a temporary directory and extrapolates.
     Bench(Box<cmd::bench::BenchArgs>),
+    /// Shard the small sample dataset and tiny model built into this binary into OUT (no
+    /// download): proves an install works and shows what a dataset looks like.
+    Demo(cmd::demo::DemoArgs),
+}
+
+#[cfg(feature = "cuda")]
+impl Command {
+    /// The device the command's encoder will run on, as far as it can be told before it
+    /// starts (`launch` leaves it to the processes it starts; an invalid one is left to the
+    /// command, which says what is wrong).
+    fn device(&self) -> Option<DeviceSpec> {
+        let name = match self {
+            Command::Shard(args) => args.merged_options().ok()?.device,
+            Command::Reshard(args) => args.shard.merged_options().ok()?.device,
+            Command::Encode(args) => return Some(args.device),
+            Command::Bench(args) => args.device.clone(),
+            Command::Demo(args) => Some(args.device.clone()),
+            _ => None,
+        };
+        name?.parse().ok()
+    }
 }
 
 #[derive(clap::Args)]
@@ -83,6 +104,11 @@ fn main() -> ExitCode {
         .init();
     cmd::peer::install_peer_failure_hook();
     let cli = Cli::parse();
+    // before the command does anything: it may start again with the NVIDIA wheels' libraries
+    #[cfg(feature = "cuda")]
+    if let Some(DeviceSpec::Cuda(_)) = cli.command.device() {
+        cmd::cuda_wheels::use_wheel_libraries();
+    }
     let result = match cli.command {
         Command::Shard(args) => {
             let request = if args.append {
@@ -110,6 +136,7 @@ fn main() -> ExitCode {
         Command::Index(args) => cmd::tools::run_index(args),
         Command::Export(args) => cmd::export::run_export(args),
         Command::Bench(args) => cmd::bench::run_bench(*args),
+        Command::Demo(args) => cmd::demo::run_demo(args),
     };
     match result {
         Ok(code) => code,

@@ -25,7 +25,7 @@ pub(crate) struct BenchArgs {
     t5_model: Option<PathBuf>,
     /// Where the encoder runs: cpu, cuda or cuda:N [default: cpu].
     #[arg(long)]
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     /// Encoder precision: fp32, bf16 or fp16 (cuda only) [default: fp32].
     #[arg(long)]
     t5_dtype: Option<String>,
@@ -260,7 +260,7 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs the shard job of `cfg` as `shardflow shard` does (preflight, model, the dataflow with
 /// its progress display); returns its report and the seconds the model took to load.
-fn run_job(cfg: &ShardConfig) -> anyhow::Result<(shardflow::report::JobReport, f64)> {
+pub(crate) fn run_job(cfg: &ShardConfig) -> anyhow::Result<(shardflow::report::JobReport, f64)> {
     let storage = Storage::new(cfg.storage.clone());
     let resume = prepare::preflight(cfg, &storage, false, false)?;
     let started = Instant::now();

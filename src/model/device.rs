@@ -103,7 +103,7 @@ pub fn dispatch<J: BackendJob>(
         }
         #[cfg(not(feature = "cuda"))]
         (DeviceSpec::Cuda(_), _) => Err(ModelError::Unsupported(
-            "this shardflow was built without CUDA support; rebuild with `cargo build --release --features cuda`".into(),
+            "this shardflow was built without CUDA support; install the wheel (`pip install shardflow[cuda]`) or rebuild with `cargo build --release --features cuda`".into(),
         )),
     }
 }
@@ -134,14 +134,43 @@ mod cuda {
                 ))
             }
         }
-        match std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx("extern \"C\" __global__ void probe() {}")) {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(ModelError::Unsupported(
-                "CUDA's NVRTC library (libnvrtc.so) could not be loaded; install the CUDA toolkit or the nvidia-cuda-nvrtc wheel and add it to LD_LIBRARY_PATH".into(),
-            )),
+        if !nvrtc_loads_quietly() {
+            return Err(ModelError::Unsupported(
+                "CUDA's NVRTC library (libnvrtc.so) could not be loaded; install the CUDA toolkit, or `pip install shardflow[cuda]` (the NVIDIA wheels, found in the environment shardflow is installed into), or add its folder to LD_LIBRARY_PATH".into(),
+            ));
+        }
+        // Burn hands NVRTC the toolkit's include/ and panics on its first kernel without it
+        use crate::model::cuda_env::{has_cuda_headers, system_cuda_path};
+        match system_cuda_path(|k| std::env::var_os(k)) {
+            Some(path) if has_cuda_headers(&path) => Ok(()),
+            found => Err(ModelError::Unsupported(format!(
+                "CUDA's headers (include/cuda_runtime.h) were not found{}: set CUDA_PATH to a CUDA toolkit, or `pip install shardflow[cuda]` (the nvidia-cuda-runtime wheel)",
+                found.map(|p| format!(" in {}", p.display())).unwrap_or_default()
+            ))),
         }
     }
+
+    /// Whether NVRTC loads (and compiles an empty kernel) from the current library path.
+    pub fn nvrtc_loads() -> bool {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let loads = nvrtc_loads_quietly();
+        std::panic::set_hook(hook);
+        loads
+    }
+
+    fn nvrtc_loads_quietly() -> bool {
+        matches!(
+            std::panic::catch_unwind(|| cudarc::nvrtc::compile_ptx(
+                "extern \"C\" __global__ void probe() {}"
+            )),
+            Ok(Ok(_))
+        )
+    }
 }
+
+#[cfg(feature = "cuda")]
+pub use cuda::nvrtc_loads;
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@
 //! like [`t5::load`]; the binary's `load_model` (`src/main.rs`, the one place it loads a
 //! model) then picks it, and nothing downstream changes.
 
+pub mod cuda_env;
 pub mod device;
 pub mod encoder;
 mod error;

@@ -12,6 +12,7 @@ mod checksums;
 mod cli;
 mod cluster;
 mod dataset_tools;
+mod demo;
 mod export;
 mod gcs;
 mod hosts;
