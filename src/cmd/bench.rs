@@ -177,7 +177,13 @@ pub(crate) fn run_bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 caption_words: args.caption_words,
                 clip_bytes: (args.clip_mb * 1e6) as u64,
                 seed: args.seed,
-                clip_root: args.clip_location_root.clone(),
+                // a relative root would give relative locations, resolved against the input
+                clip_root: match &args.clip_location_root {
+                    Some(r) if !r.contains("://") => {
+                        Some(std::path::absolute(r)?.display().to_string())
+                    }
+                    other => other.clone(),
+                },
             };
             let started = Instant::now();
             let g = bench::generate(&spec, &input, "v0")?;

@@ -19,6 +19,8 @@ pub struct Layout {
     /// The stream names its directories have (the reference's when it has no embedding
     /// tars).
     pub names: StreamNames,
+    /// Whether an embedding tar was found, so that [`Layout::names`] comes from the listing.
+    pub embedding_seen: bool,
 }
 
 /// The stream a tar's directory names, and the embedding stream's name when it is that one.
@@ -107,6 +109,7 @@ impl Layout {
                 }
             }
         }
+        out.embedding_seen = embedding.is_some();
         out.names = StreamNames {
             embedding: embedding.unwrap_or_default(),
         };
@@ -164,6 +167,7 @@ mod tests {
         assert!(l.others.contains_key("x/video/part_1/000000.tar"));
         assert!(l.others.contains_key("r/a/video/part_000000/000000.idx"));
         assert_eq!(l.names, StreamNames::REFERENCE);
+        assert!(!l.embedding_seen);
     }
 
     #[test]
@@ -180,6 +184,7 @@ mod tests {
         let root = Location::Local(dir.path().to_path_buf());
         let l = Layout::discover(&st, &root).unwrap();
         assert_eq!(l.names.embedding, EmbeddingName::Umt5Xxl);
+        assert!(l.embedding_seen);
         assert_eq!(
             l.bins["r/a"]["part_000000/000000.tar"],
             PerStream([Some(4), Some(4), None])

@@ -383,6 +383,31 @@ fn a_umt5_model_writes_the_predict25_embedding_stream_as_umt5_xxl() {
     let o = shardflow(dir.path(), &["verify", "out/v1"]);
     assert_ok(&o);
 
+    // with every embedding tar gone, verify still names them by the job's recorded stream
+    let gone = dir.path().join("gone");
+    copy_tree(&v0, &gone);
+    for p in files_below(&gone) {
+        if p.to_string_lossy().contains("/umt5_xxl/") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let o = shardflow(dir.path(), &["verify", "gone", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert!(!problems.is_empty(), "{report}");
+    for p in problems {
+        let (path, message) = (p["path"].as_str().unwrap(), p["message"].as_str().unwrap());
+        assert!(
+            !path.contains("/t5_xxl/") && !message.contains("job wrote"),
+            "{p}"
+        );
+        assert!(!message.contains("data_keys"), "{p}");
+    }
+    assert!(problems
+        .iter()
+        .any(|p| p["path"].as_str().unwrap().contains("/umt5_xxl/part_")));
+
     // a re-shard with the T5 model is another model: refused, naming the stream it changes
     copy_tree(&input.join("metas/v0"), &input.join("metas/v2"));
     let o = shardflow(

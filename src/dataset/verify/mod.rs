@@ -127,7 +127,20 @@ pub fn verify(
     opts: &VerifyOptions,
 ) -> Result<VerifyReport, ShardError> {
     let state = crate::dataset::complete::check(storage, root)?;
-    let layout = Layout::discover(storage, root)?;
+    let mut layout = Layout::discover(storage, root)?;
+    // the layout and stream names the job recorded in its journal (none in a dataset the
+    // reference wrote)
+    let job = crate::journal::Journal::new(storage.clone(), root.clone()).read_job();
+    if !layout.embedding_seen {
+        // no embedding tar names the stream: the job's record does, where there is one
+        let recorded = match &job {
+            Ok(Some(j)) => crate::journal::stream_names_of(&j.options),
+            _ => None,
+        };
+        if let Some(names) = recorded {
+            layout.names = names;
+        }
+    }
     let mut report = VerifyReport::default();
     let mut problems = Vec::new();
     let mut problem = |path: &str, message: String| {
@@ -242,13 +255,10 @@ pub fn verify(
             });
         }
     }
-    // the layout and stream names the job recorded in its journal (none in a dataset the
-    // reference wrote)
-    let job = crate::journal::Journal::new(storage.clone(), root.clone()).read_job();
     if let Ok(Some(job)) = &job {
         let recorded = crate::journal::stream_names_of(&job.options);
         // a dataset without embedding tars has no name to compare
-        if recorded != Some(layout.names) && layout.bins.values().any(|t| !t.is_empty()) {
+        if recorded != Some(layout.names) && layout.embedding_seen {
             problems.push(Problem {
                 path: format!("{}/job.json", crate::journal::JOB_DIR),
                 message: format!(

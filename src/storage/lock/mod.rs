@@ -160,14 +160,29 @@ fn lock_local(p: &std::path::Path) -> Result<Option<LocalLock>, LockError> {
     }))
 }
 
+impl LocalLock {
+    /// Removes the lock file while it is still locked, when the path still names this lock's
+    /// file: once removed, another job may create and lock a new one there, which is not ours
+    /// to remove. A job that opened ours meanwhile sees, once it holds it, that the path names
+    /// another file (or none), and takes that one instead ([`lock_local`]).
+    fn remove_file(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let ours = match (self._file.metadata(), std::fs::symlink_metadata(&self.path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 impl Drop for LocalLock {
-    /// Removes the lock file while it is still locked, so that a finished output holds none:
-    /// copied as is to an object store, a lock file would read as a lock object, a job still
-    /// writing. A job that opened the file meanwhile sees, once it holds it, that the path
-    /// names another file (or none), and takes that one instead ([`lock_local`]). A killed
-    /// job leaves its file, unlocked, which the next job takes.
+    /// A finished output holds no lock file: copied as is to an object store, it would read
+    /// as a lock object, a job still writing. A killed job leaves its file, unlocked, which
+    /// the next job takes.
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        self.remove_file();
     }
 }
 
@@ -178,7 +193,8 @@ impl OutputLock {
     /// in any case.
     pub fn discard(self) {
         if let Inner::Local(l) = &self.inner {
-            let _ = std::fs::remove_file(&l.path);
+            // before its folders, which must be empty to go
+            l.remove_file();
             for d in l.created_dirs.iter().rev() {
                 if std::fs::remove_dir(d).is_err() {
                     break;

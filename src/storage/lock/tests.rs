@@ -25,6 +25,15 @@ fn a_local_lock_is_exclusive_until_dropped_and_says_who_holds_it() {
     drop(again);
     assert!(!dir.path().join("v0/_shardflow/lock").exists());
     assert!(dir.path().join("v0/_shardflow").is_dir());
+    // a lock whose file was replaced (removed by hand, another job's since) leaves that one
+    let held = st.lock(&loc).unwrap();
+    std::fs::remove_file(dir.path().join("v0/_shardflow/lock")).unwrap();
+    std::fs::write(dir.path().join("v0/_shardflow/lock"), "another job").unwrap();
+    drop(held);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("v0/_shardflow/lock")).unwrap(),
+        "another job"
+    );
 }
 
 #[test]
