@@ -349,30 +349,27 @@ fn a_umt5_model_writes_the_predict25_embedding_stream_as_umt5_xxl() {
     assert_eq!(dataset_files(&v0), before);
     copy_tree(&input.join("metas/v0"), &input.join("metas/v1"));
     let remap = format!("{SAMPLE_ROOT}={}", input.display());
-    let o = shardflow(
-        dir.path(),
-        &[
-            &[
-                "reshard",
-                "--input-clip-path",
-                input.to_str().unwrap(),
-                "--output-dataset-path",
-                "out",
-                "--annotation-version",
-                "v1",
-                "--from-version",
-                "v0",
-                "--t5-model",
-                model,
-                "--remap-clip-location",
-                &remap,
-                "--max-rejected-fraction",
-                "0.5",
-            ][..],
-            &LAYOUT,
-        ]
-        .concat(),
-    );
+    let reshard = |version: &str, model: &str| {
+        let args = [
+            "reshard",
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            "out",
+            "--annotation-version",
+            version,
+            "--from-version",
+            "v0",
+            "--t5-model",
+            model,
+            "--remap-clip-location",
+            &remap,
+            "--max-rejected-fraction",
+            "0.5",
+        ];
+        shardflow(dir.path(), &[&args[..], &LAYOUT].concat())
+    };
+    let o = reshard("v1", model);
     assert_ok(&o);
     assert!(
         stdout(&o).contains("0 caption windows embedded"),
@@ -410,30 +407,7 @@ fn a_umt5_model_writes_the_predict25_embedding_stream_as_umt5_xxl() {
 
     // a re-shard with the T5 model is another model: refused, naming the stream it changes
     copy_tree(&input.join("metas/v0"), &input.join("metas/v2"));
-    let o = shardflow(
-        dir.path(),
-        &[
-            &[
-                "reshard",
-                "--input-clip-path",
-                input.to_str().unwrap(),
-                "--output-dataset-path",
-                "out",
-                "--annotation-version",
-                "v2",
-                "--from-version",
-                "v0",
-                "--t5-model",
-                data("t5-tiny").to_str().unwrap(),
-                "--remap-clip-location",
-                &remap,
-                "--max-rejected-fraction",
-                "0.5",
-            ][..],
-            &LAYOUT,
-        ]
-        .concat(),
-    );
+    let o = reshard("v2", data("t5-tiny").to_str().unwrap());
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(
         stderr(&o).contains("embedding_stream: \"umt5_xxl\" before, \"t5_xxl\" now"),
