@@ -19,12 +19,12 @@ pub(crate) struct EncodeArgs {
     /// Write the fp32 embeddings here as safetensors (`caption_00000`, ...).
     #[arg(long)]
     pub(crate) output: Option<PathBuf>,
-    /// Captions per encoder batch.
-    #[arg(long, default_value_t = 16)]
-    pub(crate) batch_size: usize,
-    /// Tokens per encoder batch.
-    #[arg(long, default_value_t = 4096)]
-    pub(crate) max_batch_tokens: usize,
+    /// Captions per encoder batch [default: 16 on cpu, 512 on cuda].
+    #[arg(long)]
+    pub(crate) batch_size: Option<usize>,
+    /// Tokens per encoder batch [default: 4096 on cpu, 131072 on cuda].
+    #[arg(long)]
+    pub(crate) max_batch_tokens: Option<usize>,
     /// Encoder threads (default: available cores on cpu, 1 on cuda).
     #[arg(long)]
     pub(crate) threads: Option<usize>,
@@ -71,8 +71,10 @@ pub(crate) fn encode(
         let run = shardflow::embed::embed_captions(
             encoder.as_ref(),
             captions,
-            a.batch_size,
-            a.max_batch_tokens,
+            a.batch_size
+                .unwrap_or(shardflow::config::default_batch_size(a.device)),
+            a.max_batch_tokens
+                .unwrap_or(shardflow::config::default_max_batch_tokens(a.device)),
             threads,
         );
         if best

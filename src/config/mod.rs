@@ -11,7 +11,7 @@ mod validate;
 use std::path::PathBuf;
 
 pub use options::{ClusterSection, Merge, ShardArgs, ShardOptions, StorageSection};
-pub use resolve::{check_version, parse_remap};
+pub use resolve::{check_version, default_batch_size, default_max_batch_tokens, parse_remap};
 
 use crate::layout::{OutputLayout, StreamNames};
 use crate::model::{DeviceSpec, Precision};

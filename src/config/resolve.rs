@@ -155,8 +155,10 @@ impl ShardConfig {
                     .map(|n| n.get())
                     .unwrap_or(1)
             }),
-            batch_size: f.batch_size.unwrap_or(16),
-            max_batch_tokens: f.max_batch_tokens.unwrap_or(4096),
+            batch_size: f.batch_size.unwrap_or(default_batch_size(device)),
+            max_batch_tokens: f
+                .max_batch_tokens
+                .unwrap_or(default_max_batch_tokens(device)),
             device,
             precision,
             target_tar_size_mb: f.target_tar_size_mb.unwrap_or(500.0),
@@ -412,4 +414,23 @@ pub(super) fn unechoed(message: &str, value: &str) -> String {
         .replace(&format!("{value:?}"), &shown_quoted(value))
         .replace(value, &shown(value));
     shown_within(&message, MESSAGE_CHARS)
+}
+
+/// Caption windows per encoder batch when none is given: a CPU encodes small batches as fast
+/// as large ones, while a GPU needs thousands of rows per kernel to be busy.
+pub fn default_batch_size(device: DeviceSpec) -> usize {
+    match device {
+        DeviceSpec::Cpu => 16,
+        DeviceSpec::Cuda(_) => 512,
+    }
+}
+
+/// Tokens per encoder batch when none is given (see [`default_batch_size`]). On a GPU a batch
+/// runs as length-sorted padded groups of at most
+/// [`crate::model::t5::PADDED_GROUP_TOKENS`] tokens, queued back to back.
+pub fn default_max_batch_tokens(device: DeviceSpec) -> usize {
+    match device {
+        DeviceSpec::Cpu => 4096,
+        DeviceSpec::Cuda(_) => 131_072,
+    }
 }

@@ -119,6 +119,29 @@ pub fn has_cuda_headers(cuda_path: &Path) -> bool {
     cuda_path.join("include/cuda_runtime.h").is_file()
 }
 
+/// The directory holding cubecl's autotune results and compiled PTX for the CUDA backend:
+/// `$SHARDFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/shardflow`, else `$HOME/.cache/shardflow`;
+/// `None` when none of them is set (cubecl's defaults then apply). cubecl keeps its files in
+/// `autotune/` and `cuda/` below it, per cubecl version and device, so one directory can be
+/// shared by several versions, GPUs and concurrent processes (its cache files are locked).
+pub fn cubecl_cache_dir(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    set("SHARDFLOW_CACHE_DIR")
+        .or_else(|| set("XDG_CACHE_HOME").map(|d| d.join("shardflow")))
+        .or_else(|| set("HOME").map(|d| d.join(".cache/shardflow")))
+}
+
+/// `SHARDFLOW_CUDA_FUSION`'s meaning: fusion stays on unless the value is `0`, `off` or
+/// `false` (in any case).
+pub fn fusion_from_env(value: Option<&str>) -> bool {
+    !value.is_some_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false"
+        )
+    })
+}
+
 /// `dirs` in front of `current` (a `LD_LIBRARY_PATH` value), leaving out those already in it.
 pub fn prepend_library_path(dirs: &[PathBuf], current: Option<&OsString>) -> OsString {
     let existing: Vec<PathBuf> = current
@@ -158,6 +181,49 @@ mod tests {
     fn touch(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"").unwrap();
+    }
+
+    #[test]
+    fn the_cubecl_cache_follows_shardflow_then_xdg_then_home() {
+        fn env<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        }
+        let all = [
+            ("SHARDFLOW_CACHE_DIR", "/scratch/sf"),
+            ("XDG_CACHE_HOME", "/xdg"),
+            ("HOME", "/home/u"),
+        ];
+        assert_eq!(
+            cubecl_cache_dir(env(&all)),
+            Some(PathBuf::from("/scratch/sf"))
+        );
+        assert_eq!(
+            cubecl_cache_dir(env(&[
+                ("SHARDFLOW_CACHE_DIR", ""),
+                ("XDG_CACHE_HOME", "/xdg")
+            ])),
+            Some(PathBuf::from("/xdg/shardflow"))
+        );
+        assert_eq!(
+            cubecl_cache_dir(env(&[("HOME", "/home/u")])),
+            Some(PathBuf::from("/home/u/.cache/shardflow"))
+        );
+        assert_eq!(cubecl_cache_dir(env(&[])), None);
+    }
+
+    #[test]
+    fn fusion_is_on_unless_switched_off() {
+        assert!(fusion_from_env(None));
+        assert!(fusion_from_env(Some("1")));
+        assert!(fusion_from_env(Some("on")));
+        for off in ["0", "off", "OFF", "false", " False "] {
+            assert!(!fusion_from_env(Some(off)), "{off:?}");
+        }
     }
 
     #[test]

@@ -94,11 +94,16 @@ pub fn dispatch<J: BackendJob>(
         #[cfg(feature = "cuda")]
         (DeviceSpec::Cuda(index), precision) => {
             cuda::probe()?;
+            cuda::configure_once();
             let dev = burn::backend::cuda::CudaDevice { index };
-            Ok(match precision {
-                Precision::Fp32 => job.run::<burn::backend::Cuda<f32>>(dev),
-                Precision::Bf16 => job.run::<burn::backend::Cuda<half::bf16>>(dev),
-                Precision::Fp16 => job.run::<burn::backend::Cuda<half::f16>>(dev),
+            use cuda::{Fused, Unfused};
+            Ok(match (precision, cuda::fusion_enabled()) {
+                (Precision::Fp32, true) => job.run::<Fused<f32>>(dev),
+                (Precision::Bf16, true) => job.run::<Fused<half::bf16>>(dev),
+                (Precision::Fp16, true) => job.run::<Fused<half::f16>>(dev),
+                (Precision::Fp32, false) => job.run::<Unfused<f32>>(dev),
+                (Precision::Bf16, false) => job.run::<Unfused<half::bf16>>(dev),
+                (Precision::Fp16, false) => job.run::<Unfused<half::f16>>(dev),
             })
         }
         #[cfg(not(feature = "cuda"))]
@@ -111,6 +116,49 @@ pub fn dispatch<J: BackendJob>(
 #[cfg(feature = "cuda")]
 mod cuda {
     use super::ModelError;
+    use crate::model::cuda_env::{cubecl_cache_dir, fusion_from_env};
+
+    /// burn's CUDA backend without fusion: one kernel per tensor operation.
+    pub type Unfused<F> =
+        burn_cubecl::CubeBackend<burn_cubecl::cubecl::cuda::CudaRuntime, F, i32, u8>;
+    /// burn's CUDA backend with fusion (`burn::backend::Cuda` with its default features).
+    pub type Fused<F> = burn_fusion::Fusion<Unfused<F>>;
+
+    /// Whether kernels are fused: on unless `SHARDFLOW_CUDA_FUSION` is `0`/`off`/`false`
+    /// (a switch for comparing the two and for working around a fusion fault).
+    pub fn fusion_enabled() -> bool {
+        fusion_from_env(std::env::var("SHARDFLOW_CUDA_FUSION").ok().as_deref())
+    }
+
+    /// Points cubecl's autotune results and compiled PTX at shardflow's cache directory
+    /// (see [`cubecl_cache_dir`]) once per process, before the first kernel. cubecl's own
+    /// default keeps autotune results under the `target/` of whatever Cargo project the
+    /// current directory is in, and compiles every kernel again in each process. A
+    /// `cubecl.toml` and the `CUBECL_*` variables are still read; a cache location they set
+    /// is kept.
+    pub fn configure_once() {
+        static DONE: std::sync::Once = std::sync::Once::new();
+        DONE.call_once(|| {
+            use burn_cubecl::cubecl::config::cache::CacheConfig;
+            use burn_cubecl::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+            if CubeClRuntimeConfig::storage().lock().is_some() {
+                return; // already read by cubecl: too late to change
+            }
+            let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+            let Some(dir) = cubecl_cache_dir(|k| std::env::var_os(k)) else {
+                CubeClRuntimeConfig::set(config);
+                return;
+            };
+            if matches!(config.autotune.cache, CacheConfig::Target) {
+                config.autotune.cache = CacheConfig::File(dir.clone());
+            }
+            if config.compilation.cache.is_none() {
+                config.compilation.cache = Some(CacheConfig::File(dir.clone()));
+            }
+            tracing::debug!(dir = %dir.display(), "cubecl autotune and PTX cache");
+            CubeClRuntimeConfig::set(config);
+        });
+    }
 
     /// Loads the CUDA driver and NVRTC before Burn does: Burn would panic on a device thread
     /// where they are missing; here the panic is caught and becomes a clear error.

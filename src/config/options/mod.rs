@@ -178,10 +178,11 @@ options! {
             /// Encoder precision: fp32 (the reference's), bf16 or fp16 (cuda only) [default: fp32].
             #[arg(long)]
             pub t5_dtype: Option<String>,
-            /// Caption windows per encoder batch [default: 16].
+            /// Caption windows per encoder batch [default: 16 on cpu, 512 on cuda].
             #[arg(long)]
             pub batch_size: Option<usize>,
-            /// Tokens per encoder batch; batches are packed without padding [default: 4096].
+            /// Tokens per encoder batch [default: 4096 on cpu, 131072 on cuda]. The CPU packs a
+            /// batch without padding; a GPU runs it as length-sorted padded groups.
             #[arg(long)]
             pub max_batch_tokens: Option<usize>,
             /// Worker threads in this process [default: available cores].

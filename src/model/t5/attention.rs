@@ -165,12 +165,28 @@ impl<B: Backend> T5Attention<B> {
             .reshape([1, self.num_heads, len, len])
     }
 
-    /// Attends each sequence of a padded batch `hidden` (`[batch, len, d_model]`) to itself.
+    /// Attends each sequence of a padded batch to itself. `hidden` holds the batch's rows one
+    /// after another, `[1, batch*len, d_model]`, so both projections are one GEMM over every
+    /// row rather than `batch` small ones; returns the same shape.
     ///
-    /// `bias` is the position bias plus the additive padding mask, broadcastable to
-    /// `[batch, num_heads, len, len]`.
-    pub fn forward(&self, hidden: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        self.o.forward(self.attend(self.qkv.forward(hidden), bias))
+    /// `bias` is the position bias, `[1, num_heads, len, len]`, and `mask` the additive key
+    /// mask, `[batch, 1, 1, len]`: both stay broadcasts, never a `[batch, heads, len, len]`
+    /// tensor of their own (for t5-11b's 64 heads at 64 × 512 tokens that would be over a
+    /// gigabyte per layer before the scores).
+    pub fn forward_padded(
+        &self,
+        hidden: Tensor<B, 3>,
+        batch: usize,
+        len: usize,
+        bias: Tensor<B, 4>,
+        mask: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
+        let inner = self.num_heads * self.d_kv;
+        let qkv = self.qkv.forward(hidden).reshape([batch, len, 3 * inner]);
+        let context = self
+            .attend(qkv, bias, mask)
+            .reshape([1, batch * len, inner]);
+        self.o.forward(context)
     }
 
     /// Attends packed sequences to themselves: `hidden` is `[1, total, d_model]`, the rows of
@@ -196,7 +212,7 @@ impl<B: Backend> T5Attention<B> {
                 .reshape([run.count, run.len, 3 * inner]);
             // the output projection per run reads the context view in place; its result is
             // contiguous, so joining the runs is a plain copy
-            let output = self.o.forward(self.attend(rows, bias.clone()));
+            let output = self.o.forward(self.attend(rows, bias.clone(), None));
             let d_model = output.dims()[2];
             outputs.push(output.reshape([1, run.len * run.count, d_model]));
             start = end;
@@ -208,9 +224,15 @@ impl<B: Backend> T5Attention<B> {
         }
     }
 
-    /// `softmax(q·kᵀ + bias)·v` per head, for the projections `qkv` of shape
-    /// `[batch, len, 3*inner]`; returns `[batch, len, inner]` as a strided view.
-    fn attend(&self, qkv: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
+    /// `softmax(q·kᵀ + bias + mask)·v` per head, for the projections `qkv` of shape
+    /// `[batch, len, 3*inner]`; returns `[batch, len, inner]` as a strided view. `mask`, when
+    /// given, is `[batch, 1, 1, len]`.
+    fn attend(
+        &self,
+        qkv: Tensor<B, 3>,
+        bias: Tensor<B, 4>,
+        mask: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
         let [batch, len, _] = qkv.dims();
         let (heads, d_kv) = (self.num_heads, self.d_kv);
         // [batch, 3*heads, len, d_kv]: q's heads, then k's, then v's (views, no copy)
@@ -224,6 +246,11 @@ impl<B: Backend> T5Attention<B> {
         let scores = (q.matmul(k.swap_dims(2, 3)).reshape([batch, flat])
             + bias.reshape([bias_rows, flat]))
         .reshape([batch, heads, len, len]);
+        // the mask is 0 at every real key, so adding it after the bias changes no score there
+        let scores = match mask {
+            Some(mask) => scores + mask,
+            None => scores,
+        };
         // softmax in fp32 under half precision, as Hugging Face does (`scores.float()`)
         let dtype = scores.dtype();
         let weights = if super::encoder::is_half(dtype) {

@@ -73,9 +73,17 @@ pub fn clamp_fp16<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
         return x;
     }
     let max = f64::from(half::f16::MAX.to_f32());
-    let has_inf = x.clone().is_inf().any().into_scalar().to_bool();
-    let limit = if has_inf { max - 1000.0 } else { max };
-    x.clamp(-limit, limit)
+    // The limit is chosen on the device: reading the flag back would stall the host on every
+    // residual of every layer, and no group could be queued behind another.
+    let has_inf = x
+        .clone()
+        .is_inf()
+        .any()
+        .float()
+        .cast(DType::F16)
+        .reshape([1, 1, 1]);
+    let limit = (has_inf * -1000.0 + max).expand(x.shape());
+    x.max_pair(limit.clone().neg()).min_pair(limit)
 }
 
 /// Original T5 feed-forward (`DenseReluDense`): `wo(relu(wi(x)))`.
@@ -137,10 +145,24 @@ pub struct T5Block<B: Backend> {
 }
 
 impl<B: Backend> T5Block<B> {
-    /// Applies the block to a padded batch; `bias` is the position bias plus padding mask.
-    pub fn forward(&self, x: Tensor<B, 3>, bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x =
-            clamp_fp16(x.clone() + self.attention.forward(self.attention_norm.forward(x), bias));
+    /// Applies the block to a padded batch whose rows are `x`, `[1, batch*len, d_model]`
+    /// (see [`T5Attention::forward_padded`] for `bias` and `mask`).
+    pub fn forward_padded(
+        &self,
+        x: Tensor<B, 3>,
+        batch: usize,
+        len: usize,
+        bias: Tensor<B, 4>,
+        mask: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
+        let attention = self.attention.forward_padded(
+            self.attention_norm.forward(x.clone()),
+            batch,
+            len,
+            bias,
+            mask,
+        );
+        let x = clamp_fp16(x + attention);
         clamp_fp16(x.clone() + self.feed_forward.forward(self.feed_forward_norm.forward(x)))
     }
 
@@ -215,19 +237,20 @@ impl<B: Backend> T5Encoder<B> {
         });
         let buckets = self.blocks[0].attention.bucket_indices(len, &device);
         let mut bias: Option<Tensor<B, 4>> = None;
-        let mut x = self.embed_tokens.forward(input_ids);
+        let x = self.embed_tokens.forward(input_ids);
+        let d_model = x.dims()[2];
+        // every row-wise step runs on all batch*len rows as one matrix
+        let mut x = x.reshape([1, batch * len, d_model]);
         for block in &self.blocks {
             if block.attention.relative_attention_bias.is_some() {
-                let own = block.attention.gather_bias(buckets.clone(), len);
-                bias = Some(match &mask {
-                    Some(mask) => own + mask.clone(),
-                    None => own,
-                });
+                bias = Some(block.attention.gather_bias(buckets.clone(), len));
             }
             let bias = bias.clone().expect("the first block has a bias table");
-            x = block.forward(x, bias);
+            x = block.forward_padded(x, batch, len, bias, mask.clone());
         }
-        self.final_layer_norm.forward(x)
+        self.final_layer_norm
+            .forward(x)
+            .reshape([batch, len, d_model])
     }
 
     /// Encodes sequences packed without padding: `input_ids` is `[1, total]`, the tokens of
@@ -269,7 +292,38 @@ impl<B: Backend> T5Encoder<B> {
 
 #[cfg(test)]
 mod tests {
-    use super::SequenceRun;
+    use super::{clamp_fp16, SequenceRun};
+    use crate::model::CpuBackend;
+    use burn::prelude::*;
+    use burn::tensor::DType;
+
+    fn clamped(values: [f32; 4]) -> Vec<f32> {
+        let x = Tensor::<CpuBackend, 1>::from_floats(values, &Default::default())
+            .reshape([1, 2, 2])
+            .cast(DType::F16);
+        clamp_fp16(x)
+            .cast(DType::F32)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+    }
+
+    /// Hugging Face's guard: values are clamped to ±65504, or to ±(65504 - 1000) — 64512 in
+    /// fp16 — once any of them is infinite.
+    #[test]
+    fn fp16_clamp_follows_hugging_face() {
+        assert_eq!(
+            clamped([1.5, -2.0, 60000.0, -65504.0]),
+            [1.5, -2.0, 60000.0, -65504.0]
+        );
+        assert_eq!(
+            clamped([1.5, f32::INFINITY, 65504.0, f32::NEG_INFINITY]),
+            [1.5, 64512.0, 64512.0, -64512.0]
+        );
+        // other dtypes pass through untouched
+        let x = Tensor::<CpuBackend, 3>::from_floats([[[1e30f32]]], &Default::default());
+        assert_eq!(clamp_fp16(x).into_data().to_vec::<f32>().unwrap(), [1e30]);
+    }
 
     #[test]
     fn runs_group_adjacent_equal_lengths() {

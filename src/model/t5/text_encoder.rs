@@ -138,12 +138,28 @@ impl<B: Backend> T5TextEncoder<B> {
     /// Length-sorted groups, each padded to its longest sequence and masked as Hugging Face
     /// does; a group holds at most [`PADDED_GROUP_TOKENS`] tokens after padding, so padding
     /// stays a small fraction of the work.
+    ///
+    /// Each group is queued on the device before the previous one is read back, so the copy
+    /// to the host and its conversion overlap the next group's kernels.
     fn encode_padded_groups(&self, batch: &[&[u32]]) -> Vec<Vec<f32>> {
         let mut order: Vec<usize> = (0..batch.len()).filter(|&i| !batch[i].is_empty()).collect();
         let mut out = vec![Vec::new(); batch.len()];
         order.sort_by_key(|&i| batch[i].len());
         let d = self.loaded.config.d_model;
         let device = &self.loaded.device;
+        let read_back =
+            |out: &mut Vec<Vec<f32>>, (hidden, group, len): (Tensor<B, 3>, &[usize], usize)| {
+                let values = hidden
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .expect("converted to f32");
+                for (row, &i) in group.iter().enumerate() {
+                    let at = row * len * d;
+                    out[i] = values[at..at + batch[i].len() * d].to_vec();
+                }
+            };
+        let mut pending = None;
         let mut start = 0;
         while start < order.len() {
             // sorted ascending: the group's last sequence is its longest
@@ -172,16 +188,13 @@ impl<B: Backend> T5TextEncoder<B> {
             let padding =
                 Tensor::<B, 2, Bool>::from_data(TensorData::new(pad, [group.len(), len]), device);
             let hidden = self.loaded.model.forward(input, Some(padding));
-            let values = hidden
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .expect("converted to f32");
-            for (row, &i) in group.iter().enumerate() {
-                let at = row * len * d;
-                out[i] = values[at..at + batch[i].len() * d].to_vec();
+            if let Some(previous) = pending.replace((hidden, group, len)) {
+                read_back(&mut out, previous);
             }
             start = end;
+        }
+        if let Some(last) = pending {
+            read_back(&mut out, last);
         }
         out
     }
