@@ -1,40 +1,118 @@
 #!/usr/bin/env bash
-# GPU checks and benchmarks, run on a CUDA host from the repo root:
-#   benches/gpu/run_device.sh BIN OUTDIR [large|11b|umt5-xxl]
-# BIN: a `cargo build --release --features cuda` shardflow. Needs python3 with torch,
-# transformers, safetensors and numpy (for the HF comparison and the random model).
+# GPU checks and benchmarks in one call, run on a CUDA host from the repo root:
+#   benches/gpu/run_device.sh BIN OUTDIR [STEPS]
+# BIN: a `cargo build --release --features cuda` shardflow (stripped is fine). Needs python3
+# with torch, transformers, safetensors and numpy (the HF rows and the random models).
+# STEPS, comma-separated, in this order (default parity,sample,large,11b,profile):
+#   parity   the t5-tiny fixture on cuda in fp32/bf16/fp16 against HF (benches/gpu/parity.py)
+#   sample   shard the sample dataset with --device cuda, compare with the reference output
+#   large    random t5-large, 2,000 captions: ours fp32 and bf16 (cold autotune cache, then
+#            warm), ours bf16 unfused, HF length-sorted fp32 and bf16
+#   11b      random t5-11b shape in bf16, 500 captions: ours and HF length-sorted, batch 64
+#   profile  cubecl's per-kernel times for ours bf16 on t5-large (200 captions)
+#   umt5-xxl random umt5-xxl, 500 captions: ours and HF bf16
+# Results land in OUTDIR: log.txt, rows.jsonl, results.md (the tables), gpu.txt. Each step has
+# its own time limit, so a slow one cannot eat the others.
 set -uo pipefail
-BIN=$1; OUT=$2; SHAPE=${3:-large}
+BIN=$(realpath "$1"); OUT=$(realpath -m "$2"); STEPS=${3:-parity,sample,large,11b,profile}
+case $STEPS in large) STEPS=parity,sample,large,profile ;; esac
 mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+want() { [[ ",$STEPS," == *",$1,"* ]]; }
+ROWS=$OUT/rows.jsonl
+S=benches/gpu/summarize.py
+export PYTHONUNBUFFERED=1
+# a fresh autotune/PTX cache, so the first run shows what tuning costs
+export SHARDFLOW_CACHE_DIR=/tmp/sf-cache && rm -rf "$SHARDFLOW_CACHE_DIR"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-# NVRTC: the toolkit's, else the pip wheel's
+GPU=$(cut -d, -f1 "$OUT/gpu.txt")
+# NVRTC and CUDA's headers: the toolkit's, else the pip wheels'
 for d in /usr/local/cuda/lib64 $(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.dirname(m.__file__) + "/lib")' 2>/dev/null); do
   [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
+step() { echo; echo "== $* ($(date +%T))"; }
 
-echo "== parity on the t5-tiny fixture (cuda, each precision)"
-for dt in fp32 bf16 fp16; do
-  "$BIN" encode --device cuda --t5-dtype $dt --t5-model tests/data/t5-tiny \
-    --captions tests/data/t5-tiny/captions.json --output "$OUT/tiny-$dt.safetensors" >/dev/null \
-    && python3 benches/gpu/parity.py "$OUT/tiny-$dt.safetensors" --label "cuda-$dt"
-  echo "parity cuda-$dt exit $?"
-done
+# the 11b checkpoint (9.6 GB) is written while the short steps run
+if want 11b && [ ! -f /tmp/t5-11b/model.safetensors ]; then
+  python3 benches/gpu/random_t5.py /tmp/t5-11b --shape 11b --dtype bf16 > /tmp/gen-11b.txt 2>&1 &
+  GEN11=$!
+fi
 
-echo "== shard the sample dataset on cuda, compare with the reference output"
-rm -rf /tmp/sd /tmp/sdout && cp -r tests/data/sample-dataset /tmp/sd
-"$BIN" shard --device cuda --workers 2 --input-clip-path /tmp/sd --output-dataset-path /tmp/sdout \
-  --t5-model tests/data/t5-tiny --remap-clip-location /cosmos-curate-fixtures/sample-dataset=/tmp/sd
-python3 tests/tools/compare_datasets.py tests/data/sample-dataset-expected /tmp/sdout \
-  --strict-bytes --check-headers --strict-csv-order | tail -1
+if want parity; then
+  step "parity on the t5-tiny fixture (cuda, each precision)"
+  for dt in fp32 bf16 fp16; do
+    timeout 120 "$BIN" encode --device cuda --t5-dtype $dt --t5-model tests/data/t5-tiny \
+      --captions tests/data/t5-tiny/captions.json --output "/tmp/tiny-$dt.safetensors" >/dev/null \
+      && python3 benches/gpu/parity.py "/tmp/tiny-$dt.safetensors" --label "cuda-$dt"
+    echo "parity cuda-$dt exit $?"
+  done
+fi
 
-echo "== encode benchmark on a random t5-$SHAPE"
-M=/tmp/t5-$SHAPE
-[ -f $M/model.safetensors ] || python3 benches/gpu/random_t5.py $M --shape $SHAPE
-python3 benches/gpu/make_captions.py /tmp/caps.json --count 2000
-for dt in fp32 bf16; do
-  timeout 150 "$BIN" encode --device cuda --t5-dtype $dt --t5-model $M --captions /tmp/caps.json \
-    --batch-size 512 --max-batch-tokens 131072 --repeat 2 | sed "s/^/ours-$dt /"
-done
-python3 benches/gpu/hf_encode.py $M /tmp/caps.json --mode padded --dtype fp32 --batch 64
-python3 benches/gpu/hf_encode.py $M /tmp/caps.json --mode sorted --dtype fp32 --batch 64
-python3 benches/gpu/hf_encode.py $M /tmp/caps.json --mode sorted --dtype bf16 --batch 64
+if want sample; then
+  step "shard the sample dataset on cuda, compare with the reference output"
+  rm -rf /tmp/sd /tmp/sdout && cp -r tests/data/sample-dataset /tmp/sd
+  timeout 120 "$BIN" shard --device cuda --workers 2 --input-clip-path /tmp/sd --output-dataset-path /tmp/sdout \
+    --t5-model tests/data/t5-tiny --remap-clip-location /cosmos-curate-fixtures/sample-dataset=/tmp/sd >/dev/null
+  python3 tests/tools/compare_datasets.py tests/data/sample-dataset-expected /tmp/sdout \
+    --strict-bytes --check-headers --strict-csv-order | tail -1
+fi
+
+# ours MODEL CAPTIONS DTYPE LABEL [encode args...]: one tagged row
+ours() {
+  local m=$1 caps=$2 dt=$3 label=$4; shift 4
+  timeout 240 "$BIN" encode --device cuda --t5-dtype "$dt" --t5-model "$m" --captions "$caps" "$@" \
+    | python3 $S tag --impl "$label" --model "$m" --captions "$caps" --dtype "$dt" | tee -a "$ROWS"
+}
+hf() {
+  local m=$1 caps=$2 dt=$3 batch=$4
+  timeout 240 python3 benches/gpu/hf_encode.py "$m" "$caps" --mode sorted --dtype "$dt" --batch "$batch" \
+    | python3 $S tag --impl "hf-sorted-batch$batch" --model "$m" --captions "$caps" --dtype "$dt" | tee -a "$ROWS"
+}
+
+if want large; then
+  step "encode benchmark on a random t5-large"
+  M=/tmp/t5-large
+  [ -f $M/model.safetensors ] || python3 benches/gpu/random_t5.py $M --shape large
+  python3 benches/gpu/make_captions.py /tmp/caps.json --count 2000
+  for dt in fp32 bf16; do
+    ours $M /tmp/caps.json $dt "ours-fused (cold cache)" --repeat 1
+    ours $M /tmp/caps.json $dt "ours-fused" --repeat 2
+  done
+  SHARDFLOW_CUDA_FUSION=0 ours $M /tmp/caps.json bf16 "ours-unfused" --repeat 2
+  hf $M /tmp/caps.json fp32 64
+  hf $M /tmp/caps.json bf16 64
+fi
+
+if want 11b; then
+  step "t5-11b shape, bf16, batches of 64 captions up to 512 tokens"
+  [ -n "${GEN11:-}" ] && { wait "$GEN11"; cat /tmp/gen-11b.txt; }
+  python3 benches/gpu/make_captions.py /tmp/caps500.json --count 500
+  ours /tmp/t5-11b /tmp/caps500.json bf16 "ours-fused" --repeat 2
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader | sed 's/^/after ours 11b, GPU memory in use: /'
+  hf /tmp/t5-11b /tmp/caps500.json bf16 64
+fi
+
+if want profile; then
+  step "per-kernel profile: ours bf16 on t5-large, 200 captions"
+  python3 benches/gpu/make_captions.py /tmp/caps200.json --count 200
+  mkdir -p /tmp/prof && rm -f /tmp/prof/*.log
+  # cubecl reads cubecl.toml from the working directory; medium level times every kernel
+  printf '[profiling.logger]\nlevel = "medium"\nfile = "/tmp/prof/kernels.log"\n[autotune.logger]\nlevel = "minimal"\nfile = "/tmp/prof/autotune.log"\n' > /tmp/prof/cubecl.toml
+  (cd /tmp/prof && timeout 180 "$BIN" encode --device cuda --t5-dtype bf16 --t5-model /tmp/t5-large \
+     --captions /tmp/caps200.json --repeat 1)
+  python3 $S profile /tmp/prof/kernels.log > "$OUT/profile.md"; cat "$OUT/profile.md"
+  tail -c 200000 /tmp/prof/autotune.log > "$OUT/autotune.log" 2>/dev/null
+fi
+
+if want umt5-xxl; then
+  step "random umt5-xxl, bf16"
+  M=/tmp/umt5-xxl
+  [ -f $M/model.safetensors ] || python3 benches/gpu/random_t5.py $M --shape umt5-xxl --dtype bf16
+  python3 benches/gpu/make_captions.py /tmp/caps500.json --count 500
+  ours $M /tmp/caps500.json bf16 "ours-fused" --repeat 2
+  hf $M /tmp/caps500.json bf16 64
+fi
+
+step "tables"
+python3 $S table "$ROWS" --gpu "$GPU" | tee "$OUT/results.md"
+du -sh "$SHARDFLOW_CACHE_DIR" 2>/dev/null | sed 's/^/autotune and PTX cache: /'

@@ -24,6 +24,11 @@ struct Loaded<B: Backend> {
     model: T5Encoder<B>,
     tokenizer: T5Tokenizer,
     device: B::Device,
+    /// Held while a batch runs on an accelerator: every worker thread encodes through the
+    /// same device, and batches running side by side would each hold their activations (for
+    /// t5-11b, tens of GB per group) without making the device any faster. The workers do
+    /// their host work (tokenizing, fp16 conversion, pickling, tar writing) meanwhile.
+    device_turn: std::sync::Mutex<()>,
 }
 
 /// A T5 text encoder with its tokenizer, loaded from a Hugging Face model directory; UMT5
@@ -96,6 +101,7 @@ impl<B: Backend> T5TextEncoder<B> {
                 model,
                 tokenizer,
                 device: device.clone(),
+                device_turn: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -131,6 +137,7 @@ impl<B: Backend> T5TextEncoder<B> {
                 model: l.model.clone(),
                 tokenizer: l.tokenizer.clone(),
                 device: l.device.clone(),
+                device_turn: std::sync::Mutex::new(()),
             }),
         }
     }
@@ -147,6 +154,12 @@ impl<B: Backend> T5TextEncoder<B> {
         order.sort_by_key(|&i| batch[i].len());
         let d = self.loaded.config.d_model;
         let device = &self.loaded.device;
+        // a panic elsewhere leaves nothing half-done behind this lock: carry on
+        let _turn = self
+            .loaded
+            .device_turn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let read_back =
             |out: &mut Vec<Vec<f32>>, (hidden, group, len): (Tensor<B, 3>, &[usize], usize)| {
                 let values = hidden
