@@ -20,6 +20,8 @@ struct Loaded<B: Backend> {
     dir: PathBuf,
     /// How batches are laid out for this backend.
     layout: BatchLayout,
+    /// Tokens per padded group, padding included ([`PADDED_GROUP_TOKENS`]).
+    group_tokens: usize,
     config: T5Config,
     model: T5Encoder<B>,
     tokenizer: T5Tokenizer,
@@ -97,6 +99,7 @@ impl<B: Backend> T5TextEncoder<B> {
             loaded: Arc::new(Loaded {
                 dir: model_dir.to_owned(),
                 layout,
+                group_tokens: PADDED_GROUP_TOKENS,
                 config,
                 model,
                 tokenizer,
@@ -128,11 +131,22 @@ impl<B: Backend> T5TextEncoder<B> {
 
     /// The same encoder with another batch layout (both give each sequence's own result).
     pub fn with_layout(&self, layout: BatchLayout) -> Self {
+        self.with(layout, self.loaded.group_tokens)
+    }
+
+    /// The same encoder with padded groups of at most `group_tokens` tokens (at least one
+    /// sequence per group, however long).
+    pub fn with_group_tokens(&self, group_tokens: usize) -> Self {
+        self.with(self.loaded.layout, group_tokens)
+    }
+
+    fn with(&self, layout: BatchLayout, group_tokens: usize) -> Self {
         let l = &self.loaded;
         Self {
             loaded: Arc::new(Loaded {
                 dir: l.dir.clone(),
                 layout,
+                group_tokens,
                 config: l.config.clone(),
                 model: l.model.clone(),
                 tokenizer: l.tokenizer.clone(),
@@ -143,8 +157,8 @@ impl<B: Backend> T5TextEncoder<B> {
     }
 
     /// Length-sorted groups, each padded to its longest sequence and masked as Hugging Face
-    /// does; a group holds at most [`PADDED_GROUP_TOKENS`] tokens after padding, so padding
-    /// stays a small fraction of the work.
+    /// does; a group holds at most `group_tokens` ([`PADDED_GROUP_TOKENS`]) tokens after
+    /// padding, so padding stays a small fraction of the work.
     ///
     /// Each group is queued on the device before the previous one is read back, so the copy
     /// to the host and its conversion overlap the next group's kernels.
@@ -179,7 +193,7 @@ impl<B: Backend> T5TextEncoder<B> {
             let mut end = start + 1;
             while end < order.len()
                 && batch[order[end]].len().next_multiple_of(PAD_MULTIPLE) * (end + 1 - start)
-                    <= PADDED_GROUP_TOKENS
+                    <= self.loaded.group_tokens
             {
                 end += 1;
             }
@@ -352,22 +366,33 @@ mod tests {
         let dir = fixture();
         let packed = T5TextEncoder::<CpuBackend>::load(&dir, &Default::default()).unwrap();
         assert_eq!(packed.layout(), BatchLayout::Packed);
-        let padded = packed.with_layout(BatchLayout::PaddedGroups);
         let caps: Vec<Vec<u32>> = (0..40)
             .map(|i| packed.tokenize(&"a caption with words ".repeat(i % 13 + 1)))
             .collect();
         let mut seqs: Vec<&[u32]> = caps.iter().map(Vec::as_slice).collect();
-        seqs.push(&[]);
+        seqs.insert(7, &[]);
         let a = packed.encode_batch(&seqs);
-        let b = padded.encode_batch(&seqs);
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.len(), y.len());
-            let max = x
-                .iter()
-                .zip(y)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0.0f32, f32::max);
-            assert!(max < 1e-5, "max diff {max}");
+        // one group for the whole batch, then groups of a few sequences, each queued before
+        // the one before it is read back
+        for group_tokens in [PADDED_GROUP_TOKENS, 200] {
+            let padded = packed
+                .with_layout(BatchLayout::PaddedGroups)
+                .with_group_tokens(group_tokens);
+            let b = padded.encode_batch(&seqs);
+            assert_eq!(b.len(), seqs.len());
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(x.len(), y.len(), "sequence {i}, groups of {group_tokens}");
+                let max = x
+                    .iter()
+                    .zip(y)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    max < 1e-5,
+                    "sequence {i}, groups of {group_tokens}: max diff {max}"
+                );
+            }
         }
+        assert!(a[7].is_empty());
     }
 }
