@@ -77,7 +77,10 @@ def profile(a) -> None:
         name = re.sub(r"\d+", "#", m.group(3))[:120]
         total[name] += float(m.group(1)) * UNITS[m.group(2)]
         count[name] += 1
-    whole = sum(total.values()) or 1.0
+    if not total:
+        print("no kernel timings in the log (profiling runs on the CUDA backend only)")
+        return
+    whole = sum(total.values())
     print("| kernel | launches | total ms | share |")
     print("|---|---|---|---|")
     for name, secs in sorted(total.items(), key=lambda kv: -kv[1])[:a.top]:
