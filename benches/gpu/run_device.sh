@@ -4,10 +4,12 @@
 # BIN: a `cargo build --release --features cuda` shardflow (stripped is fine). Needs python3
 # with torch, transformers, safetensors and numpy (the HF rows and the random models).
 # STEPS, comma-separated, in this order (default parity,sample,large,11b,profile):
-#   parity   the t5-tiny fixture on cuda in fp32/bf16/fp16 against HF (benches/gpu/parity.py)
+#   parity   the t5-tiny fixture on cuda in fp32/bf16/fp16 against HF (benches/gpu/parity.py),
+#            and fp32/bf16 with SHARDFLOW_CUDA_GEMM=cublas
 #   sample   shard the sample dataset with --device cuda, compare with the reference output
-#   large    random t5-large, 2,000 captions: ours fp32 and bf16 (cold autotune cache, then
-#            warm), ours bf16 unfused, HF length-sorted fp32 and bf16
+#   large    random t5-large, 1,000 captions: ours fp32 and bf16 (first run with an empty
+#            autotune/kernel cache, then the best of two warm ones), ours bf16 unfused, ours with the linear layers through cuBLAS
+#            (SHARDFLOW_CUDA_GEMM=cublas, unfused), HF length-sorted fp32 and bf16
 #   11b      random t5-11b shape in bf16, 500 captions: ours and HF length-sorted, batch 64
 #   profile  cubecl's per-kernel times for ours bf16 on t5-large (200 captions)
 #   umt5-xxl random umt5-xxl, 500 captions: ours and HF bf16
@@ -37,7 +39,7 @@ for d in /usr/local/cuda/lib64 $(python3 -c 'import nvidia.cuda_nvrtc as m, os; 
 done
 step() { echo; echo "== $* ($(date +%T))"; }
 DEV=${SF_DEVICE:-cuda}; DTYPES=${DTYPES:-fp32 bf16}
-LARGE_SHAPE=${LARGE_SHAPE:-large}; N_LARGE=${N_LARGE:-2000}
+LARGE_SHAPE=${LARGE_SHAPE:-large}; N_LARGE=${N_LARGE:-1000}
 BIG_SHAPE=${BIG_SHAPE:-11b}; N_BIG=${N_BIG:-500}
 BIG_DTYPE=bf16; [[ " $DTYPES " == *" bf16 "* ]] || BIG_DTYPE=fp32
 
@@ -56,6 +58,12 @@ if want parity; then
       && python3 benches/gpu/parity.py "/tmp/tiny-$dt.safetensors" --label "$DEV-$dt"
     echo "parity $DEV-$dt exit $?"
   done
+  for dt in $DTYPES; do
+    SHARDFLOW_CUDA_GEMM=cublas timeout 120 "$BIN" encode --device $DEV --t5-dtype $dt --t5-model tests/data/t5-tiny \
+      --captions tests/data/t5-tiny/captions.json --output "/tmp/tiny-$dt-cublas.safetensors" >/dev/null \
+      && python3 benches/gpu/parity.py "/tmp/tiny-$dt-cublas.safetensors" --label "$DEV-$dt-cublas"
+    echo "parity $DEV-$dt-cublas exit $?"
+  done
 fi
 
 if want sample; then
@@ -68,11 +76,12 @@ if want sample; then
     --strict-bytes --check-headers --strict-csv-order | tail -1
 fi
 
-# ours MODEL CAPTIONS DTYPE LABEL [encode args...]: one tagged row
+# ours MODEL CAPTIONS DTYPE LABEL [encode args...]: the fastest run's row (with TAG_COLD=1
+# also the first run's, which compiled and tuned)
 ours() {
   local m=$1 caps=$2 dt=$3 label=$4; shift 4
   timeout 240 "$BIN" encode --device $DEV --t5-dtype "$dt" --t5-model "$m" --captions "$caps" "$@" \
-    | python3 $S tag --impl "$label" --model "$m" --captions "$caps" --dtype "$dt" | tee -a "$ROWS"
+    | python3 $S tag --impl "$label" --model "$m" --captions "$caps" --dtype "$dt" ${TAG_COLD:+--cold} | tee -a "$ROWS"
 }
 hf() {
   local m=$1 caps=$2 dt=$3 batch=$4
@@ -85,11 +94,11 @@ if want large; then
   M=/tmp/t5-$LARGE_SHAPE
   [ -f $M/model.safetensors ] || python3 benches/gpu/random_t5.py $M --shape $LARGE_SHAPE
   python3 benches/gpu/make_captions.py /tmp/caps.json --count $N_LARGE
-  for dt in $DTYPES; do
-    ours $M /tmp/caps.json $dt "ours-fused (cold cache)" --repeat 1
-    ours $M /tmp/caps.json $dt "ours-fused" --repeat 2
-  done
+  for dt in $DTYPES; do TAG_COLD=1 ours $M /tmp/caps.json $dt "ours-fused" --repeat 3; done
   SHARDFLOW_CUDA_FUSION=0 ours $M /tmp/caps.json $BIG_DTYPE "ours-unfused" --repeat 2
+  for dt in $DTYPES; do
+    SHARDFLOW_CUDA_GEMM=cublas ours $M /tmp/caps.json $dt "ours-cublas-linears (unfused)" --repeat 2
+  done
   for dt in $DTYPES; do hf $M /tmp/caps.json $dt 64; done
 fi
 
@@ -97,7 +106,7 @@ if want 11b; then
   step "t5-$BIG_SHAPE shape, $BIG_DTYPE, batches of 64 captions up to 512 tokens"
   [ -n "${GEN11:-}" ] && { wait "$GEN11"; cat /tmp/gen-big.txt; }
   python3 benches/gpu/make_captions.py /tmp/caps-big.json --count $N_BIG
-  ours $BIG /tmp/caps-big.json $BIG_DTYPE "ours-fused" --repeat 2
+  TAG_COLD=1 ours $BIG /tmp/caps-big.json $BIG_DTYPE "ours-fused" --repeat 2
   nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | sed 's/^/after ours, GPU memory in use: /'
   hf $BIG /tmp/caps-big.json $BIG_DTYPE 64
 fi
@@ -120,7 +129,7 @@ if want umt5-xxl; then
   M=/tmp/umt5-xxl
   [ -f $M/model.safetensors ] || python3 benches/gpu/random_t5.py $M --shape umt5-xxl --dtype bf16
   python3 benches/gpu/make_captions.py /tmp/caps500.json --count 500
-  ours $M /tmp/caps500.json bf16 "ours-fused" --repeat 2
+  TAG_COLD=1 ours $M /tmp/caps500.json bf16 "ours-fused" --repeat 2
   hf $M /tmp/caps500.json bf16 64
 fi
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables for benches/gpu/RESULTS.md from run_device.sh's rows and cubecl's kernel log.
 
-    summarize.py tag --impl NAME --model DIR [--note TEXT] < one JSON line  >> rows.jsonl
+    summarize.py tag --impl NAME --model DIR --captions FILE --dtype D [--cold] < JSON line >> rows.jsonl
     summarize.py table rows.jsonl --gpu "NVIDIA H100 80GB HBM3"
     summarize.py profile cubecl.log [--top 25]
 
@@ -96,6 +96,12 @@ def tag(a) -> None:
     r.update({"impl": a.impl, "model": a.model, "captions_file": a.captions, "dtype": a.dtype})
     if a.note:
         r["note"] = a.note
+    first = r.pop("first_run_encode_seconds", None)
+    if a.cold and first:
+        # the first run of a process with an empty cache: kernel compilation and autotuning
+        cold = dict(r, impl=a.impl + ", first run, empty cache", encode_seconds=first,
+                    tokens_per_s=r["tokens"] / first, captions_per_s=r["captions"] / first)
+        print(json.dumps(cold))
     print(json.dumps(r))
 
 
@@ -108,6 +114,7 @@ def main() -> None:
     t.add_argument("--captions", required=True)
     t.add_argument("--dtype", required=True)
     t.add_argument("--note", default="")
+    t.add_argument("--cold", action="store_true", help="also a row for the first run (empty cache)")
     t.set_defaults(func=tag)
     t = sub.add_parser("table")
     t.add_argument("rows")

@@ -142,6 +142,12 @@ pub fn fusion_from_env(value: Option<&str>) -> bool {
     })
 }
 
+/// `SHARDFLOW_CUDA_GEMM`'s meaning: `cublas` (in any case) runs the linear layers through
+/// cuBLAS; anything else, or nothing, keeps Burn's kernels.
+pub fn gemm_from_env(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim().eq_ignore_ascii_case("cublas"))
+}
+
 /// `dirs` in front of `current` (a `LD_LIBRARY_PATH` value), leaving out those already in it.
 pub fn prepend_library_path(dirs: &[PathBuf], current: Option<&OsString>) -> OsString {
     let existing: Vec<PathBuf> = current
@@ -214,6 +220,15 @@ mod tests {
             Some(PathBuf::from("/home/u/.cache/shardflow"))
         );
         assert_eq!(cubecl_cache_dir(env(&[])), None);
+    }
+
+    #[test]
+    fn cublas_is_asked_for_by_name() {
+        assert!(!gemm_from_env(None));
+        assert!(!gemm_from_env(Some("burn")));
+        assert!(!gemm_from_env(Some("")));
+        assert!(gemm_from_env(Some("cublas")));
+        assert!(gemm_from_env(Some(" cuBLAS ")));
     }
 
     #[test]

@@ -97,7 +97,12 @@ pub fn dispatch<J: BackendJob>(
             cuda::configure_once();
             let dev = burn::backend::cuda::CudaDevice { index };
             use cuda::{Fused, Unfused};
-            Ok(match (precision, cuda::fusion_enabled()) {
+            // cuBLAS reads the unfused backend's buffers; fusion handles are not buffers
+            let cublas = crate::model::cublas::enabled();
+            if cublas {
+                tracing::info!("SHARDFLOW_CUDA_GEMM=cublas: linear layers through cuBLAS, without fusion");
+            }
+            Ok(match (precision, cuda::fusion_enabled() && !cublas) {
                 (Precision::Fp32, true) => job.run::<Fused<f32>>(dev),
                 (Precision::Bf16, true) => job.run::<Fused<half::bf16>>(dev),
                 (Precision::Fp16, true) => job.run::<Fused<half::f16>>(dev),

@@ -22,6 +22,8 @@
 //! like [`t5::load`]; the binary's `load_model` (`src/main.rs`, the one place it loads a
 //! model) then picks it, and nothing downstream changes.
 
+#[cfg(feature = "cuda")]
+pub mod cublas;
 pub mod cuda_env;
 pub mod device;
 pub mod encoder;
@@ -39,6 +41,22 @@ pub use fingerprint::ModelFingerprint;
 
 /// The CPU backend (pure Rust, fp32): burn-flex, whose matmuls run `gemm`'s AVX-512 / AVX2 kernels.
 pub type CpuBackend = burn::backend::Flex;
+
+/// `layer(x)` for rows `x` (`[1, rows, in]` on a GPU): Burn's `Linear`, or cuBLAS on the
+/// unfused CUDA backend under `SHARDFLOW_CUDA_GEMM=cublas` (see `cublas`, `cuda` builds).
+pub fn linear<B: burn::tensor::backend::Backend>(
+    layer: &burn::nn::Linear<B>,
+    x: burn::tensor::Tensor<B, 3>,
+) -> burn::tensor::Tensor<B, 3> {
+    #[cfg(feature = "cuda")]
+    {
+        cublas::linear(layer, x)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        layer.forward(x)
+    }
+}
 
 /// Rounds fp32 values to fp16 with round-to-nearest-even, like numpy's `astype(np.float16)`
 /// (overflow gives ±inf, NaN stays NaN).

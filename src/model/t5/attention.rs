@@ -20,6 +20,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::DType;
 
 use super::encoder::SequenceRun;
+use crate::model::linear;
 
 /// Multi-head self-attention of one T5 layer.
 #[derive(Module, Debug)]
@@ -182,11 +183,11 @@ impl<B: Backend> T5Attention<B> {
         mask: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
         let inner = self.num_heads * self.d_kv;
-        let qkv = self.qkv.forward(hidden).reshape([batch, len, 3 * inner]);
+        let qkv = linear(&self.qkv, hidden).reshape([batch, len, 3 * inner]);
         let context = self
             .attend(qkv, bias, mask)
             .reshape([1, batch * len, inner]);
-        self.o.forward(context)
+        linear(&self.o, context)
     }
 
     /// Attends packed sequences to themselves: `hidden` is `[1, total, d_model]`, the rows of
@@ -201,7 +202,7 @@ impl<B: Backend> T5Attention<B> {
         biases: &[Tensor<B, 4>],
     ) -> Tensor<B, 3> {
         let inner = self.num_heads * self.d_kv;
-        let qkv = self.qkv.forward(hidden);
+        let qkv = linear(&self.qkv, hidden);
         let mut outputs = Vec::with_capacity(runs.len());
         let mut start = 0;
         for (run, bias) in runs.iter().zip(biases) {

@@ -9,6 +9,7 @@ use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::DType;
 
 use super::attention::T5Attention;
+use crate::model::linear;
 
 /// Builds a [`T5LayerNorm`].
 #[derive(Debug, Clone)]
@@ -120,12 +121,12 @@ impl<B: Backend> T5FeedForward<B> {
     /// Applies the feed-forward network to `x` (`[batch, len, d_model]`).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match self {
-            Self::Relu(ff) => ff.wo.forward(relu(ff.wi.forward(x))),
+            Self::Relu(ff) => linear(&ff.wo, relu(linear(&ff.wi, x))),
             Self::GatedGelu(ff) => {
-                let both = ff.wi.forward(x);
+                let both = linear(&ff.wi, x);
                 let d_ff = both.dims()[2] / 2;
                 let gate = gelu_approximate(both.clone().narrow(2, 0, d_ff));
-                ff.wo.forward(gate * both.narrow(2, d_ff, d_ff))
+                linear(&ff.wo, gate * both.narrow(2, d_ff, d_ff))
             }
         }
     }
