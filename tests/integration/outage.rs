@@ -82,3 +82,124 @@ fn an_outage_while_metadata_is_read_again_fails_the_job_and_resume_completes() {
         assert_eq!(got[k], want[k], "{k}");
     }
 }
+
+/// A `--resume` over changed inputs rewrites tars of a finished dataset. Killed (SIGKILL)
+/// after it rewrote one, before its summaries and report, it leaves tars that its
+/// `SHA256SUMS` and the earlier run's successful report do not describe: the dataset tools
+/// must call that dataset incomplete (as they call any interrupted job's), not finished; a
+/// `--resume` then finishes it.
+#[test]
+fn a_resume_killed_after_rewriting_a_tar_leaves_no_finished_looking_dataset() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    // more clips (copies under new span_uuids), in small tars: a run writes many triples
+    run_tool(
+        "edit_input.py",
+        [
+            "add-copies",
+            input.join("metas/v0").to_str().unwrap(),
+            "300",
+        ],
+    );
+    let shard = |extra: &[&str]| {
+        let mut cmd = shardflow_command(tmp.path());
+        cmd.arg("shard")
+            .args(["--t5-model", data("t5-tiny").to_str().unwrap()])
+            .args(["--input-clip-path", input.to_str().unwrap()])
+            .args(["--output-dataset-path", "out", "--workers", "2"])
+            .args(["--target-tar-size-mb", "0.05"])
+            .args(["--max-rejected-fraction", "0.05"])
+            .args([
+                "--remap-clip-location",
+                &format!("{SAMPLE_ROOT}={}", input.display()),
+            ])
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        cmd
+    };
+    assert_ok(&shard(&[]).output().unwrap());
+    let v0 = tmp.path().join("out/v0");
+    let tool = |name: &str| shardflow(tmp.path(), &[name, v0.to_str().unwrap()]);
+    assert_ok(&tool("inspect"));
+
+    // the first triple of the largest bin: its first clip gets a new caption
+    let done = v0.join("_shardflow/done");
+    let first = files_below(&done)
+        .into_iter()
+        .filter(|p| p.ends_with("part_000000/000000.json"))
+        .max_by_key(|p| {
+            std::fs::read_dir(p.parent().unwrap().parent().unwrap())
+                .unwrap()
+                .count()
+        })
+        .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&first).unwrap()).unwrap();
+    let key = record["contents"]["keys"][0].as_str().unwrap().to_string();
+    let meta = files_below(&input.join("metas/v0"))
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .is_ok_and(|t| t.contains(&format!("\"span_uuid\": \"{key}\"")))
+        })
+        .unwrap();
+    let text = std::fs::read_to_string(&meta).unwrap();
+    assert!(text.contains("\"qwen_caption\": \""), "{}", meta.display());
+    std::fs::write(
+        &meta,
+        text.replacen("\"qwen_caption\": \"", "\"qwen_caption\": \"An edited ", 1),
+    )
+    .unwrap();
+    // every other triple to be written again too (the same bytes), so the job is still
+    // writing when the edited one is done
+    for p in files_below(&done) {
+        std::fs::remove_file(p).unwrap();
+    }
+    let mut child = shard(&["--resume"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !first.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the resume ended early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the edited triple was never rewritten"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        files_below(&done).len()
+            < files_below(&v0)
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+                .count()
+                / 3,
+        "the resume was killed before it had rewritten every triple"
+    );
+
+    // its tars are no longer those its SHA256SUMS lists
+    let checked = shardflow(tmp.path(), &["verify", "--checksums", v0.to_str().unwrap()]);
+    assert!(!checked.status.success());
+
+    let inspect = tool("inspect");
+    let err = String::from_utf8_lossy(&inspect.stderr);
+    assert_eq!(inspect.status.code(), Some(1), "{err}");
+    assert!(err.contains("is incomplete"), "{err}");
+    assert_eq!(tool("index").status.code(), Some(2));
+
+    assert_ok(&shard(&["--resume"]).output().unwrap());
+    assert_ok(&tool("inspect"));
+    assert_ok(&shardflow(
+        tmp.path(),
+        &["verify", "--checksums", v0.to_str().unwrap()],
+    ));
+}
