@@ -1,5 +1,6 @@
-//! Outages in the middle of a job, with the real binary: the job fails loudly, naming what
-//! it could not read or write, claims no completeness, and `--resume` finishes it.
+//! Outages, interruptions and races in the middle of a job, with the real binary: the job
+//! fails loudly, naming what it could not read or write, claims no completeness, and
+//! `--resume` finishes it; no two writers work on one output at once.
 
 use crate::common::*;
 use crate::s3::{s3, Proxy};
@@ -202,4 +203,69 @@ fn a_resume_killed_after_rewriting_a_tar_leaves_no_finished_looking_dataset() {
         tmp.path(),
         &["verify", "--checksums", v0.to_str().unwrap()],
     ));
+}
+
+/// `index` writes into a finished dataset (DALI indexes beside its tars, `SHA256SUMS`). It
+/// refuses a dataset a job is writing; a job started while it runs must in turn be refused
+/// (exit 2, "locked"), not write the same output at once: `index` holds the output lock.
+#[test]
+fn a_job_started_while_index_writes_the_dataset_is_refused() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    // a 256 MiB clip (sparse): reading its tar keeps `index` busy for a while
+    run_tool(
+        "edit_input.py",
+        [
+            "add-clip",
+            input.to_str().unwrap(),
+            "big",
+            &(256u64 << 20).to_string(),
+            "sparse",
+        ],
+    );
+    assert_ok(&shard(tmp.path(), &input, "out", &[]));
+    let v0 = tmp.path().join("out/v0");
+    let index = shardflow_command(tmp.path())
+        .args(["index", v0.to_str().unwrap(), "--threads", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // once it is past its check of the dataset (it holds the lock, or has written an index),
+    // it is paused, so that the job below starts while it is still writing
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !v0.join("_shardflow/lock").exists()
+        && !files_below(&v0)
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "idx"))
+    {
+        assert!(Instant::now() < deadline, "index never started");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let signal = |sig: &str| {
+        let pid = index.id().to_string();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    let resumed = shard(tmp.path(), &input, "out", &["--resume"]);
+    signal("-CONT");
+    let indexed = index.wait_with_output().unwrap();
+    assert!(
+        indexed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&indexed.stderr)
+    );
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(2), "{err}");
+    assert!(err.contains("is locked"), "{err}");
+    // the index released its lock: the dataset is finished, and a job may write it again
+    assert!(!v0.join("_shardflow/lock").exists());
+    assert_ok(&shardflow(tmp.path(), &["inspect", v0.to_str().unwrap()]));
+    assert_ok(&shard(tmp.path(), &input, "out", &["--resume"]));
 }
