@@ -269,3 +269,49 @@ fn a_job_started_while_index_writes_the_dataset_is_refused() {
     assert_ok(&shardflow(tmp.path(), &["inspect", v0.to_str().unwrap()]));
     assert_ok(&shard(tmp.path(), &input, "out", &["--resume"]));
 }
+
+/// The answer to the conditional PUT that creates the lock object on S3 is lost (the
+/// connection drops after the server took the write). The job must know the lock object
+/// it finds as its own, not refuse to run because "another job" (itself) holds the output,
+/// leaving a lock object that blocks every job for the lease's 120 s.
+#[test]
+fn a_lost_answer_to_the_lock_write_does_not_lock_the_job_out() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("lockanswer");
+    let input = data("sample-dataset");
+    let out_uri = format!("s3://{bucket}/out");
+    let proxy = Proxy::start(
+        &s3,
+        &tmp.path().join("proxy"),
+        &["--drop-answer-matching", "_shardflow/lock"],
+    );
+    let run = s3.shard(
+        tmp.path(),
+        &proxy.endpoint,
+        &[
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            &out_uri,
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}={}", input.display()),
+        ],
+        &[],
+    );
+    assert!(
+        proxy
+            .faults()
+            .iter()
+            .any(|f| f.starts_with("drop-after PUT") && f.contains("_shardflow/lock")),
+        "the lock write's answer was dropped: {:?}",
+        proxy.faults()
+    );
+    assert_ok(&run);
+    let left = s3.util(&["ls", &out_uri]);
+    assert!(!left.contains("_shardflow/lock"), "{left}");
+    let dl = tmp.path().join("dl");
+    s3.download(&out_uri, &dl);
+    let line = compare_strict(&data("sample-dataset-expected"), &dl);
+    assert!(line.ends_with("OK"), "{line}");
+}
