@@ -387,16 +387,14 @@ impl Storage {
                         continue;
                     }
                     last = std::time::Instant::now();
-                    let (put_store, put_path, body) = (store.clone(), path.clone(), me.clone());
+                    let (store, path, body) = (store.clone(), path.clone(), me.clone());
                     let mode = PutMode::Update(version.clone());
                     let renewed = rt.block_on(async move {
                         let opts = PutOptions {
                             mode,
                             ..PutOptions::default()
                         };
-                        put_store
-                            .put_opts(&put_path, body.into_bytes().into(), opts)
-                            .await
+                        store.put_opts(&path, body.into_bytes().into(), opts).await
                     });
                     match renewed {
                         Ok(r) => {
@@ -406,22 +404,6 @@ impl Storage {
                             }
                         }
                         Err(object_store::Error::Precondition { .. }) => {
-                            // unless the object is still ours: a renewal whose answer was lost
-                            let (store, path) = (store.clone(), path.clone());
-                            let now = rt.block_on(async move {
-                                let r = store.get(&path).await?;
-                                let meta = r.meta.clone();
-                                Ok::<_, object_store::Error>((meta, r.bytes().await?))
-                            });
-                            if let Ok((meta, body)) = now {
-                                if body.as_ref() == me.as_bytes() {
-                                    version = UpdateVersion {
-                                        e_tag: meta.e_tag,
-                                        version: meta.version,
-                                    };
-                                    continue;
-                                }
-                            }
                             lost.store(true, Ordering::SeqCst);
                             tracing::error!("{shown}: lost the output lock to another job (renewals failed for over {} s)", LEASE.as_secs());
                             return;
