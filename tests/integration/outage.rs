@@ -315,3 +315,55 @@ fn a_lost_answer_to_the_lock_write_does_not_lock_the_job_out() {
     let line = compare_strict(&data("sample-dataset-expected"), &dl);
     assert!(line.ends_with("OK"), "{line}");
 }
+
+/// Process 0 of a cluster job whose peers never connect stops after the connect timeout
+/// (exit 3). Its S3 lock object must go with it, as on a lost peer: a lock left behind
+/// refuses every job on the output, a `--resume` included, for the lease's 120 s.
+#[test]
+fn a_cluster_job_that_never_connects_releases_its_s3_lock() {
+    let Some(s3) = s3() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = s3.bucket("connect");
+    let input = data("sample-dataset");
+    let out_uri = format!("s3://{bucket}/out");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // the second process is a closed port: it never connects
+    std::fs::write(
+        tmp.path().join("hosts"),
+        format!("127.0.0.1:{port}\n127.0.0.1:9\n"),
+    )
+    .unwrap();
+    let args = [
+        "--input-clip-path",
+        input.to_str().unwrap(),
+        "--output-dataset-path",
+        &out_uri,
+        "--remap-clip-location",
+        &format!("{SAMPLE_ROOT}={}", input.display()),
+    ];
+    let mut cluster = args.to_vec();
+    cluster.extend([
+        "--processes",
+        "2",
+        "--process",
+        "0",
+        "--hostfile",
+        "hosts",
+        "--connect-timeout-s",
+        "2",
+    ]);
+    let out = s3.shard(tmp.path(), &s3.endpoint, &cluster, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("did not all connect within 2 s"), "{err}");
+    let left = s3.util(&["ls", &out_uri]);
+    assert!(!left.contains("_shardflow/lock"), "{left}");
+    // the output can be written at once
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    assert_ok(&s3.shard(tmp.path(), &s3.endpoint, &resume, &[]));
+}
