@@ -367,3 +367,88 @@ fn a_cluster_job_that_never_connects_releases_its_s3_lock() {
     resume.push("--resume");
     assert_ok(&s3.shard(tmp.path(), &s3.endpoint, &resume, &[]));
 }
+
+/// SIGTERM sent to `launch` alone (a scheduler or container runtime signals the process it
+/// started) must stop the job's processes, gracefully as SIGTERM stops `shard`: `launch` may
+/// not die leaving them writing the output, holding its lock, unseen.
+#[test]
+fn sigterm_to_launch_stops_its_processes_and_resume_completes() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    run_tool(
+        "edit_input.py",
+        [
+            "add-copies",
+            input.join("metas/v0").to_str().unwrap(),
+            "300",
+        ],
+    );
+    let shard_args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "--t5-model",
+            data("t5-tiny").to_str().unwrap(),
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            "out",
+            "--workers",
+            "1",
+            "--target-tar-size-mb",
+            "0.05",
+            "--max-rejected-fraction",
+            "0.05",
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}={}", input.display()),
+        ]
+        .map(str::to_string)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let launch = shardflow_command(tmp.path())
+        .args(["launch", "--processes", "2", "--"])
+        .args(shard_args(&[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // once the job is planning and writing
+    let v0 = tmp.path().join("out/v0");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !v0.join("_shardflow/job.json").exists() {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &launch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = launch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    // no process of the job is left running: the output lock is free at once
+    let lock = v0.join("_shardflow/lock");
+    if lock.exists() {
+        let free = std::process::Command::new("flock")
+            .args(["-n", lock.to_str().unwrap(), "true"])
+            .status()
+            .unwrap();
+        assert!(
+            free.success(),
+            "a process of the job still holds the lock: {err}"
+        );
+    }
+    // it stopped as a signal stops a job: a report that says so, no summaries
+    let r = report(&v0);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("interrupted"), "{r}");
+    assert!(!v0.join("wdinfo_list.csv").exists());
+    let mut resume = shardflow_command(tmp.path());
+    resume.arg("shard").args(shard_args(&["--resume"]));
+    assert_ok(&resume.output().unwrap());
+    assert!(v0.join("wdinfo_list.csv").exists());
+    reconciled_counts(&v0);
+}
