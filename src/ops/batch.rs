@@ -204,6 +204,11 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
                     if let Some(r) = &reloader {
                         let _t = clock.time("reload_meta");
                         batcher.reload(chunk, &|clips| {
+                            if failure.is_set() {
+                                // the job stops: the clips go on unread, to be dropped (each
+                                // read would only wait out its retries)
+                                return clips;
+                            }
                             let (clips, outage) = r.reload(clips);
                             if let Some(message) = outage {
                                 // the storage failed, not the input: the job stops (resumably)
