@@ -1,6 +1,9 @@
 //! `shardflow launch`: N local processes of one job on loopback ports.
 
+use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,6 +38,15 @@ pub(crate) fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&hostfile, hosts.join("\n") + "\n")
         .with_context(|| format!("writing {}", hostfile.display()))?;
     let exe = std::env::current_exe().context("locating the shardflow executable")?;
+    // SIGTERM / SIGINT sent to `launch` go on to its processes, which stop as `shard` does
+    // (a second one ends them at once). They run in their own process group, so that a
+    // Ctrl-C, or a signal to this process's group, reaches each of them once: through here
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, signalled.clone())
+            .context("installing signal handlers")?;
+    }
+    let mut stopping = false;
     let mut children = Vec::new();
     for i in 0..args.processes {
         // `launch -- reshard ...` runs `reshard`; anything else is `shard`'s arguments
@@ -53,12 +65,20 @@ pub(crate) fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
             ])
             .arg("--hostfile")
             .arg(&hostfile)
+            .process_group(0)
             .spawn()
             .with_context(|| format!("starting process {i}"))?;
         children.push(Some(child));
     }
     let mut failure: Option<(usize, i32)> = None;
     while children.iter().any(Option::is_some) {
+        if signalled.swap(false, Ordering::SeqCst) {
+            tracing::warn!("signalled: stopping the job's processes");
+            stopping = true;
+            for child in children.iter_mut().flatten() {
+                terminate(child);
+            }
+        }
         for (i, slot) in children.iter_mut().enumerate() {
             if let Some(child) = slot {
                 if let Some(status) = child.try_wait()? {
@@ -69,7 +89,8 @@ pub(crate) fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        if let Some((i, _)) = failure {
+        // stopping on a signal, each process ends on its own (process 0 writes the report)
+        if let Some((i, _)) = failure.filter(|_| !stopping) {
             for child in children.iter_mut().flatten() {
                 let _ = child.kill();
             }
@@ -85,6 +106,20 @@ pub(crate) fn run_launch(args: LaunchArgs) -> anyhow::Result<ExitCode> {
         Some((_, code)) => ExitCode::from(u8::try_from(code).unwrap_or(1).max(1)),
         None => ExitCode::SUCCESS,
     })
+}
+
+/// Sends SIGTERM to `child` (std has no safe `kill(2)` and this crate forbids unsafe code, so
+/// through the `kill` command); where that cannot be run, it is killed outright.
+fn terminate(child: &mut std::process::Child) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sent {
+        let _ = child.kill();
+    }
 }
 
 /// Process `i`'s arguments: those given, with the port of `--metrics-listen ADDR` (or

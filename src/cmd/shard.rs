@@ -19,7 +19,7 @@ use shardflow::prepare;
 use shardflow::report::Progress;
 use shardflow::storage::Storage;
 
-use crate::cmd::peer::{held_lock, ReleaseOnUnwind};
+use crate::cmd::peer::{held_lock, release_held_lock, ReleaseOnUnwind};
 use crate::load_model;
 
 pub(crate) fn run_shard(
@@ -216,8 +216,10 @@ impl ShardJob<'_> {
         );
         if let Err(ShardError::Job(e @ JobError::ConnectTimeout { .. })) = &report {
             // timely's connecting thread never gives up: end the process at once, leaving
-            // the output as a killed run leaves it
+            // the output as a killed run leaves it, but released, as on a lost peer: an
+            // object-store lock would refuse every job for its lease
             eprintln!("error: {e}");
+            release_held_lock(Duration::from_secs(5));
             std::process::exit(3);
         }
         stop.store(true, Ordering::Relaxed);

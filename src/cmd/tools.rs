@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use shardflow::journal::{JOB_DIR, LOCK_FILE};
 use shardflow::model::{DeviceSpec, Precision};
-use shardflow::storage::Storage;
+use shardflow::storage::{LockError, Storage};
 
 #[derive(clap::Args)]
 pub(crate) struct DatasetArgs {
@@ -284,7 +285,33 @@ fn index_one(
     if let Err(code) = check_dataset(&storage, &root, true)? {
         return Ok(code);
     }
-    let r = shardflow::dataset::reindex::index_dataset(&storage, &root, which, threads)?;
+    // the output lock, held while the indexes are written: a job started meanwhile is
+    // refused as while another job writes
+    let lock_file = root.join(JOB_DIR).join(LOCK_FILE);
+    let lock = match storage.lock(&lock_file) {
+        Ok(l) => l,
+        Err(e @ LockError::Held { .. }) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // a job may have started and ended (or been killed) between the check and the lock
+    let state = shardflow::dataset::complete::check_contents(&storage, &root);
+    let r = match state {
+        Ok(state) => match state.message(&root) {
+            Some(message) => {
+                lock.discard();
+                eprintln!("error: {message}");
+                return Ok(ExitCode::from(2));
+            }
+            None => shardflow::dataset::reindex::index_dataset(&storage, &root, which, threads),
+        },
+        Err(e) => Err(e),
+    };
+    // removes the lock file (and the job folder taking it created, in a dataset without one)
+    lock.discard();
+    let r = r?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{root}: {} tars ({:.1} MB, {} samples) indexed in {secs:.1}s ({:.0} MB/s): {} DALI indexes, {} wids indexes",

@@ -82,6 +82,13 @@ pub fn check(storage: &Storage, root: &Location) -> Result<Completeness, ShardEr
             "a shardflow job is writing it, or was killed while it did (it holds {lock})"
         )));
     }
+    check_contents(storage, root)
+}
+
+/// [`check`] for a caller that holds the dataset's lock itself (no job can be writing it):
+/// what its files say.
+pub fn check_contents(storage: &Storage, root: &Location) -> Result<Completeness, ShardError> {
+    let job_dir = root.join(JOB_DIR);
     if exists(storage, &job_dir.join("job.json"))? {
         if let Some(why) = unfinished(storage, &job_dir)? {
             return Ok(Completeness::Incomplete(why));

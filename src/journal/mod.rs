@@ -311,6 +311,14 @@ impl Journal {
         self.storage.delete(&self.done_location(tar))
     }
 
+    /// Removes the report an earlier run left (`report.json`), before a resumed job writes
+    /// anything: a resume may rewrite and remove tars, and one killed midway would otherwise
+    /// leave them under an earlier run's successful report, which the dataset tools take for
+    /// a finished dataset. The job writes its own report when it ends.
+    pub fn retract_report(&self) -> Result<(), StorageError> {
+        self.storage.delete(&self.dir.join("report.json"))
+    }
+
     /// Records a completed triple.
     pub fn record_done(&self, done: &TarDone) -> Result<(), StorageError> {
         let text = serde_json::to_string(done).expect("serialises");

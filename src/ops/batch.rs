@@ -12,6 +12,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::Stream;
 
+use crate::error::JobFailure;
 use crate::job::JobContext;
 use crate::metrics::Metrics;
 use crate::record::PlannedClip;
@@ -170,6 +171,7 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
     {
         let clock = ctx.clock.clone();
         let progress = ctx.progress.clone();
+        let failure = ctx.failure.clone();
         // slim clips are read again this many at a time
         let chunk = max_windows.clamp(16, 256);
         let scope = self.scope();
@@ -201,7 +203,20 @@ impl<'scope> Batch<'scope> for Stream<'scope, u64, Vec<PlannedClip>> {
                     });
                     if let Some(r) = &reloader {
                         let _t = clock.time("reload_meta");
-                        batcher.reload(chunk, &|clips| r.reload(clips));
+                        batcher.reload(chunk, &|clips| {
+                            if failure.is_set() {
+                                // the job stops: the clips go on unread, to be dropped (each
+                                // read would only wait out its retries)
+                                return clips;
+                            }
+                            let (clips, outage) = r.reload(clips);
+                            if let Some(message) = outage {
+                                // the storage failed, not the input: the job stops (resumably)
+                                tracing::error!("{message}");
+                                failure.fail(JobFailure::Plan(message));
+                            }
+                            clips
+                        });
                     }
                     let batch = {
                         let _t = clock.time("batch");

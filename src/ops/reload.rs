@@ -17,7 +17,11 @@ impl Reloader {
     /// The clips with their full metadata. A clip whose metadata file changed (or vanished)
     /// since planning is marked [`PlannedClip::gone`]; its writer records the reject in its
     /// place, so the plan's tars still complete and the counts still add up.
-    pub fn reload(&self, clips: Vec<PlannedClip>) -> Vec<PlannedClip> {
+    ///
+    /// A file the storage failed to serve (an outage after all retries, not a change of the
+    /// input) is no reject: the first such failure comes back with the clips, and the caller
+    /// stops the job with it, so that `--resume` writes the clip once the storage is back.
+    pub fn reload(&self, clips: Vec<PlannedClip>) -> (Vec<PlannedClip>, Option<String>) {
         let files: Vec<ListedFile> = clips
             .iter()
             .map(|c| ListedFile {
@@ -29,10 +33,12 @@ impl Reloader {
             })
             .collect();
         let outcomes = self.reader.read_batch(&files);
-        clips
+        let mut outage = None;
+        let clips = clips
             .into_iter()
             .zip(outcomes)
             .map(|(mut c, o)| {
+                let failed = matches!(o, MetaOutcome::Failed { .. });
                 let why = match o {
                     MetaOutcome::Clip(m) if m.meta_hash == c.meta.meta_hash => {
                         // the clip was checked when planning, not again
@@ -45,12 +51,19 @@ impl Reloader {
                     MetaOutcome::Clip(_) => "its content changed".to_string(),
                     MetaOutcome::Invalid { .. } => "it is now marked valid: false".to_string(),
                     MetaOutcome::Reject(r) => r.message,
-                    MetaOutcome::Failed { message, .. } => message,
+                    MetaOutcome::Failed { message, .. } => {
+                        // the job stops: the clip goes on marked gone, and is never written
+                        // nor counted (the failed job writes no tar after this)
+                        outage.get_or_insert(message.clone());
+                        message
+                    }
                 };
-                tracing::error!(
-                    "{}: metadata changed while the job ran ({why}); the clip is not written",
-                    c.meta.rel_path
-                );
+                if !failed {
+                    tracing::error!(
+                        "{}: metadata changed while the job ran ({why}); the clip is not written",
+                        c.meta.rel_path
+                    );
+                }
                 c.gone = Some(Reject {
                     meta: c.meta.rel_path.clone(),
                     span_uuid: Some(c.meta.span_uuid.clone()),
@@ -59,7 +72,8 @@ impl Reloader {
                 });
                 c
             })
-            .collect()
+            .collect();
+        (clips, outage)
     }
 }
 
@@ -130,10 +144,11 @@ mod tests {
         )
         .unwrap();
         std::fs::remove_file(dir.path().join("metas/v0/c.json")).unwrap();
-        let out = Reloader {
+        let (out, outage) = Reloader {
             reader: reader(dir.path(), false),
         }
         .reload(planned);
+        assert_eq!(outage, None, "a changed or vanished file is no outage");
         assert_eq!(out[0].gone, None);
         assert_eq!(out[0].meta.captions, [Some("a cat".to_string())]);
         assert!(String::from_utf8(out[0].meta.json.clone())

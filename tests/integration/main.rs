@@ -21,6 +21,7 @@ mod memory;
 mod metrics;
 mod options;
 mod oracle;
+mod outage;
 mod reshard;
 mod resume;
 mod s3;

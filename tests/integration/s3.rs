@@ -80,7 +80,13 @@ impl S3 {
     }
 
     /// Runs `shardflow shard` with the tiny model against `endpoint` (the server or a proxy).
-    fn shard(&self, cwd: &Path, endpoint: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn shard(
+        &self,
+        cwd: &Path,
+        endpoint: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let model = data("t5-tiny");
         let mut cmd = shardflow_command(cwd);
         cmd.arg("shard")
@@ -107,14 +113,14 @@ impl S3 {
 }
 
 /// A running fault proxy in front of the server; killed on drop.
-struct Proxy {
+pub(crate) struct Proxy {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
     faults: PathBuf,
 }
 
 impl Proxy {
-    fn start(s3: &S3, dir: &Path, extra: &[&str]) -> Proxy {
+    pub(crate) fn start(s3: &S3, dir: &Path, extra: &[&str]) -> Proxy {
         std::fs::create_dir_all(dir).unwrap();
         let port_file = dir.join("proxy.port");
         let child = tool("fault_proxy.py")
@@ -138,7 +144,7 @@ impl Proxy {
         }
     }
 
-    fn faults(&self) -> Vec<String> {
+    pub(crate) fn faults(&self) -> Vec<String> {
         lines(&self.faults)
     }
 

@@ -5,11 +5,16 @@ InternalError, or closes the connection without an answer.
 
   fault_proxy.py --upstream http://127.0.0.1:PORT --port-file F [--rate 0.2] [--seed 1]
                  [--fail-first-part] [--fail-puts [--fail-puts-matching S]]
+                 [--fail-gets-matching S [--fail-gets-after N]] [--drop-answer-matching S]
 
 A dropped connection is closed before the request is forwarded, or, for GET, HEAD and PUT
 (idempotent), after forwarding, with the answer lost. --fail-puts answers every PUT (whole
 objects and multipart parts; with --fail-puts-matching S only those whose path contains S) with
-500 instead, so no such upload can succeed. The proxy listens on
+500 instead, so no such upload can succeed. --fail-gets-matching S answers every GET whose path
+contains S with 503, except the first N of them (--fail-gets-after N): an object readable at
+first that the storage then fails to serve. --drop-answer-matching S forwards the first request
+whose path contains S and closes the connection instead of answering: the request took
+effect, its answer was lost. The proxy listens on
 a free port, writes it to --port-file, and appends one line per injected fault to
 <port-file>.faults, and each access key id it sees signing requests to <port-file>.keys.
 """
@@ -43,6 +48,9 @@ def main():
     ap.add_argument("--fail-first-part", action="store_true", help="answer the first multipart part upload with 503")
     ap.add_argument("--fail-puts", action="store_true")
     ap.add_argument("--fail-puts-matching", default="", help="with --fail-puts: only PUTs whose path contains this")
+    ap.add_argument("--fail-gets-matching", default="", help="answer GETs whose path contains this with 503")
+    ap.add_argument("--fail-gets-after", type=int, default=0, help="with --fail-gets-matching: pass this many first")
+    ap.add_argument("--drop-answer-matching", default="", help="drop the answer of the first request whose path contains this")
     args = ap.parse_args()
     up = urllib.parse.urlparse(args.upstream)
     rng = random.Random(args.seed)
@@ -70,6 +78,26 @@ def main():
             f.write(f"{kind} {method} {path}\n")
 
     first_part = [args.fail_first_part]
+    gets_passed = [0]
+    answer_dropped = [False]
+
+    def drop_answer(path):
+        if not args.drop_answer_matching or args.drop_answer_matching not in path:
+            return False
+        with lock:
+            if answer_dropped[0]:
+                return False
+            answer_dropped[0] = True
+            return True
+
+    def fail_get(path):
+        if not args.fail_gets_matching or args.fail_gets_matching not in path:
+            return False
+        with lock:
+            if gets_passed[0] < args.fail_gets_after:
+                gets_passed[0] += 1
+                return False
+        return True
 
     def draw(path):
         with lock:
@@ -124,7 +152,13 @@ def main():
             if args.fail_puts and self.command == "PUT" and args.fail_puts_matching in self.path:
                 record("500", self.command, self.path)
                 return self.answer(500, INTERNAL, [("Content-Type", "application/xml")])
-            fault = None if args.fail_puts else draw(self.path)
+            if self.command == "GET" and fail_get(self.path):
+                record("503", self.command, self.path)
+                return self.answer(503, SLOWDOWN, [("Content-Type", "application/xml")])
+            targeted = args.fail_puts or args.fail_gets_matching or args.drop_answer_matching
+            fault = None if targeted else draw(self.path)
+            if drop_answer(self.path):
+                fault = "drop-after"
             if fault == "503":
                 record(fault, self.command, self.path)
                 return self.answer(503, SLOWDOWN, [("Content-Type", "application/xml")])

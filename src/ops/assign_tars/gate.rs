@@ -117,6 +117,12 @@ impl PlanGate {
                     .map_err(|e| JobFailure::Plan(e.to_string()))?;
             }
         }
+        if self.resume.is_some() {
+            // before anything is written (see `Journal::retract_report`)
+            self.journal.retract_report().map_err(|e| {
+                JobFailure::Plan(format!("the job journal could not be written: {e}"))
+            })?;
+        }
         let planned_tars: HashSet<&TarId> = planned.iter().map(|c| &c.tar).collect();
         completed.retain(|d| planned_tars.contains(&d.tar));
         {

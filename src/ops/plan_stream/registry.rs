@@ -150,13 +150,17 @@ pub(super) fn registry_op<'scope>(
                     Verdict::Go => {
                         released = true;
                         let resume = matches!(start, Some(Start::Resume));
-                        // the job is recorded before its first tar can be written
-                        if let Some(Start::Record(job)) = start.take() {
-                            if let Err(e) = journal.write_job(&job) {
-                                let message = format!("the job journal could not be written: {e}");
-                                tracing::error!("{message}");
-                                ctx.failure.fail(JobFailure::Plan(message));
-                            }
+                        // the job is recorded before its first tar can be written; a resumed
+                        // one retracts the earlier run's report first
+                        let recorded = match start.take() {
+                            Some(Start::Record(job)) => journal.write_job(&job),
+                            Some(Start::Resume) => journal.retract_report().map_err(Into::into),
+                            None => Ok(()),
+                        };
+                        if let Err(e) = recorded {
+                            let message = format!("the job journal could not be written: {e}");
+                            tracing::error!("{message}");
+                            ctx.failure.fail(JobFailure::Plan(message));
                         }
                         output.session(&*h).give(Release::Start { mtime, resume });
                     }

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
-use super::{Location, Storage, StorageError};
+use super::{ErrorKind, Location, Storage, StorageError};
 
 /// How long an object-store lock lives without renewal.
 pub const LEASE: Duration = Duration::from_secs(120);
@@ -229,6 +229,14 @@ fn holder() -> String {
     )
 }
 
+/// A random number, different in every call (std's per-instance random hash keys).
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// What a lock records, shortened and stripped of control characters: it is shown in a message.
 fn shown_holder(bytes: &[u8]) -> String {
     let text: String = String::from_utf8_lossy(bytes)
@@ -272,7 +280,9 @@ impl Storage {
 
     fn lock_remote(&self, lock: &Location) -> Result<Inner, LockError> {
         let (store, rt, path) = self.remote("lock", lock)?;
-        let me = holder();
+        // unique to this lock: a lock object that holds it is this job's own, written by a
+        // request whose answer was lost (a conditional write retried then fails as taken)
+        let me = format!("{} (lock {:016x})", holder(), nonce());
         let put = |mode: PutMode| {
             let (store, path, body) = (store.clone(), path.clone(), me.clone());
             rt.block_on(async move {
@@ -283,11 +293,15 @@ impl Storage {
                 store.put_opts(&path, body.into_bytes().into(), opts).await
             })
         };
+        let ours = |r: object_store::PutResult| UpdateVersion {
+            e_tag: r.e_tag,
+            version: r.version,
+        };
         let mut tries = 0;
         let created = loop {
             tries += 1;
             break match put(PutMode::Create) {
-                Ok(r) => r,
+                Ok(r) => ours(r),
                 Err(object_store::Error::NotImplemented { .. }) => {
                     tracing::warn!(
                     "{lock}: this object store has no conditional writes, so the output is not locked: make sure one job at a time writes it"
@@ -310,6 +324,13 @@ impl Storage {
                         Err(object_store::Error::NotFound { .. }) if tries < 5 => continue,
                         Err(e) => return Err(StorageError::obj("lock", lock, &e).into()),
                     };
+                    if body.as_ref() == me.as_bytes() {
+                        // this job's own write: its answer was lost, and the retry found it
+                        break UpdateVersion {
+                            e_tag: meta.e_tag,
+                            version: meta.version,
+                        };
+                    }
                     let age = SystemTime::now()
                         .duration_since(meta.last_modified.into())
                         .unwrap_or_default();
@@ -330,7 +351,7 @@ impl Storage {
                                 age.as_secs(),
                                 shown_holder(&body)
                             );
-                            r
+                            ours(r)
                         }
                         Err(object_store::Error::Precondition { .. }) => {
                             return Err(LockError::Held {
@@ -341,6 +362,13 @@ impl Storage {
                         Err(e) => return Err(StorageError::obj("lock", lock, &e).into()),
                     }
                 }
+                // an outage, or an answer lost: the write may have taken effect, which the
+                // next try finds out
+                Err(e) if tries < 5 && ErrorKind::of_object_store(&e) == ErrorKind::Transient => {
+                    tracing::warn!("{lock}: taking the lock failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(200 * tries));
+                    continue;
+                }
                 Err(e) => return Err(StorageError::obj("lock", lock, &e).into()),
             };
         };
@@ -350,10 +378,7 @@ impl Storage {
             let (stop, lost, store, path) =
                 (stop.clone(), lost.clone(), store.clone(), path.clone());
             let (rt, shown) = (rt.handle().clone(), lock.to_string());
-            let mut version = UpdateVersion {
-                e_tag: created.e_tag,
-                version: created.version,
-            };
+            let mut version = created;
             std::thread::spawn(move || {
                 let mut last = std::time::Instant::now();
                 while !stop.load(Ordering::SeqCst) {
