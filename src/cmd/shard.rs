@@ -195,13 +195,7 @@ impl ShardJob<'_> {
         let progress = self.progress;
         let stop = Arc::new(AtomicBool::new(false));
         // SIGTERM / SIGINT stop the job gracefully (a second one ends the process at once)
-        let interrupted = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone())
-                .context("installing signal handlers")?;
-            signal_hook::flag::register(sig, interrupted.clone())
-                .context("installing signal handlers")?;
-        }
+        let interrupted = watch_signals().context("installing signal handlers")?;
         let display = spawn_progress(progress.clone(), stop.clone());
         let report = shard::run(
             cfg,
@@ -261,4 +255,46 @@ fn spawn_progress(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread
         }
         bar.finish_and_clear();
     })
+}
+
+/// Within this long of the first SIGTERM / SIGINT, another one is the same request: a
+/// scheduler that signals every process of a job (Slurm's `scancel`) reaches a `launch`ed
+/// process both directly and through `launch`, and that must not end it without its report.
+const SAME_SIGNAL_WINDOW: Duration = Duration::from_secs(2);
+
+/// Installs the SIGTERM / SIGINT handlers: the returned flag is raised by the first signal
+/// (the job stops gracefully); a signal more than [`SAME_SIGNAL_WINDOW`] after the first
+/// ends the process at once with exit code 130.
+fn watch_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, received.clone())?;
+    }
+    let raised = interrupted.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut first: Option<Instant> = None;
+            loop {
+                std::thread::sleep(Duration::from_millis(20));
+                if !received.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
+                match first {
+                    None => {
+                        first = Some(Instant::now());
+                        raised.store(true, Ordering::SeqCst);
+                    }
+                    Some(at) if at.elapsed() > SAME_SIGNAL_WINDOW => {
+                        eprintln!(
+                            "shardflow: signalled again: exiting now (the output can be resumed)"
+                        );
+                        signal_hook::low_level::exit(130);
+                    }
+                    Some(_) => {}
+                }
+            }
+        })?;
+    Ok(interrupted)
 }

@@ -452,3 +452,77 @@ fn sigterm_to_launch_stops_its_processes_and_resume_completes() {
     assert!(v0.join("wdinfo_list.csv").exists());
     reconciled_counts(&v0);
 }
+
+/// A scheduler that signals every process of a job (Slurm's `scancel`) reaches each of
+/// `launch`'s processes twice: directly and through `launch`. That is one request to stop:
+/// the processes stop gracefully and write their report, they do not exit at once.
+#[test]
+fn a_signal_to_every_process_of_a_launch_stops_the_job_gracefully() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    run_tool(
+        "edit_input.py",
+        [
+            "add-copies",
+            input.join("metas/v0").to_str().unwrap(),
+            "300",
+        ],
+    );
+    let launch = shardflow_command(tmp.path())
+        .args(["launch", "--processes", "2", "--"])
+        .args([
+            "--t5-model",
+            data("t5-tiny").to_str().unwrap(),
+            "--input-clip-path",
+            input.to_str().unwrap(),
+            "--output-dataset-path",
+            "out",
+            "--workers",
+            "1",
+            "--target-tar-size-mb",
+            "0.05",
+            "--max-rejected-fraction",
+            "0.05",
+            "--remap-clip-location",
+            &format!("{SAMPLE_ROOT}={}", input.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let v0 = tmp.path().join("out/v0");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !v0.join("_shardflow/job.json").exists() {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &launch.id().to_string()])
+        .output()
+        .unwrap();
+    let mut pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pids.len(), 2, "launch's processes: {pids:?}");
+    pids.push(launch.id().to_string());
+    let term = std::process::Command::new("kill")
+        .arg("-TERM")
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = launch.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        !err.contains("signalled again"),
+        "a process took the repeated signal for a second request: {err}"
+    );
+    // process 0 stopped gracefully: its report says so
+    let r = report(&v0);
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("interrupted"), "{r}");
+}
