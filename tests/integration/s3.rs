@@ -825,6 +825,29 @@ fn verify_index_and_inspect_read_a_dataset_on_s3() {
         String::from_utf8_lossy(&o.stdout)
     );
     assert_ok(&tool(&["index", &v0, "--index", "wids"]));
+    // an index the store fails to serve fails verify, named once, not skipped
+    {
+        let broken = "resolution_1080/aspect_ratio_16_9/frames_0_120/metas/shardindex.json";
+        let proxy = Proxy::start(
+            &s3,
+            &tmp.path().join("proxy"),
+            &["--rate", "0", "--fail-gets-matching", broken],
+        );
+        let o = s3
+            .command(tmp.path())
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args(["verify", &v0])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{stdout}");
+        let unreadable: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains("shardindex.json: cannot be read"))
+            .collect();
+        assert_eq!(unreadable.len(), 1, "{stdout}");
+        assert!(unreadable[0].contains(broken), "{stdout}");
+    }
     let o = tool(&["inspect", &v0, "--json"]);
     assert_ok(&o);
     let bins: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -357,6 +357,14 @@ pub fn verify(
         }
     }
     problems.sort();
+    // a file shared by several tars (a stream's shardindex.json) is reported once, also when
+    // each read failed with its own words
+    problems.dedup_by(|a, b| {
+        a.path == b.path
+            && (a.message == b.message
+                || (a.message.starts_with("cannot be read")
+                    && b.message.starts_with("cannot be read")))
+    });
     report.problems = problems;
     Ok(report)
 }

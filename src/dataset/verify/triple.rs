@@ -341,10 +341,22 @@ fn check_indexes(
         return;
     }
     let url = format!("part_{tar}");
-    let Ok(bytes) = storage.read(&root.join(&wids)) else {
-        return;
+    // a stream's index that cannot be read or parsed is a problem (named once: verify drops
+    // repeats), not a silent pass, nor "no entry" for each of its tars
+    let mut once = |message: String| {
+        problems.push(Problem {
+            path: wids.clone(),
+            message,
+        })
     };
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let bytes = match storage.read(&root.join(&wids)) {
+        Ok(bytes) => bytes,
+        Err(e) => return once(format!("cannot be read: {}", e.message)),
+    };
+    let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return once(format!("is not valid JSON: {e}")),
+    };
     let entry = v["shardlist"]
         .as_array()
         .and_then(|l| l.iter().find(|e| e["url"] == url.as_str()));
