@@ -1,0 +1,139 @@
+//! Valid-looking metadata at the edges of what the job accepts: keys that would break an
+//! index, clips with no windows. Each must end in a dataset that `verify` passes (or a reject).
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+
+const GOOD: &str = "7af5e99a-2a9f-5924-8d03-e1decf7f6f38";
+
+/// The sample dataset copied to `<dir>/in`.
+fn sample_in(dir: &Path) -> PathBuf {
+    let input = dir.join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    input
+}
+
+/// Writes `metas/v0/<name>`: the sample's good clip `GOOD` under `span_uuid` `uuid`
+/// (a JSON string literal, escapes allowed), with `from` replaced by `to`.
+fn write_variant(input: &Path, name: &str, uuid_literal: &str, from: &str, to: &str) {
+    let good = std::fs::read_to_string(input.join(format!("metas/v0/{GOOD}.json"))).unwrap();
+    assert!(good.contains(from), "{from}");
+    let text = good.replace(from, to).replace(
+        &format!("\"span_uuid\": \"{GOOD}\""),
+        &format!("\"span_uuid\": {uuid_literal}"),
+    );
+    std::fs::write(input.join("metas/v0").join(name), text).unwrap();
+}
+
+fn verify(cwd: &Path, dataset: &Path) -> std::process::Output {
+    shardflow(cwd, &["verify", dataset.to_str().unwrap()])
+}
+
+/// A `span_uuid` holding whitespace or a control character would be written as a key that
+/// breaks DALI's index (whitespace-separated text, one sample a line: DALI's own `wds2idx.py`
+/// writes it the same way): such a uuid is an unsafe key, rejected naming the file, and every
+/// `.idx` written has well-formed lines.
+#[test]
+fn span_uuids_with_whitespace_or_control_characters_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_in(dir.path());
+    let cases = [
+        ("ws-space.json", r#""a b""#),
+        ("ws-newline.json", r#""a\nb""#),
+        ("ws-tab.json", r#""a\tb""#),
+        ("ws-only.json", r#"" ""#),
+        ("ws-control.json", r#""a\u007fb""#),
+    ];
+    for (name, uuid) in cases {
+        write_variant(&input, name, uuid, "", "");
+    }
+    let out = shard(
+        dir.path(),
+        &input,
+        "out",
+        &["--index", "dali", "--max-rejected-fraction", "1"],
+    );
+    assert_ok(&out);
+    let version = dir.path().join("out/v0");
+    let c = reconciled_counts(&version);
+    assert_eq!(c["written"], 23, "{c}");
+    assert_eq!(c["rejected"]["unsafe_span_uuid"], cases.len() as u64, "{c}");
+    let rejects = std::fs::read_to_string(version.join("_shardflow/rejects.jsonl")).unwrap();
+    for (name, _) in cases {
+        let line: serde_json::Value = rejects
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .find(|l: &serde_json::Value| l["meta"] == name)
+            .unwrap_or_else(|| panic!("no reject for {name}:\n{rejects}"));
+        assert_eq!(line["reason"], "unsafe_span_uuid", "{line}");
+        assert!(
+            line["message"]
+                .as_str()
+                .unwrap()
+                .contains("whitespace or a control character"),
+            "{line}"
+        );
+    }
+    // every DALI index line: "<ext> <offset> <size> <name>" per member, as many as announced
+    let idx: Vec<PathBuf> = files_below(&version)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    assert!(!idx.is_empty());
+    for p in idx {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut lines = text.lines();
+        let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        let samples: Vec<&str> = lines.collect();
+        assert_eq!(head[0], "v1.2", "{}", p.display());
+        assert_eq!(head[1].parse::<usize>().unwrap(), samples.len(), "{text}");
+        for l in samples {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(!f.is_empty() && f.len() % 4 == 0, "{}: {l:?}", p.display());
+            for m in f.chunks(4) {
+                assert!(
+                    m[1].parse::<u64>().is_ok() && m[2].parse::<u64>().is_ok(),
+                    "{l:?}"
+                );
+                assert!(m[3].ends_with(&format!(".{}", m[0])), "{l:?}");
+            }
+        }
+    }
+    let v = verify(dir.path(), &dir.path().join("out"));
+    assert_ok(&v);
+}
+
+/// A clip with an empty `windows` list is valid input (the reference writes it with an empty
+/// pickle list). Written in either layout, the dataset verifies: in cosmos-predict2.5's,
+/// `pickle.dumps([])` is the empty list of per-window dicts, not a list of arrays in the
+/// wrong layout.
+#[test]
+fn a_clip_with_no_windows_is_written_and_verifies_in_each_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_in(dir.path());
+    let windows = std::fs::read_to_string(input.join(format!("metas/v0/{GOOD}.json"))).unwrap();
+    let start = windows.find("\"windows\": [").unwrap();
+    let end = windows[start..].find("\n    ],").unwrap() + start + "\n    ]".len();
+    write_variant(
+        &input,
+        "no-windows.json",
+        r#""no-windows""#,
+        &windows[start..end],
+        "\"windows\": []",
+    );
+    for layout in ["reference", "cosmos-predict2.5"] {
+        let out_name = format!("out-{layout}");
+        let out = shard(dir.path(), &input, &out_name, &["--layout", layout]);
+        assert_ok(&out);
+        let version = dir.path().join(&out_name).join("v0");
+        let c = reconciled_counts(&version);
+        assert_eq!(c["written"], 24, "{layout}: {c}");
+        assert!(tar_members(&version)
+            .keys()
+            .any(|(_, m)| m == "no-windows.pickle"));
+        let v = verify(dir.path(), &version);
+        assert_ok(&v);
+        let stdout = String::from_utf8_lossy(&v.stdout);
+        assert!(stdout.contains("24 samples"), "{layout}: {stdout}");
+    }
+}
