@@ -89,7 +89,11 @@ fn span_uuids_with_whitespace_or_control_characters_are_rejected() {
         assert_eq!(head[1].parse::<usize>().unwrap(), samples.len(), "{text}");
         for l in samples {
             let f: Vec<&str> = l.split_whitespace().collect();
-            assert!(!f.is_empty() && f.len() % 4 == 0, "{}: {l:?}", p.display());
+            assert!(
+                !f.is_empty() && f.len().is_multiple_of(4),
+                "{}: {l:?}",
+                p.display()
+            );
             for m in f.chunks(4) {
                 assert!(
                     m[1].parse::<u64>().is_ok() && m[2].parse::<u64>().is_ok(),
@@ -136,4 +140,61 @@ fn a_clip_with_no_windows_is_written_and_verifies_in_each_layout() {
         let stdout = String::from_utf8_lossy(&v.stdout);
         assert!(stdout.contains("24 samples"), "{layout}: {stdout}");
     }
+}
+
+/// `--append` after metadata files of clips already in the output were removed or broke: those
+/// clips stay in their tars (an append rewrites nothing), the broken file is rejected, and the
+/// report still counts every listed file once (`listed = written + ...`, `written` the listed
+/// clips the output holds), with a warning naming the clips no listed file plans.
+#[test]
+fn an_append_after_metadata_was_removed_or_broke_still_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_in(dir.path());
+    assert_ok(&shard(dir.path(), &input, "out", &[]));
+    let version = dir.path().join("out/v0");
+    let keys = |v: &Path| -> Vec<String> {
+        tar_members(v)
+            .into_keys()
+            .filter_map(|(_, m)| m.strip_suffix(".json").map(str::to_string))
+            .collect()
+    };
+    let before = keys(&version);
+    assert_eq!(before.len(), 23);
+    let (removed, broken) = (GOOD, "22756df8-ac7e-5b10-bbe1-b392e219c386");
+    assert!(before.iter().any(|k| k == removed) && before.iter().any(|k| k == broken));
+    write_variant(&input, "zz-new.json", r#""zz-new""#, "", "");
+    std::fs::remove_file(input.join(format!("metas/v0/{removed}.json"))).unwrap();
+    std::fs::write(input.join(format!("metas/v0/{broken}.json")), "{broken").unwrap();
+
+    let out = shard(
+        dir.path(),
+        &input,
+        "out",
+        &["--append", "--max-rejected-fraction", "1"],
+    );
+    assert_ok(&out);
+    let c = reconciled_counts(&version);
+    assert_eq!(c["listed"], 28, "{c}");
+    assert_eq!(c["written"], 23 - 2 + 1, "{c}");
+    assert_eq!(c["rejected"]["invalid_json"], 2, "{c}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("2 clips in the output are not planned by this listing")
+            && err.contains(removed)
+            && err.contains(broken),
+        "{err}"
+    );
+    // nothing was removed from the output: the old clips and the new one
+    let after = keys(&version);
+    assert_eq!(after.len(), 24);
+    assert!(after.iter().any(|k| k == "zz-new"));
+    let r = report(&version);
+    let samples: u64 = r["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["samples"].as_u64().unwrap())
+        .sum();
+    assert_eq!(samples, 24, "{r}");
+    assert_ok(&verify(dir.path(), &version));
 }
