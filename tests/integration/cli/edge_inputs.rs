@@ -31,22 +31,34 @@ fn verify(cwd: &Path, dataset: &Path) -> std::process::Output {
 
 /// A `span_uuid` holding whitespace or a control character would be written as a key that
 /// breaks DALI's index (whitespace-separated text, one sample a line: DALI's own `wds2idx.py`
-/// writes it the same way): such a uuid is an unsafe key, rejected naming the file, and every
-/// `.idx` written has well-formed lines.
+/// writes it the same way), and one over 200 bytes as members no file system can extract (nor
+/// `export` write): such a uuid is an unsafe key, rejected naming the file, and every `.idx`
+/// written has well-formed lines.
 #[test]
-fn span_uuids_with_whitespace_or_control_characters_are_rejected() {
+fn span_uuids_that_would_break_an_index_or_a_file_name_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let input = sample_in(dir.path());
+    let space = "whitespace or a control character";
+    let long = format!("\"{}\"", "k".repeat(201));
     let cases = [
-        ("ws-space.json", r#""a b""#),
-        ("ws-newline.json", r#""a\nb""#),
-        ("ws-tab.json", r#""a\tb""#),
-        ("ws-only.json", r#"" ""#),
-        ("ws-control.json", r#""a\u007fb""#),
+        ("ws-space.json", r#""a b""#, space),
+        ("ws-newline.json", r#""a\nb""#, space),
+        ("ws-tab.json", r#""a\tb""#, space),
+        ("ws-only.json", r#"" ""#, space),
+        ("ws-control.json", r#""a\u007fb""#, space),
+        ("long.json", long.as_str(), "longer than 200 bytes"),
     ];
-    for (name, uuid) in cases {
+    for (name, uuid, _) in cases {
         write_variant(&input, name, uuid, "", "");
     }
+    // the longest key allowed is written
+    write_variant(
+        &input,
+        "long-ok.json",
+        &format!("\"{}\"", "k".repeat(200)),
+        "",
+        "",
+    );
     let out = shard(
         dir.path(),
         &input,
@@ -56,23 +68,17 @@ fn span_uuids_with_whitespace_or_control_characters_are_rejected() {
     assert_ok(&out);
     let version = dir.path().join("out/v0");
     let c = reconciled_counts(&version);
-    assert_eq!(c["written"], 23, "{c}");
+    assert_eq!(c["written"], 24, "{c}");
     assert_eq!(c["rejected"]["unsafe_span_uuid"], cases.len() as u64, "{c}");
     let rejects = std::fs::read_to_string(version.join("_shardflow/rejects.jsonl")).unwrap();
-    for (name, _) in cases {
+    for (name, _, why) in cases {
         let line: serde_json::Value = rejects
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .find(|l: &serde_json::Value| l["meta"] == name)
             .unwrap_or_else(|| panic!("no reject for {name}:\n{rejects}"));
         assert_eq!(line["reason"], "unsafe_span_uuid", "{line}");
-        assert!(
-            line["message"]
-                .as_str()
-                .unwrap()
-                .contains("whitespace or a control character"),
-            "{line}"
-        );
+        assert!(line["message"].as_str().unwrap().contains(why), "{line}");
     }
     // every DALI index line: "<ext> <offset> <size> <name>" per member, as many as announced
     let idx: Vec<PathBuf> = files_below(&version)
