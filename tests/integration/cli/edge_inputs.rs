@@ -204,3 +204,46 @@ fn an_append_after_metadata_was_removed_or_broke_still_reconciles() {
     assert_eq!(samples, 24, "{r}");
     assert_ok(&verify(dir.path(), &version));
 }
+
+/// A framerate so small that `num_frames / framerate` overflows is a positive number, so the
+/// job writes the clip; `inspect` then leaves its duration out instead of making the bin's
+/// video time infinite (`inf` in the table, `null` in `--json`).
+#[test]
+fn inspect_keeps_video_time_finite_with_a_tiny_framerate() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = sample_in(dir.path());
+    write_variant(
+        &input,
+        "tiny-fps.json",
+        r#""tiny-fps""#,
+        "\"framerate\": 24.0",
+        "\"framerate\": 5e-324",
+    );
+    assert_ok(&shard(dir.path(), &input, "out", &[]));
+    let version = dir.path().join("out/v0");
+    assert_eq!(reconciled_counts(&version)["written"], 24);
+    let o = shardflow(
+        dir.path(),
+        &["inspect", version.to_str().unwrap(), "--json"],
+    );
+    assert_ok(&o);
+    let bins: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bin = bins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bin"] == "resolution_720/aspect_ratio_16_9/frames_0_120")
+        .unwrap();
+    // the bin's other clips still count (GOOD alone: 72 frames at 24 fps, 3 s)
+    let s = bin["video_seconds"].as_f64();
+    assert!(s.is_some_and(|s| s.is_finite() && s >= 3.0), "{bin}");
+    let table = String::from_utf8_lossy(
+        &shardflow(dir.path(), &["inspect", version.to_str().unwrap()]).stdout,
+    )
+    .into_owned();
+    for row in ["resolution_720/aspect_ratio_16_9/frames_0_120 ", "total "] {
+        let line = table.lines().find(|l| l.starts_with(row)).unwrap();
+        let hours: f64 = line.split_whitespace().nth(5).unwrap().parse().unwrap();
+        assert!(hours.is_finite(), "{table}");
+    }
+}
