@@ -416,6 +416,11 @@ pub struct PlanSummary {
     /// The first storage failure while reading the input ([`MetaOutcome::Failed`]), in
     /// listing order: the plan is incomplete and the job must stop.
     pub failed: Option<String>,
+    /// `--append`: samples the output already holds under a key no planned clip of this
+    /// listing has (its metadata removed, now rejected, `valid: false` or in no bin). They
+    /// stay in their tars but are not counted as written, so every listed file counts once.
+    #[serde(default)]
+    pub kept_unlisted: u64,
 }
 
 /// One bin as written.

@@ -44,7 +44,7 @@ impl Progress {
 pub struct Counts {
     /// Metadata files listed.
     pub listed: u64,
-    /// Samples written.
+    /// Samples written (with `--append`: the listed clips the output holds, kept or new).
     pub written: u64,
     /// Clips with `valid: false` in their metadata.
     pub invalid: u64,
@@ -184,6 +184,8 @@ pub fn build_counts(plan: &PlanSummary, done: &[TarDone]) -> (Counts, Vec<Reject
         counts.tars_resumed += d.resumed as u64;
         counts.bytes += d.bytes;
     }
+    // kept samples of no listed file: counting them would count files that were not listed
+    counts.written = counts.written.saturating_sub(plan.kept_unlisted);
     (counts, rejects)
 }
 

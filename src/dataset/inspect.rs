@@ -62,9 +62,12 @@ pub fn inspect(
                     let Ok(v) = pyjson::parse(&d) else { return };
                     let n = v.get("num_frames").and_then(|x| x.as_f64());
                     let fps = v.get("framerate").and_then(|x| x.as_f64());
+                    // a clip of no duration (a framerate of 0, or so tiny that the duration
+                    // overflows) adds nothing, rather than making the bin's total infinite
                     if let (Some(n), Some(fps)) = (n, fps) {
-                        if fps > 0.0 {
-                            seconds += n / fps;
+                        let s = n / fps;
+                        if fps > 0.0 && s.is_finite() {
+                            seconds += s;
                         }
                     }
                 },

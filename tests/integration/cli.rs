@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `shardflow` binary in fresh temp dirs.
 
+mod edge_inputs;
 mod hardening;
 
 use crate::common::*;

@@ -248,10 +248,10 @@ pub fn append(
         }
     }
     let mut new_by_bin: HashMap<String, Vec<PlannedClip>> = HashMap::new();
-    let mut already = 0u64;
+    let mut already: HashSet<String> = HashSet::new();
     for c in planned {
         if existing.contains(c.meta.span_uuid.as_str()) {
-            already += 1;
+            already.insert(c.meta.span_uuid.clone());
         } else {
             new_by_bin.entry(c.tar.bin.clone()).or_default().push(c);
         }
@@ -312,9 +312,23 @@ pub fn append(
             bins.push((bin.clone(), tars));
         }
     }
+    let mut unlisted: Vec<&str> = existing
+        .iter()
+        .copied()
+        .filter(|k| !already.contains(*k))
+        .collect();
+    if !unlisted.is_empty() {
+        unlisted.sort_unstable();
+        tracing::warn!(
+            "append: {} clips in the output are not planned by this listing (metadata removed, now rejected, invalid or in no bin), e.g. {}: their tars are kept as they are, and they are not counted as written (reshard into a new version to leave them out)",
+            unlisted.len(),
+            unlisted[..unlisted.len().min(5)].join(", ")
+        );
+    }
+    summary.kept_unlisted = unlisted.len() as u64;
     tracing::info!(
         "append: {} clips already in the output, {} new in {} new tars",
-        already,
+        already.len(),
         out.len(),
         {
             let set: HashSet<&TarId> = out.iter().map(|c| &c.tar).collect();
