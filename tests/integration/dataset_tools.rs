@@ -125,6 +125,50 @@ fn index_command_writes_what_sharding_writes() {
     let (a, b) = (indexes(&with), indexes(&without));
     assert_eq!(a.len(), 48 + 36);
     assert_eq!(a, b);
+    // verify checks each tar against its stream's wids index: a wrong count, a missing entry
+    // and an index that does not parse are each named
+    assert_ok(&run(dir.path(), &["verify", with.to_str().unwrap()]));
+    let mut wids: Vec<PathBuf> = files_below(&with)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "shardindex.json"))
+        .collect();
+    wids.sort();
+    let edit = |p: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+    edit(&wids[0], &|v| {
+        let n = v["shardlist"][0]["nsamples"].as_u64().unwrap();
+        v["shardlist"][0]["nsamples"] = (n + 1).into();
+    });
+    edit(&wids[1], &|v| v["shardlist"] = serde_json::json!([]));
+    std::fs::write(&wids[2], b"{not json").unwrap();
+    let o = run(dir.path(), &["verify", with.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    let rel = |p: &Path| {
+        p.strip_prefix(&with)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert!(
+        out.contains(&format!(
+            "{}: part_000000/000000.tar: nsamples",
+            rel(&wids[0])
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}: has no entry for part_", rel(&wids[1]))),
+        "{out}"
+    );
+    let invalid: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!("{}: is not valid JSON", rel(&wids[2]))))
+        .collect();
+    assert_eq!(invalid.len(), 1, "{out}");
 }
 
 /// A fresh copy of a good dataset, given the damage `name` of `damage_dataset.py` in `bin`;

@@ -199,8 +199,9 @@ pub fn verify(
         .iter()
         .flat_map(|(bin, tars)| tars.iter().map(move |(t, s)| (bin, t, s)))
         .collect();
+    let wids_indexes = WidsIndexes::default();
     let results = par_map(&jobs, opts.threads, |(bin, tar, sizes)| {
-        check_triple(storage, root, &layout, bin, tar, sizes, opts)
+        check_triple(storage, root, &layout, bin, tar, sizes, opts, &wids_indexes)
     });
     let mut samples_per_bin: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut seen_windows, mut rng) = (0u64, opts.seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
@@ -357,14 +358,8 @@ pub fn verify(
         }
     }
     problems.sort();
-    // a file shared by several tars (a stream's shardindex.json) is reported once, also when
-    // each read failed with its own words
-    problems.dedup_by(|a, b| {
-        a.path == b.path
-            && (a.message == b.message
-                || (a.message.starts_with("cannot be read")
-                    && b.message.starts_with("cannot be read")))
-    });
+    // a file shared by several tars (a stream's shardindex.json) is reported once
+    problems.dedup();
     report.problems = problems;
     Ok(report)
 }
@@ -376,4 +371,4 @@ mod triple;
 
 pub use checksums::{check_checksums, ChecksumCheck};
 pub use reembed::reembed_sample;
-use triple::check_triple;
+use triple::{check_triple, WidsIndexes};

@@ -1,6 +1,7 @@
 //! The checks of one tar triple.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::predict25::{check_dicts, trainer_meta, TrainerMeta};
 use super::{Problem, StoredWindow, TripleResult, VerifyOptions};
@@ -87,6 +88,49 @@ fn meta_facts(data: &[u8], field: &str) -> MetaFacts {
     }
 }
 
+/// Each stream's wids `shardindex.json`, read and parsed once for all of its tars (a stream
+/// of thousands of tars would otherwise read its index thousands of times): per tar URL, its
+/// `nsamples` and `filesize`; or why the index cannot be used.
+#[derive(Default)]
+pub(crate) struct WidsIndexes {
+    by_path: Mutex<HashMap<String, Arc<OnceLock<WidsIndex>>>>,
+}
+
+type WidsIndex = Result<HashMap<String, (Option<u64>, Option<u64>)>, String>;
+
+impl WidsIndexes {
+    fn get(&self, storage: &Storage, root: &Location, wids: &str) -> Arc<OnceLock<WidsIndex>> {
+        let cell = self
+            .by_path
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(wids.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| {
+            let bytes = storage
+                .read(&root.join(wids))
+                .map_err(|e| format!("cannot be read: {}", e.message))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
+            Ok(v["shardlist"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    let url = e["url"].as_str()?;
+                    Some((
+                        url.to_string(),
+                        (e["nsamples"].as_u64(), e["filesize"].as_u64()),
+                    ))
+                })
+                .collect())
+        });
+        cell
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_triple(
     storage: &Storage,
     root: &Location,
@@ -95,6 +139,7 @@ pub(crate) fn check_triple(
     tar: &str,
     sizes: &PerStream<Option<u64>>,
     opts: &VerifyOptions,
+    wids_indexes: &WidsIndexes,
 ) -> TripleResult {
     let mut out = TripleResult {
         problems: vec![],
@@ -147,7 +192,15 @@ pub(crate) fn check_triple(
                 message: format!("does not read to the end: {e}"),
             });
         }
-        check_indexes(storage, root, layout, &rel(k), &r, &mut out.problems);
+        check_indexes(
+            storage,
+            root,
+            layout,
+            wids_indexes,
+            &rel(k),
+            &r,
+            &mut out.problems,
+        );
         reads[k] = Some(r);
     }
     // keys per stream, in order
@@ -319,6 +372,7 @@ fn check_indexes(
     storage: &Storage,
     root: &Location,
     layout: &Layout,
+    wids_indexes: &WidsIndexes,
     rel: &str,
     r: &TarRead,
     problems: &mut Vec<Problem>,
@@ -346,39 +400,32 @@ fn check_indexes(
         return;
     }
     let url = format!("part_{tar}");
-    // a stream's index that cannot be read or parsed is a problem (named once: verify drops
+    let index = wids_indexes.get(storage, root, &wids);
+    // an index that cannot be read or parsed is a problem (named once: verify drops
     // repeats), not a silent pass, nor "no entry" for each of its tars
-    let mut once = |message: String| {
-        problems.push(Problem {
-            path: wids.clone(),
-            message,
-        })
+    let entries = match index.get().expect("initialised by get") {
+        Ok(entries) => entries,
+        Err(message) => {
+            problems.push(Problem {
+                path: wids,
+                message: message.clone(),
+            });
+            return;
+        }
     };
-    let bytes = match storage.read(&root.join(&wids)) {
-        Ok(bytes) => bytes,
-        Err(e) => return once(format!("cannot be read: {}", e.message)),
-    };
-    let v: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return once(format!("is not valid JSON: {e}")),
-    };
-    let entry = v["shardlist"]
-        .as_array()
-        .and_then(|l| l.iter().find(|e| e["url"] == url.as_str()));
-    match entry {
+    match entries.get(&url) {
         None => problems.push(Problem {
             path: wids,
             message: format!("has no entry for {url}"),
         }),
-        Some(e) => {
-            if e["nsamples"].as_u64() != Some(r.dali.samples() as u64)
-                || e["filesize"].as_u64() != Some(r.bytes)
-            {
+        Some(&(nsamples, filesize)) => {
+            if nsamples != Some(r.dali.samples() as u64) || filesize != Some(r.bytes) {
+                let shown = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
                 problems.push(Problem {
                     path: wids,
                     message: format!(
                         "{url}: nsamples {} and filesize {} do not match the tar ({} samples, {} bytes)",
-                        e["nsamples"], e["filesize"], r.dali.samples(), r.bytes
+                        shown(nsamples), shown(filesize), r.dali.samples(), r.bytes
                     ),
                 });
             }
