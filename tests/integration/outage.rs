@@ -2,6 +2,8 @@
 //! fails loudly, naming what it could not read or write, claims no completeness, and
 //! `--resume` finishes it; no two writers work on one output at once.
 
+use std::path::{Path, PathBuf};
+
 use crate::common::*;
 use crate::s3::{s3, Proxy};
 
@@ -93,17 +95,8 @@ fn an_outage_while_metadata_is_read_again_fails_the_job_and_resume_completes() {
 fn a_resume_killed_after_rewriting_a_tar_leaves_no_finished_looking_dataset() {
     use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    copy_tree(&data("sample-dataset"), &input);
-    // more clips (copies under new span_uuids), in small tars: a run writes many triples
-    run_tool(
-        "edit_input.py",
-        [
-            "add-copies",
-            input.join("metas/v0").to_str().unwrap(),
-            "300",
-        ],
-    );
+    // more clips, in small tars: a run writes many triples
+    let input = sample_with_copies(tmp.path(), 300);
     let shard = |extra: &[&str]| {
         let mut cmd = shardflow_command(tmp.path());
         cmd.arg("shard")
@@ -373,54 +366,9 @@ fn a_cluster_job_that_never_connects_releases_its_s3_lock() {
 /// not die leaving them writing the output, holding its lock, unseen.
 #[test]
 fn sigterm_to_launch_stops_its_processes_and_resume_completes() {
-    use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    copy_tree(&data("sample-dataset"), &input);
-    run_tool(
-        "edit_input.py",
-        [
-            "add-copies",
-            input.join("metas/v0").to_str().unwrap(),
-            "300",
-        ],
-    );
-    let shard_args = |extra: &[&str]| {
-        let mut a: Vec<String> = [
-            "--t5-model",
-            data("t5-tiny").to_str().unwrap(),
-            "--input-clip-path",
-            input.to_str().unwrap(),
-            "--output-dataset-path",
-            "out",
-            "--workers",
-            "1",
-            "--target-tar-size-mb",
-            "0.05",
-            "--max-rejected-fraction",
-            "0.05",
-            "--remap-clip-location",
-            &format!("{SAMPLE_ROOT}={}", input.display()),
-        ]
-        .map(str::to_string)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let launch = shardflow_command(tmp.path())
-        .args(["launch", "--processes", "2", "--"])
-        .args(shard_args(&[]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // once the job is planning and writing
-    let v0 = tmp.path().join("out/v0");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !v0.join("_shardflow/job.json").exists() {
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let input = sample_with_copies(tmp.path(), 300);
+    let (launch, v0) = start_launch(tmp.path(), &input);
     let term = std::process::Command::new("kill")
         .args(["-TERM", &launch.id().to_string()])
         .status()
@@ -447,7 +395,10 @@ fn sigterm_to_launch_stops_its_processes_and_resume_completes() {
     assert!(r["error"].as_str().unwrap().contains("interrupted"), "{r}");
     assert!(!v0.join("wdinfo_list.csv").exists());
     let mut resume = shardflow_command(tmp.path());
-    resume.arg("shard").args(shard_args(&["--resume"]));
+    resume
+        .arg("shard")
+        .args(launch_shard_args(&input))
+        .arg("--resume");
     assert_ok(&resume.output().unwrap());
     assert!(v0.join("wdinfo_list.csv").exists());
     reconciled_counts(&v0);
@@ -458,46 +409,9 @@ fn sigterm_to_launch_stops_its_processes_and_resume_completes() {
 /// the processes stop gracefully and write their report, they do not exit at once.
 #[test]
 fn a_signal_to_every_process_of_a_launch_stops_the_job_gracefully() {
-    use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("in");
-    copy_tree(&data("sample-dataset"), &input);
-    run_tool(
-        "edit_input.py",
-        [
-            "add-copies",
-            input.join("metas/v0").to_str().unwrap(),
-            "300",
-        ],
-    );
-    let launch = shardflow_command(tmp.path())
-        .args(["launch", "--processes", "2", "--"])
-        .args([
-            "--t5-model",
-            data("t5-tiny").to_str().unwrap(),
-            "--input-clip-path",
-            input.to_str().unwrap(),
-            "--output-dataset-path",
-            "out",
-            "--workers",
-            "1",
-            "--target-tar-size-mb",
-            "0.05",
-            "--max-rejected-fraction",
-            "0.05",
-            "--remap-clip-location",
-            &format!("{SAMPLE_ROOT}={}", input.display()),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let v0 = tmp.path().join("out/v0");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !v0.join("_shardflow/job.json").exists() {
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let input = sample_with_copies(tmp.path(), 300);
+    let (launch, v0) = start_launch(tmp.path(), &input);
     let children = std::process::Command::new("pgrep")
         .args(["-P", &launch.id().to_string()])
         .output()
@@ -525,4 +439,46 @@ fn a_signal_to_every_process_of_a_launch_stops_the_job_gracefully() {
     let r = report(&v0);
     assert_eq!(r["ok"], false, "{r}");
     assert!(r["error"].as_str().unwrap().contains("interrupted"), "{r}");
+}
+
+/// `shard`'s arguments for `input` into `out`: one worker, small tars.
+fn launch_shard_args(input: &Path) -> Vec<String> {
+    [
+        "--t5-model",
+        data("t5-tiny").to_str().unwrap(),
+        "--input-clip-path",
+        input.to_str().unwrap(),
+        "--output-dataset-path",
+        "out",
+        "--workers",
+        "1",
+        "--target-tar-size-mb",
+        "0.05",
+        "--max-rejected-fraction",
+        "0.05",
+        "--remap-clip-location",
+        &format!("{SAMPLE_ROOT}={}", input.display()),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Starts `launch --processes 2` of [`launch_shard_args`] in `dir` (its stderr piped) and
+/// waits until the job has started planning and writing; returns it and the version folder.
+fn start_launch(dir: &Path, input: &Path) -> (std::process::Child, PathBuf) {
+    use std::time::{Duration, Instant};
+    let launch = shardflow_command(dir)
+        .args(["launch", "--processes", "2", "--"])
+        .args(launch_shard_args(input))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let v0 = dir.join("out/v0");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !v0.join("_shardflow/job.json").exists() {
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (launch, v0)
 }

@@ -11,22 +11,6 @@ use crate::common::*;
 
 const EPOCH: &str = "1700000000";
 
-/// The sample dataset with `copies` more clips (copies of its valid metadata under new
-/// `span_uuid`s, same clips), so a run takes a few seconds.
-fn dataset(dir: &Path, copies: usize) -> PathBuf {
-    let input = dir.join("in");
-    copy_tree(&data("sample-dataset"), &input);
-    run_tool(
-        "edit_input.py",
-        [
-            "add-copies",
-            input.join("metas/v0").to_str().unwrap(),
-            &copies.to_string(),
-        ],
-    );
-    input
-}
-
 fn command(cwd: &Path, input: &Path, out: &str, extra: &[&str]) -> Command {
     let model = data("t5-tiny");
     let mut cmd = shardflow_command(cwd);
@@ -126,7 +110,7 @@ fn next(state: &mut u64) -> u64 {
 #[test]
 fn sigkill_at_random_points_then_resume_equals_the_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = dataset(tmp.path(), 200);
+    let input = sample_with_copies(tmp.path(), 200);
     let started = Instant::now();
     let base = run(tmp.path(), &input, "base", &[], true);
     assert_ok(&base);
@@ -187,7 +171,7 @@ fn sigkill_at_random_points_then_resume_equals_the_uninterrupted_run() {
 #[test]
 fn sigterm_stops_cleanly_and_resume_completes() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = dataset(tmp.path(), 150);
+    let input = sample_with_copies(tmp.path(), 150);
     assert_ok(&run(tmp.path(), &input, "base", &[], true));
     let expected = dataset_files(&tmp.path().join("base"));
 
@@ -459,7 +443,7 @@ fn a_failed_write_stops_the_job_naming_the_file_and_resume_completes() {
 #[test]
 fn killed_while_writing_the_journal_resumes_from_scratch() {
     let tmp = tempfile::tempdir().unwrap();
-    let input = dataset(tmp.path(), 0);
+    let input = sample_with_copies(tmp.path(), 0);
     let expected = {
         assert_ok(&run(tmp.path(), &input, "base", &[], true));
         dataset_files(&tmp.path().join("base"))

@@ -99,7 +99,14 @@ pub(crate) struct WidsIndexes {
 type WidsIndex = Result<HashMap<String, (Option<u64>, Option<u64>)>, String>;
 
 impl WidsIndexes {
-    fn get(&self, storage: &Storage, root: &Location, wids: &str) -> Arc<OnceLock<WidsIndex>> {
+    /// `f` of the index at `wids`, read by the first caller.
+    fn with<R>(
+        &self,
+        storage: &Storage,
+        root: &Location,
+        wids: &str,
+        f: impl FnOnce(&WidsIndex) -> R,
+    ) -> R {
         let cell = self
             .by_path
             .lock()
@@ -107,7 +114,7 @@ impl WidsIndexes {
             .entry(wids.to_string())
             .or_default()
             .clone();
-        cell.get_or_init(|| {
+        f(cell.get_or_init(|| {
             let bytes = storage
                 .read(&root.join(wids))
                 .map_err(|e| format!("cannot be read: {}", e.message))?;
@@ -125,8 +132,7 @@ impl WidsIndexes {
                     ))
                 })
                 .collect())
-        });
-        cell
+        }))
     }
 }
 
@@ -400,35 +406,31 @@ fn check_indexes(
         return;
     }
     let url = format!("part_{tar}");
-    let index = wids_indexes.get(storage, root, &wids);
     // an index that cannot be read or parsed is a problem (named once: verify drops
     // repeats), not a silent pass, nor "no entry" for each of its tars
-    let entries = match index.get().expect("initialised by get") {
-        Ok(entries) => entries,
-        Err(message) => {
-            problems.push(Problem {
-                path: wids,
-                message: message.clone(),
-            });
-            return;
-        }
-    };
-    match entries.get(&url) {
-        None => problems.push(Problem {
-            path: wids,
-            message: format!("has no entry for {url}"),
-        }),
-        Some(&(nsamples, filesize)) => {
-            if nsamples != Some(r.dali.samples() as u64) || filesize != Some(r.bytes) {
+    let problem = wids_indexes.with(storage, root, &wids, |index| match index {
+        Err(message) => Some(message.clone()),
+        Ok(entries) => match entries.get(&url) {
+            None => Some(format!("has no entry for {url}")),
+            Some(&(nsamples, filesize))
+                if nsamples != Some(r.dali.samples() as u64) || filesize != Some(r.bytes) =>
+            {
                 let shown = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
-                problems.push(Problem {
-                    path: wids,
-                    message: format!(
-                        "{url}: nsamples {} and filesize {} do not match the tar ({} samples, {} bytes)",
-                        shown(nsamples), shown(filesize), r.dali.samples(), r.bytes
-                    ),
-                });
+                Some(format!(
+                    "{url}: nsamples {} and filesize {} do not match the tar ({} samples, {} bytes)",
+                    shown(nsamples),
+                    shown(filesize),
+                    r.dali.samples(),
+                    r.bytes
+                ))
             }
-        }
+            Some(_) => None,
+        },
+    });
+    if let Some(message) = problem {
+        problems.push(Problem {
+            path: wids,
+            message,
+        });
     }
 }

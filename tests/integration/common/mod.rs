@@ -43,6 +43,22 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// The sample dataset copied to `dir/in`, with `copies` more clips (copies of its valid
+/// metadata under new `span_uuid`s, same clips), so a run takes a few seconds.
+pub fn sample_with_copies(dir: &Path, copies: usize) -> PathBuf {
+    let input = dir.join("in");
+    copy_tree(&data("sample-dataset"), &input);
+    commands::run_tool(
+        "edit_input.py",
+        [
+            "add-copies",
+            input.join("metas/v0").to_str().unwrap(),
+            &copies.to_string(),
+        ],
+    );
+    input
+}
+
 /// Asserts a command succeeded, printing its output otherwise.
 pub fn assert_ok(out: &Output) {
     assert!(
